@@ -1,0 +1,25 @@
+"""steadynet: a from-scratch NumPy multi-layer perceptron that trains stably and tells you why
+a network diverges.
+
+The public API::
+
+    import steadynet
+    run = steadynet.train(hidden=(30,), epochs=10)        # the seed's 784-30-10 network
+    model = run.model                                     # a steadynet.MLP
+    model.predict(X)                                      # (n,) class indices
+    steadynet.load("runs/seed")                           # a run folder or model.npz
+"""
+
+__version__ = "0.1.0"
+
+from .config import TrainConfig  # noqa: E402
+from .data import Dataset, load_data  # noqa: E402
+from .errors import (ChecksumError, ConfigError, DataFormatError, DownloadError,  # noqa: E402
+                     ModelFileError, NonFiniteError, SteadynetError)
+from .model import MLP  # noqa: E402
+from .persistence import load_model as load, save_model as save  # noqa: E402
+from .train import train  # noqa: E402
+
+__all__ = ["MLP", "TrainConfig", "Dataset", "train", "load", "save", "load_data", "SteadynetError",
+           "ConfigError", "DataFormatError", "ChecksumError", "DownloadError", "ModelFileError",
+           "NonFiniteError", "__version__"]

@@ -1,0 +1,7 @@
+"""``python -m steadynet`` is the ``steadynet`` command."""
+
+import sys
+
+from .cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""The configuration of a training run: one frozen dataclass, saved whole in ``config.json``.
+
+Defaults are the seed's network (784-30-10, sigmoid hidden units, softmax and cross-entropy)
+with settings that train it well; every one of them was chosen on the validation split,
+never on the test set.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .functional import ACTIVATIONS
+from .init import INITS
+from .optim import OPTIMIZERS
+from .schedules import SCHEDULES
+
+# the learning rate each optimiser starts from when none is given
+DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
+# full-batch gradient descent (the seed's mode) takes larger steps: one step per epoch
+DEFAULT_FULL_BATCH_LEARNING_RATE = {"sgd": 1.0, "momentum": 0.5, "nesterov": 0.5, "adam": 1e-2, "adamw": 1e-2}
+
+MAX_PARAMS = 2_000_000_000  # refuse networks whose weights alone would need > 8 GB (float32)
+DIVERGE_ACTIONS = ("stop", "recover")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    A run is reproducible bit for bit from its config on the same machine: ``seed`` fixes the
+    initial weights, the validation split, the order of the batches, the shifts and the
+    dropout masks.
+    """
+
+    # data
+    data: str = "mnist"  # registered name or path (HDF5, NPZ, IDX folder)
+    val_size: int = 5000  # images held out of the training set to choose settings and stop early
+    # model
+    hidden: tuple = (30,)  # hidden layer widths; (30,) is the seed's network
+    activation: str = "sigmoid"  # hidden activation: sigmoid, tanh, relu, leaky_relu
+    init: str = None  # None: Glorot for sigmoid/tanh, He for ReLU
+    dropout: float = 0.0  # dropout rate after each hidden layer
+    input_dropout: float = 0.0  # dropout rate on the input pixels
+    dtype: str = "float32"  # float32 is exact enough and about 2x faster than float64
+    # optimisation
+    epochs: int = 150
+    batch_size: object = 64  # an int, or "full" for full-batch gradient descent (the seed's mode)
+    optimizer: str = "nesterov"  # sgd, momentum, nesterov, adam, adamw
+    learning_rate: float = None  # None: DEFAULT_LEARNING_RATE (or the full-batch one)
+    momentum: float = 0.9  # for momentum and nesterov
+    weight_decay: float = 0.0  # L2 on weights (decoupled for adamw)
+    clip_norm: float = None  # clip the global gradient norm to this, None: no clipping
+    schedule: str = "cosine"  # constant, step, cosine
+    warmup_epochs: float = 0.0  # linear warmup, in epochs
+    decay_epochs: float = 0.0  # "step" schedule: multiply by decay_factor every this many epochs
+    decay_factor: float = 0.1
+    label_smoothing: float = 0.0
+    augment_shift: int = 2  # shift each training image by up to this many pixels (0: off)
+    patience: int = None  # early stopping: stop after this many epochs without a better val accuracy
+    # running
+    seed: int = 0
+    device: str = "cpu"  # cpu (NumPy) or gpu (CuPy)
+    on_diverge: str = "stop"  # stop, or recover (halve the learning rate and go on)
+
+    def resolved_learning_rate(self):
+        """The learning rate actually used (the default of the optimiser when None)."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        table = DEFAULT_FULL_BATCH_LEARNING_RATE if self.batch_size == "full" else DEFAULT_LEARNING_RATE
+        return table[self.optimizer]
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict such as ``config.json``; unknown keys are refused."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(names)}.")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d).validate()
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes).validate()
+
+    def validate(self, n_features=784):
+        """Raise :class:`ConfigError` naming the first setting that is out of range."""
+        def need(ok, option, rule, value):
+            if not ok:
+                raise ConfigError(f"--{option.replace('_', '-')} must be {rule}, got {value!r}.")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        need(self.batch_size == "full" or (is_int(self.batch_size) and self.batch_size >= 1),
+             "batch_size", "an integer >= 1 or 'full'", self.batch_size)
+        need(is_int(self.val_size) and self.val_size >= 0, "val_size", "an integer >= 0", self.val_size)
+        need(len(self.hidden) <= 64 and all(is_int(h) and 1 <= h <= 1_000_000 for h in self.hidden),
+             "hidden", "comma-separated widths from 1 to 1000000 (at most 64 layers)", ",".join(map(str, self.hidden)))
+        need(self.activation in ACTIVATIONS and self.activation != "identity", "activation",
+             f"one of {sorted(set(ACTIVATIONS) - {'identity'})}", self.activation)
+        need(self.init is None or self.init in INITS, "init", f"one of {sorted(INITS)}", self.init)
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {sorted(OPTIMIZERS)}", self.optimizer)
+        need(self.schedule in SCHEDULES, "schedule", f"one of {list(SCHEDULES)}", self.schedule)
+        need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64", self.dtype)
+        need(self.device in ("cpu", "gpu"), "device", "cpu or gpu", self.device)
+        need(self.on_diverge in DIVERGE_ACTIONS, "on_diverge", f"one of {list(DIVERGE_ACTIONS)}", self.on_diverge)
+        lr = self.learning_rate
+        need(lr is None or (isinstance(lr, (int, float)) and 0 < lr < float("inf")), "learning_rate",
+             "a finite number > 0", lr)
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
+        need(0 <= self.weight_decay < float("inf"), "weight_decay", "a finite number >= 0", self.weight_decay)
+        need(self.clip_norm is None or 0 < self.clip_norm < float("inf"), "clip_norm", "a finite number > 0", self.clip_norm)
+        need(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        need(0 <= self.input_dropout < 1, "input_dropout", "in [0, 1)", self.input_dropout)
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)", self.label_smoothing)
+        need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
+             "an integer from 0 to 8 (pixels)", self.augment_shift)
+        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"in [0, epochs={self.epochs}]", self.warmup_epochs)
+        need(self.decay_epochs >= 0, "decay_epochs", ">= 0", self.decay_epochs)
+        need(0 < self.decay_factor <= 1, "decay_factor", "in (0, 1]", self.decay_factor)
+        need(self.patience is None or (is_int(self.patience) and self.patience >= 1), "patience",
+             "an integer >= 1", self.patience)
+        need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer >= 0", self.seed)
+        # the network must fit in memory before anything is allocated
+        sizes = (n_features, *self.hidden, 10)
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        need(n_params <= MAX_PARAMS, "hidden", f"small enough to fit in memory (at most {MAX_PARAMS:,} "
+             f"parameters, this network has {n_params:,})", ",".join(map(str, self.hidden)))
+        return self

@@ -1,0 +1,158 @@
+"""The in-memory data set every reader returns, and its validation."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataFormatError
+
+
+@dataclass
+class Dataset:
+    """A labelled image data set split into train and test.
+
+    Attributes
+    ----------
+    x_train : ndarray of shape (n_train, n_features), uint8 (pixels 0-255) or float32 in [0, 1]
+        Images, flattened. uint8 is kept as uint8 (4x smaller than float32) and scaled to
+        [0, 1] one batch at a time; float data is float32 in [0, 1].
+    y_train : ndarray of shape (n_train,), int64
+        Class index of each image.
+    x_test, y_test : the same for the test split (may have 0 rows).
+    image_shape : tuple of int
+        Shape of one image, e.g. (28, 28); ``prod(image_shape) == n_features``.
+    source : str
+        Where the data came from (a path or a registered name), for messages.
+    notices : list of str
+        Things the reader did that the user should hear about (e.g. rescaling 0-255 floats).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    image_shape: tuple = (28, 28)
+    source: str = ""
+    notices: list = field(default_factory=list)
+
+    @property
+    def n_features(self):
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self):
+        """Number of classes: one more than the largest label seen, and at least 2."""
+        top = max(int(self.y_train.max(initial=0)), int(self.y_test.max(initial=0)))
+        return max(top + 1, 2)
+
+
+def standardise_images(x, where, notices):
+    """Validate one image array and bring it to (n, n_features) uint8 or float32 in [0, 1].
+
+    Parameters
+    ----------
+    x : array-like of shape (n, n_features) or (n, h, w)
+    where : str
+        Names the file and key for error messages, e.g. "data.h5: x_train".
+    notices : list of str
+        Receives a line when the pixel scale is changed.
+
+    Returns
+    -------
+    x : ndarray of shape (n, n_features), uint8 or float32
+    image_shape : tuple
+    """
+    x = np.asarray(x)
+    if x.ndim == 3:
+        image_shape = tuple(x.shape[1:])
+        x = x.reshape(x.shape[0], -1)
+    elif x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        image_shape = (side, side) if side * side == x.shape[1] else (x.shape[1],)
+    else:
+        raise DataFormatError(f"{where}: expected images of shape (n, features) or (n, h, w), "
+                              f"found shape {x.shape}.")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataFormatError(f"{where}: expected at least one image with pixels, found shape {x.shape}.")
+    if x.dtype == np.uint8:
+        return x, image_shape
+    if x.dtype.kind not in "fiub":
+        raise DataFormatError(f"{where}: expected numeric pixels, found dtype {x.dtype}.")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise DataFormatError(f"{where}: expected finite pixels, found {x[i, j]} at image {i}, "
+                                  f"pixel {j} ({int(bad.sum())} non-finite values in all).")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}.")
+    if hi > 1.0:
+        # 0-255 pixels: lossless to uint8 when they are whole numbers
+        if x.dtype.kind in "iub" or np.array_equal(x, np.round(x)):
+            notices.append(f"{where}: pixels range 0-255; kept as uint8 and scaled to [0, 1] for training.")
+            return x.astype(np.uint8), image_shape
+        notices.append(f"{where}: pixels range 0-{hi:g}; divided by 255 to bring them into [0, 1].")
+        return (x / 255.0).astype(np.float32), image_shape
+    if x.dtype.kind in "iub":  # integer pixels that are all 0 or 1
+        return x.astype(np.float32), image_shape
+    return compact_unit_floats(x), image_shape
+
+
+def compact_unit_floats(x, chunk=8192):
+    """Float pixels in [0, 1] as uint8 when every value is ``k / 255`` to float32 precision (as
+    MNIST stored as float32 is): the same numbers in a quarter of the memory. Otherwise
+    float32."""
+    x32 = x.astype(np.float32, copy=False)
+    out = np.empty(x.shape, dtype=np.uint8)
+    for s in range(0, x.shape[0], chunk):
+        block = x32[s:s + chunk]
+        q = np.rint(block * np.float32(255))
+        back = q.astype(np.float32) / np.float32(255)
+        if np.abs(back - block).max() > 6e-8:  # not k / 255 (6e-8 ~ half a float32 ulp at 1)
+            return np.ascontiguousarray(x32)
+        out[s:s + chunk] = q
+    return out
+
+
+def standardise_labels(y, n, where):
+    """Validate labels and return them as an int64 vector of length ``n``.
+
+    Accepts shape (n,), (n, 1) or one-hot (n, k).
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+            raise DataFormatError(f"{where}: a 2-D label array with {y.shape[1]} columns must be one-hot "
+                                  f"(one 1 per row, zeros elsewhere); it is not.")
+        y = y.argmax(axis=1)
+    elif y.ndim == 2:
+        y = y[:, 0]
+    elif y.ndim != 1:
+        raise DataFormatError(f"{where}: expected labels of shape (n,), (n, 1) or one-hot (n, k), found {y.shape}.")
+    if y.shape[0] != n:
+        raise DataFormatError(f"{where}: expected {n} labels (one per image), found {y.shape[0]}.")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
+            bad = y[~(np.isfinite(y) & (y == np.round(y)))][0]
+            raise DataFormatError(f"{where}: expected integer class labels, found {bad}.")
+    elif y.dtype.kind not in "iub":
+        raise DataFormatError(f"{where}: expected integer class labels, found dtype {y.dtype}.")
+    if y.size and (y.min() < 0 or y.max() > 9999):
+        bad = y.min() if y.min() < 0 else y.max()
+        raise DataFormatError(f"{where}: expected class labels from 0 up, found {bad}.")
+    return y.astype(np.int64)
+
+
+def make_dataset(x_train, y_train, x_test, y_test, source, keys=("x_train", "y_train", "x_test", "y_test")):
+    """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key)."""
+    notices = []
+    kx, ky, kxt, kyt = (f"{source}: {k}" for k in keys)
+    x_train, shape = standardise_images(x_train, kx, notices)
+    y_train = standardise_labels(y_train, x_train.shape[0], ky)
+    x_test, shape_test = standardise_images(x_test, kxt, notices)
+    y_test = standardise_labels(y_test, x_test.shape[0], kyt)
+    if x_test.shape[1] != x_train.shape[1]:
+        raise DataFormatError(f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, "
+                              f"found {x_test.shape[1]}.")
+    return Dataset(x_train, y_train, x_test, y_test, shape, source, notices)

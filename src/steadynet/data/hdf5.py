@@ -1,0 +1,58 @@
+"""The seed's HDF5 layout: datasets ``x_train`` (n, 784) float32 in [0, 1], ``y_train`` (n, 1)
+integer labels, ``x_test`` and ``y_test`` likewise.
+
+The reader also takes images as (n, 28, 28), pixels 0-255 and labels (n,) or one-hot.
+"""
+
+import os
+
+import numpy as np
+
+from ..errors import DataFormatError
+from .dataset import make_dataset
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def read_hdf5(path):
+    """Read a data set in the seed's HDF5 layout. Returns a :class:`Dataset`."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in KEYS if k not in f]
+            if missing:
+                raise DataFormatError(
+                    f"{path}: expected HDF5 datasets {list(KEYS)}, missing {missing} "
+                    f"(found {sorted(f.keys())}).")
+            arrays = []
+            for k in KEYS:
+                if not isinstance(f[k], h5py.Dataset):
+                    raise DataFormatError(f"{path}: {k} must be a dataset, found a {type(f[k]).__name__}.")
+                arrays.append(f[k][()])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, DataFormatError):
+            raise
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}).") from None
+    return make_dataset(*arrays, source=str(path))
+
+
+def write_hdf5(path, data):
+    """Write ``data`` (a :class:`Dataset`) in the seed's layout: float32 pixels in [0, 1] and
+    (n, 1) int64 labels. The file appears whole or not at all (written aside, then renamed)."""
+    import h5py
+
+    tmp = f"{path}.part"
+    try:
+        with h5py.File(tmp, "w") as f:
+            for split in ("train", "test"):
+                x = getattr(data, f"x_{split}")
+                y = getattr(data, f"y_{split}")
+                x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
+                f.create_dataset(f"x_{split}", data=x)
+                f.create_dataset(f"y_{split}", data=y.reshape(-1, 1).astype(np.int64))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,272 @@
+"""The multi-layer perceptron: a stack of Dense/Activation(/Dropout) layers over one flat
+parameter buffer.
+
+All weights and biases live in one contiguous array ``theta`` (weights of every layer first,
+then every bias), and all their gradients in one array ``grad`` of the same layout. Each
+layer's ``W`` and ``b`` are views into them. The optimiser therefore updates every parameter
+with a few vectorised calls per step, and weight decay, which applies to weights only, is a
+prefix slice ``theta[:n_weights]``.
+"""
+
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+from .errors import ConfigError
+from .functional import ACTIVATIONS, softmax, softmax_cross_entropy
+from .init import INIT_FOR_ACTIVATION, INITS, init_weights
+from .layers import Activation, Dense, Dropout
+
+DTYPES = ("float32", "float64")
+
+
+class MLP:
+    """A fully connected network with a softmax output.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer from input to output, e.g. ``(784, 30, 10)`` for the seed network:
+        784 inputs, one hidden layer of 30 units, 10 classes.
+    activation : str, default="sigmoid"
+        Hidden activation, a key of ``steadynet.functional.ACTIVATIONS``. The output layer is
+        linear; softmax is fused with the loss.
+    init : str or None, default=None
+        Weight initialisation, a key of ``steadynet.init.INITS``; None picks the scheme made
+        for ``activation`` (Glorot for sigmoid/tanh, He for ReLU). Biases start at zero.
+    dropout : float, default=0.0
+        Dropout rate after each hidden activation (training only).
+    input_dropout : float, default=0.0
+        Dropout rate on the inputs (training only).
+    dtype : {"float32", "float64"}, default="float32"
+    seed : int, default=0
+        Seeds the initial weights and the dropout masks.
+    device : {"cpu", "gpu"}, default="cpu"
+        Array backend: NumPy or CuPy.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (n_params,)
+        Every parameter, flat. ``params`` holds named views into it.
+    grad : ndarray of shape (n_params,)
+        Gradient of the last :meth:`loss_and_grad`, same layout as ``theta``.
+    params : dict of str -> ndarray
+        ``{"W1": (784, 30), "W2": (30, 10), "b1": (30,), "b2": (10,)}`` for the seed network.
+    n_weights : int
+        Length of the prefix of ``theta`` that holds weights (the rest are biases).
+    """
+
+    def __init__(self, layer_sizes=(784, 30, 10), activation="sigmoid", *, init=None,
+                 dropout=0.0, input_dropout=0.0, dtype="float32", seed=0, device="cpu"):
+        layer_sizes = tuple(int(s) for s in layer_sizes)
+        validate_architecture(layer_sizes, activation, init, dropout, input_dropout, dtype)
+        self.layer_sizes = layer_sizes
+        self.activation = activation
+        self.init = init or INIT_FOR_ACTIVATION[activation]
+        self.dropout, self.input_dropout = float(dropout), float(input_dropout)
+        self.dtype = np.dtype(dtype)
+        self.seed = int(seed)
+        self.device = device
+        self.xp = xp = get_array_module(device)
+
+        # one flat buffer for all parameters and one for their gradients
+        shapes = self.param_shapes()
+        sizes = [int(np.prod(s)) for s in shapes.values()]
+        self.theta = xp.zeros(sum(sizes), dtype=self.dtype)
+        self.grad = xp.zeros_like(self.theta)
+        self.params, self.grads = {}, {}
+        offset = 0
+        for (name, shape), size in zip(shapes.items(), sizes):
+            self.params[name] = self.theta[offset:offset + size].reshape(shape)
+            self.grads[name] = self.grad[offset:offset + size].reshape(shape)
+            offset += size
+        self.n_weights = sum(size for name, size in zip(shapes, sizes) if name[0] == "W")
+
+        # initial weights: drawn in float64 on the CPU, so a seed gives the same network
+        # in float32 and float64, on NumPy and CuPy
+        rng = np.random.default_rng(self.seed)
+        for i in range(1, len(layer_sizes)):
+            fan_in, fan_out = layer_sizes[i - 1], layer_sizes[i]
+            self.params[f"W{i}"][...] = xp.asarray(init_weights(rng, fan_in, fan_out, self.init))
+
+        # the layer stack
+        drop_rng = xp.random.default_rng(self.seed + 1)
+        self.layers = []
+        if self.input_dropout:
+            self.layers.append(Dropout(self.input_dropout, drop_rng))
+        n_dense = len(layer_sizes) - 1
+        for i in range(1, n_dense + 1):
+            self.layers.append(Dense(self.params[f"W{i}"], self.params[f"b{i}"],
+                                     self.grads[f"W{i}"], self.grads[f"b{i}"]))
+            if i < n_dense:
+                self.layers.append(Activation(activation))
+                if self.dropout:
+                    self.layers.append(Dropout(self.dropout, drop_rng))
+        # layers up to the first Dense see only the data: their input gradient is never needed
+        self._first_dense = next(j for j, layer in enumerate(self.layers) if isinstance(layer, Dense))
+
+    # ------------------------------------------------------------------ structure
+
+    def param_shapes(self):
+        """Names and shapes of the parameters in their flat order: all W, then all b."""
+        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        shapes = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
+        shapes.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
+        return shapes
+
+    @property
+    def n_inputs(self):
+        return self.layer_sizes[0]
+
+    @property
+    def n_classes(self):
+        return self.layer_sizes[-1]
+
+    @property
+    def n_params(self):
+        return int(self.theta.size)
+
+    def config(self):
+        """The constructor's arguments as a JSON-ready dict: ``MLP(**model.config())`` rebuilds it."""
+        return {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
+                "init": self.init, "dropout": self.dropout, "input_dropout": self.input_dropout,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    def __repr__(self):
+        sizes = "-".join(map(str, self.layer_sizes))
+        return f"MLP({sizes}, activation={self.activation!r}, dtype={self.dtype.name}, params={self.n_params})"
+
+    # ------------------------------------------------------------------ forward / backward
+
+    def forward(self, X, training=False):
+        """Logits of a batch.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_inputs), the model's dtype, pixels in [0, 1]
+        training : bool, default=False
+            Applies dropout when True.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_classes)
+            Output pre-activation (logits); softmax is applied by the loss or
+            :meth:`predict_proba`.
+        """
+        for layer in self.layers:
+            X = layer.forward(X, training)
+        return X
+
+    def backward(self, dZ):
+        """Back-propagate ``dZ`` (n_samples, n_classes), the loss gradient at the logits, and
+        fill :attr:`grad`."""
+        for j in range(len(self.layers) - 1, -1, -1):
+            dZ = self.layers[j].backward(dZ, need_dX=j > self._first_dense)
+
+    def loss_and_grad(self, X, y, *, label_smoothing=0.0, sample_weight=None):
+        """One forward and backward pass in training mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_inputs)
+        y : ndarray of shape (n_samples,), integer class indices
+
+        Returns
+        -------
+        loss : float
+            Mean cross-entropy over the batch. The gradient is left in :attr:`grad`
+            (and its named views :attr:`grads`).
+        Z : ndarray of shape (n_samples, n_classes)
+            The logits of the forward pass.
+        """
+        Z = self.forward(X, training=True)
+        loss, dZ = softmax_cross_entropy(Z, y, label_smoothing, sample_weight)
+        self.backward(dZ)
+        return loss, Z
+
+    # ------------------------------------------------------------------ inference
+
+    def predict_proba(self, X, batch_size=8192):
+        """Class probabilities, shape (n_samples, n_classes), as a NumPy array.
+
+        ``X`` (n_samples, n_inputs) may be float in [0, 1] or uint8 pixels 0-255 (scaled
+        here); it is processed in chunks of ``batch_size`` rows to bound memory.
+        """
+        X = check_input(X, self.n_inputs)
+        out = np.empty((X.shape[0], self.n_classes), dtype=self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            Xb = as_float_batch(X[start:start + batch_size], self.dtype, self.xp)
+            out[start:start + batch_size] = to_numpy(softmax(self.forward(Xb)))
+        return out
+
+    def predict(self, X, batch_size=8192):
+        """Predicted class index of each row of ``X``, shape (n_samples,), int64."""
+        return self.predict_proba(X, batch_size).argmax(axis=1)
+
+    def evaluate(self, X, y, batch_size=8192):
+        """Mean cross-entropy and accuracy of the model on ``(X, y)``, as ``(loss, accuracy)``."""
+        X = check_input(X, self.n_inputs)
+        y = np.asarray(y)
+        total_loss, correct = 0.0, 0
+        for start in range(0, X.shape[0], batch_size):
+            Xb = as_float_batch(X[start:start + batch_size], self.dtype, self.xp)
+            yb = self.xp.asarray(y[start:start + batch_size])
+            Z = self.forward(Xb)
+            loss, _ = softmax_cross_entropy(Z, yb)
+            total_loss += loss * Xb.shape[0]
+            correct += int((Z.argmax(axis=1) == yb).sum())
+        n = max(X.shape[0], 1)
+        return total_loss / n, correct / n
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self):
+        """The parameters as NumPy arrays, copied: ``{"W1": ..., "b1": ..., ...}``."""
+        return {name: to_numpy(p).copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy arrays from ``state`` (names and shapes as :meth:`param_shapes`) into the model."""
+        expected = self.param_shapes()
+        if set(state) != set(expected):
+            raise ConfigError(f"parameters must be {sorted(expected)}, got {sorted(state)}.")
+        for name, shape in expected.items():
+            if tuple(state[name].shape) != shape:
+                raise ConfigError(f"parameter {name} must have shape {shape}, got {tuple(state[name].shape)}.")
+            self.params[name][...] = self.xp.asarray(state[name], dtype=self.dtype)
+
+
+def validate_architecture(layer_sizes, activation, init, dropout, input_dropout, dtype):
+    """Raise :class:`ConfigError` for an architecture that cannot be built."""
+    if len(layer_sizes) < 2:
+        raise ConfigError(f"layer_sizes needs at least inputs and classes, got {list(layer_sizes)}.")
+    if any(s < 1 for s in layer_sizes):
+        raise ConfigError(f"every layer size must be >= 1, got {list(layer_sizes)}.")
+    if layer_sizes[-1] < 2:
+        raise ConfigError(f"the output layer needs >= 2 classes, got {layer_sizes[-1]}.")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
+    if init is not None and init not in INITS:
+        raise ConfigError(f"init must be one of {sorted(INITS)}, got {init!r}.")
+    for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+        if not 0.0 <= float(rate) < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {rate}.")
+    if str(dtype) not in DTYPES:
+        raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+
+
+def check_input(X, n_inputs):
+    """``X`` as a 2-D array of ``n_inputs`` columns; 28x28 images are flattened."""
+    X = np.asarray(X) if not hasattr(X, "__cuda_array_interface__") else X
+    if X.ndim == 3:
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise ConfigError(f"input must have shape (n_samples, {n_inputs}), got {tuple(X.shape)}.")
+    return X
+
+
+def as_float_batch(Xb, dtype, xp=np):
+    """A batch in the model's dtype on its device; uint8 pixels 0-255 are scaled to [0, 1]."""
+    if Xb.dtype == np.uint8:
+        out = xp.asarray(Xb).astype(dtype)
+        out *= dtype.type(1.0 / 255.0)
+        return out
+    return xp.asarray(Xb, dtype=dtype)

@@ -1,0 +1,221 @@
+"""The training loop: a generator that yields one :class:`EpochResult` per epoch.
+
+It does the work and nothing else: no files, no printing. The caller
+(:func:`steadynet.train.train`) consumes the results, and ``on_step`` receives every step
+(progress bars, health monitors). The body reads top to bottom as labelled stages.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.augment import random_shifts
+from ..errors import NonFiniteError
+from ..model import as_float_batch
+from ..optim import clip_grad_norm
+from ..schedules import learning_rate
+
+
+@dataclass
+class StepInfo:
+    """What one optimiser step did; passed to ``on_step``."""
+
+    epoch: int  # 1-based
+    step: int  # optimiser steps so far, this one included
+    batch: int  # 1-based index of the batch within the epoch
+    batches: int  # batches per epoch
+    loss: float  # mean loss over this batch
+    correct: int  # correctly classified samples of this batch (before the update)
+    size: int  # samples in this batch
+    learning_rate: float
+    grad_norm: float  # global L2 norm of the gradient (before clipping)
+
+
+@dataclass
+class EpochResult:
+    """Metrics of one epoch, as written to ``metrics.json``."""
+
+    epoch: int
+    step: int
+    train_loss: float  # mean over the epoch's batches (with augmentation/dropout as trained)
+    train_accuracy: float
+    val_loss: float  # None without a validation split
+    val_accuracy: float
+    learning_rate: float  # at the epoch's last step
+    seconds: float  # wall time of the epoch, validation included
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+class DivergenceError(NonFiniteError):
+    """Training produced a non-finite loss or gradient. The step was not applied, so the
+    model still holds the last finite weights. ``report`` says where and what went first."""
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: enough, with the model and optimiser, to resume exactly."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps completed
+    batch: int = 0  # batches of the current epoch completed (0 at an epoch boundary)
+    rng_state: dict = None  # data-order RNG state at the start of the current epoch
+    epoch_loss: float = 0.0  # running sums of the current epoch
+    epoch_correct: int = 0
+    epoch_seen: int = 0
+    lr_scale: float = 1.0  # lowered by --on-diverge recover
+
+
+def steps_per_epoch(n, batch_size):
+    return 1 if batch_size == "full" else math.ceil(n / batch_size)
+
+
+def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val=None,
+               state=None, on_step=None, should_stop=None, log=None):
+    """Train ``model`` for ``config.epochs`` epochs, yielding an :class:`EpochResult` after each.
+
+    Parameters
+    ----------
+    model : MLP
+    optimizer : Optimizer
+    config : TrainConfig
+    X : ndarray of shape (n, n_features), uint8 or float32
+    y : ndarray of shape (n,), int
+    image_shape : tuple (h, w), for the shifts
+    X_val, y_val : validation split, optional
+    state : LoopState, optional
+        Resume from here (a checkpoint's state); default: the start.
+    on_step : callable(StepInfo), optional
+    should_stop : callable() -> bool, optional
+        Checked after every step; when it returns True the loop returns early, leaving
+        ``state`` at the next step to run.
+
+    Raises
+    ------
+    DivergenceError
+        On a non-finite loss or gradient (with ``on_diverge="stop"``).
+    """
+    state = state or LoopState()
+    xp, dtype = model.xp, model.dtype
+    n = X.shape[0]
+    batch_size = n if config.batch_size == "full" else min(config.batch_size, n)
+    batches = steps_per_epoch(n, config.batch_size)
+    total_steps = config.epochs * batches
+    base_lr = config.resolved_learning_rate()
+    warmup = round(config.warmup_epochs * batches)
+    decay_every = round(config.decay_epochs * batches) or None
+    shuffle = batches > 1 or config.augment_shift > 0
+    rng = np.random.default_rng()
+    X_epoch = None
+    X_full = None  # full batch without augmentation: converted to float once
+
+    while state.epoch < config.epochs:
+        started = time.perf_counter()
+        epoch = state.epoch + 1
+
+        # shuffle and shift the training set for this epoch (one pass over the data)
+        if state.rng_state is None:
+            state.rng_state = rng_state_of(config.seed, state.epoch)
+        rng.bit_generator.state = state.rng_state
+        if shuffle:
+            order = rng.permutation(n)
+            y_epoch = y[order]
+            if config.augment_shift:
+                X_epoch = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch)
+            else:
+                X_epoch = X[order]
+        else:
+            if X_full is None:
+                X_full = as_float_batch(X, dtype, xp)
+            X_epoch, y_epoch = X_full, y
+
+        for b in range(state.batch, batches):
+            s = b * batch_size
+            Xb = X_epoch[s:s + batch_size] if X_full is not None else as_float_batch(X_epoch[s:s + batch_size], dtype, xp)
+            yb = xp.asarray(y_epoch[s:s + batch_size])
+            lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
+                                                warmup, decay_every, config.decay_factor)
+
+            # forward and backward
+            loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
+            grad_norm = math.sqrt(float(model.grad @ model.grad))
+
+            # divergence guard: nothing non-finite is ever applied to the weights. A finite
+            # gradient norm bounds every entry, so the update below cannot overflow either.
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, lr)
+                if config.on_diverge == "recover" and state.lr_scale > 1e-6:
+                    state.lr_scale /= 2
+                    if log:
+                        log(f"epoch {epoch} step {state.step + 1}: {report['first']} went non-finite; "
+                            f"learning rate halved to {base_lr * state.lr_scale:g}, batch skipped")
+                    continue
+                raise DivergenceError(report_line(report), report)
+
+            # update
+            if config.clip_norm:
+                clip_grad_norm(model.grad, config.clip_norm)
+            optimizer.step(model.theta, model.grad, lr)
+
+            # bookkeeping
+            correct = int((Z.argmax(axis=1) == yb).sum())
+            state.step += 1
+            state.batch = b + 1
+            state.epoch_loss += loss * yb.shape[0]
+            state.epoch_correct += correct
+            state.epoch_seen += yb.shape[0]
+            if on_step:
+                on_step(StepInfo(epoch, state.step, b + 1, batches, loss, correct, int(yb.shape[0]), lr, grad_norm))
+            if should_stop and should_stop() and state.batch < batches:
+                return
+
+        # evaluate on the validation split
+        val_loss = val_acc = None
+        if X_val is not None and len(X_val):
+            val_loss, val_acc = model.evaluate(X_val, y_val)
+        seen = max(state.epoch_seen, 1)
+        result = EpochResult(epoch, state.step, state.epoch_loss / seen, state.epoch_correct / seen,
+                             val_loss, val_acc, lr, time.perf_counter() - started)
+        state.epoch, state.batch, state.rng_state = epoch, 0, None
+        state.epoch_loss, state.epoch_correct, state.epoch_seen = 0.0, 0, 0
+        yield result
+        if should_stop and should_stop():
+            return
+
+
+def rng_state_of(seed, epoch):
+    """The data-order RNG state for an epoch: a pure function of the seed and the epoch, so
+    that a resumed run draws exactly the batches and shifts of an uninterrupted one."""
+    return np.random.default_rng([seed, epoch]).bit_generator.state
+
+
+def divergence_report(model, Xb, epoch, step, batch, loss, lr):
+    """Find the first tensor that went non-finite at this step, in the order the forward and
+    backward passes computed them."""
+    xp = model.xp
+    checked = [("input batch", Xb)]
+    for j, layer in enumerate(model.layers):
+        out = getattr(layer, "A", None)
+        if out is not None:
+            checked.append((f"activation of layer {j} ({layer!r})", out))
+    checked += [("loss", xp.asarray(loss))]
+    checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
+    checked += [(f"weight {name}", p) for name, p in model.params.items()]
+    first = next((name for name, a in checked if not bool(xp.isfinite(a).all())), "loss")
+    norms = {name: float(xp.linalg.norm(p)) for name, p in model.params.items()}
+    return {"epoch": epoch, "step": step, "batch": batch, "loss": loss, "learning_rate": lr,
+            "first": first, "weight_norms": norms}
+
+
+def report_line(report):
+    return (f"training diverged at epoch {report['epoch']}, step {report['step']}: the {report['first']} "
+            f"became non-finite (loss {report['loss']}, learning rate {report['learning_rate']:g}); "
+            f"the weights were kept from the step before. Try a smaller --learning-rate "
+            f"(e.g. {report['learning_rate'] / 10:g}) or --clip-norm 1.")

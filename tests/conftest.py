@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic data for unit tests, real MNIST for the few integration tests."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+from steadynet.data import Dataset
+
+# generous deadline: CI machines are slow and shared
+settings.register_profile("steadynet", deadline=None, max_examples=50)
+settings.load_profile("steadynet")
+
+
+def make_blobs(n_train=600, n_test=200, n_features=16, n_classes=3, seed=0):
+    """A small, learnable data set: one Gaussian blob per class, pixels clipped to [0, 1]."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.2, 0.8, size=(n_classes, n_features))
+
+    def draw(n):
+        y = rng.integers(0, n_classes, size=n)
+        X = centres[y] + rng.normal(0, 0.08, size=(n, n_features))
+        return np.clip(X, 0, 1).astype(np.float32), y.astype(np.int64)
+
+    Xtr, ytr = draw(n_train)
+    Xte, yte = draw(n_test)
+    side = int(np.sqrt(n_features))
+    shape = (side, side) if side * side == n_features else (n_features,)
+    return Dataset(Xtr, ytr, Xte, yte, shape, "blobs")
+
+
+@pytest.fixture
+def blobs():
+    return make_blobs()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST, fetched once into the user cache (or $STEADYNET_HOME) and reused."""
+    from steadynet.data import load_data
+
+    return load_data("mnist", log=print)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty $STEADYNET_HOME for tests that must not see the real cache."""
+    monkeypatch.setenv("STEADYNET_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
