@@ -6,6 +6,8 @@ never on the test set.
 """
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -55,12 +57,13 @@ class TrainConfig:
     decay_epochs: float = 0.0  # "step" schedule: multiply by decay_factor every this many epochs
     decay_factor: float = 0.1
     label_smoothing: float = 0.0
-    augment_shift: int = 2  # shift each training image by up to this many pixels (0: off)
+    augment_shift: int = 1  # shift each training image by up to this many pixels (0: off)
     patience: int = None  # early stopping: stop after this many epochs without a better val accuracy
     # running
     seed: int = 0
     device: str = "cpu"  # cpu (NumPy) or gpu (CuPy)
     on_diverge: str = "stop"  # stop, or recover (halve the learning rate and go on)
+    checkpoint_every_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
 
     def resolved_learning_rate(self):
         """The learning rate actually used (the default of the optimiser when None)."""
@@ -77,12 +80,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         """Build from a dict such as ``config.json``; unknown keys are refused."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object of settings, got {type(d).__name__}.")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(names)}.")
         d = dict(d)
-        if "hidden" in d:
+        if isinstance(d.get("hidden"), list):
             d["hidden"] = tuple(d["hidden"])
         return cls(**d).validate()
 
@@ -90,7 +95,11 @@ class TrainConfig:
         return dataclasses.replace(self, **changes).validate()
 
     def validate(self, n_features=784):
-        """Raise :class:`ConfigError` naming the first setting that is out of range."""
+        """Raise :class:`ConfigError` naming the first setting that is out of range.
+
+        Every check is made before anything is allocated, and a value of the wrong type is
+        reported like one out of range (configs also come from files, not only the CLI).
+        """
         def need(ok, option, rule, value):
             if not ok:
                 raise ConfigError(f"--{option.replace('_', '-')} must be {rule}, got {value!r}.")
@@ -98,40 +107,73 @@ class TrainConfig:
         def is_int(v):
             return isinstance(v, int) and not isinstance(v, bool)
 
+        def is_real(v):  # a finite int or float
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def one_of(v, choices):
+            return isinstance(v, str) and v in choices
+
+        need(isinstance(self.data, str) and self.data != "", "data", "a path or a registered name", self.data)
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         need(self.batch_size == "full" or (is_int(self.batch_size) and self.batch_size >= 1),
              "batch_size", "an integer >= 1 or 'full'", self.batch_size)
         need(is_int(self.val_size) and self.val_size >= 0, "val_size", "an integer >= 0", self.val_size)
-        need(len(self.hidden) <= 64 and all(is_int(h) and 1 <= h <= 1_000_000 for h in self.hidden),
-             "hidden", "comma-separated widths from 1 to 1000000 (at most 64 layers)", ",".join(map(str, self.hidden)))
-        need(self.activation in ACTIVATIONS and self.activation != "identity", "activation",
+        hidden = self.hidden if isinstance(self.hidden, tuple) else ()
+        need(isinstance(self.hidden, tuple) and len(hidden) <= 64
+             and all(is_int(h) and 1 <= h <= 1_000_000 for h in hidden),
+             "hidden", "comma-separated widths from 1 to 1000000 (at most 64 layers)",
+             ",".join(map(str, hidden)) if hidden else self.hidden)
+        need(one_of(self.activation, ACTIVATIONS) and self.activation != "identity", "activation",
              f"one of {sorted(set(ACTIVATIONS) - {'identity'})}", self.activation)
-        need(self.init is None or self.init in INITS, "init", f"one of {sorted(INITS)}", self.init)
-        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {sorted(OPTIMIZERS)}", self.optimizer)
-        need(self.schedule in SCHEDULES, "schedule", f"one of {list(SCHEDULES)}", self.schedule)
-        need(self.dtype in ("float32", "float64"), "dtype", "float32 or float64", self.dtype)
-        need(self.device in ("cpu", "gpu"), "device", "cpu or gpu", self.device)
-        need(self.on_diverge in DIVERGE_ACTIONS, "on_diverge", f"one of {list(DIVERGE_ACTIONS)}", self.on_diverge)
+        need(self.init is None or one_of(self.init, INITS), "init", f"one of {sorted(INITS)}", self.init)
+        need(one_of(self.optimizer, OPTIMIZERS), "optimizer", f"one of {sorted(OPTIMIZERS)}", self.optimizer)
+        need(one_of(self.schedule, SCHEDULES), "schedule", f"one of {list(SCHEDULES)}", self.schedule)
+        need(one_of(self.dtype, ("float32", "float64")), "dtype", "float32 or float64", self.dtype)
+        need(one_of(self.device, ("cpu", "gpu")), "device", "cpu or gpu", self.device)
+        need(one_of(self.on_diverge, DIVERGE_ACTIONS), "on_diverge", f"one of {list(DIVERGE_ACTIONS)}", self.on_diverge)
         lr = self.learning_rate
-        need(lr is None or (isinstance(lr, (int, float)) and 0 < lr < float("inf")), "learning_rate",
-             "a finite number > 0", lr)
-        need(0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
-        need(0 <= self.weight_decay < float("inf"), "weight_decay", "a finite number >= 0", self.weight_decay)
-        need(self.clip_norm is None or 0 < self.clip_norm < float("inf"), "clip_norm", "a finite number > 0", self.clip_norm)
-        need(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
-        need(0 <= self.input_dropout < 1, "input_dropout", "in [0, 1)", self.input_dropout)
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)", self.label_smoothing)
+        need(lr is None or (is_real(lr) and lr > 0), "learning_rate", "a finite number > 0", lr)
+        need(is_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
+        need(is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0",
+             self.weight_decay)
+        need(self.clip_norm is None or (is_real(self.clip_norm) and self.clip_norm > 0), "clip_norm",
+             "a finite number > 0", self.clip_norm)
+        need(is_real(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        need(is_real(self.input_dropout) and 0 <= self.input_dropout < 1, "input_dropout", "in [0, 1)",
+             self.input_dropout)
+        need(is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)",
+             self.label_smoothing)
         need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
              "an integer from 0 to 8 (pixels)", self.augment_shift)
-        need(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", f"in [0, epochs={self.epochs}]", self.warmup_epochs)
-        need(self.decay_epochs >= 0, "decay_epochs", ">= 0", self.decay_epochs)
-        need(0 < self.decay_factor <= 1, "decay_factor", "in (0, 1]", self.decay_factor)
+        need(is_real(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
+             f"in [0, epochs={self.epochs}]", self.warmup_epochs)
+        need(is_real(self.decay_epochs) and self.decay_epochs >= 0, "decay_epochs", ">= 0", self.decay_epochs)
+        need(is_real(self.decay_factor) and 0 < self.decay_factor <= 1, "decay_factor", "in (0, 1]",
+             self.decay_factor)
         need(self.patience is None or (is_int(self.patience) and self.patience >= 1), "patience",
              "an integer >= 1", self.patience)
-        need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer >= 0", self.seed)
-        # the network must fit in memory before anything is allocated
+        need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1", self.seed)
+        need(is_int(self.checkpoint_every_steps) and self.checkpoint_every_steps >= 0, "checkpoint_every_steps",
+             "an integer >= 0 (0: checkpoint at the end of each epoch only)", self.checkpoint_every_steps)
+        # the network must fit in memory before anything is allocated: the parameters, their
+        # gradient, the optimiser's scratch buffer and its state arrays, all of n_params floats
         sizes = (n_features, *self.hidden, 10)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        width = ",".join(map(str, self.hidden))
         need(n_params <= MAX_PARAMS, "hidden", f"small enough to fit in memory (at most {MAX_PARAMS:,} "
-             f"parameters, this network has {n_params:,})", ",".join(map(str, self.hidden)))
+             f"parameters, this network has {n_params:,})", width)
+        copies = 3 + len(OPTIMIZERS[self.optimizer](1, 0.0, 0.0)._state)
+        needed, available = n_params * copies * (4 if self.dtype == "float32" else 8), physical_memory()
+        need(available is None or needed <= available, "hidden",
+             f"small enough to fit in memory ({self.optimizer} in {self.dtype} needs {needed / 2**30:.1f} GiB "
+             f"for this network's parameters, gradient and optimiser state; this machine has "
+             f"{(available or 0) / 2**30:.1f} GiB)", width)
         return self
+
+
+def physical_memory():
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -159,7 +159,8 @@ class MLP:
     def backward(self, dZ):
         """Back-propagate ``dZ`` (n_samples, n_classes), the loss gradient at the logits, and
         fill :attr:`grad`."""
-        for j in range(len(self.layers) - 1, -1, -1):
+        # down to the first Dense layer: what lies before it (input dropout) has no parameters
+        for j in range(len(self.layers) - 1, self._first_dense - 1, -1):
             dZ = self.layers[j].backward(dZ, need_dX=j > self._first_dense)
 
     def loss_and_grad(self, X, y, *, label_smoothing=0.0, sample_weight=None):

@@ -36,6 +36,8 @@ OPTIONS = {
     "--dtype": ("dtype", str, "float32 or float64"),
     "--device": ("device", str, "cpu (NumPy) or gpu (CuPy)"),
     "--on-diverge": ("on_diverge", str, "stop, or recover (halve the learning rate and go on)"),
+    "--checkpoint-every-steps": ("checkpoint_every_steps", int,
+                                 "also write checkpoints/last.npz every this many steps (0: each epoch only)"),
 }
 
 

@@ -1,0 +1,111 @@
+"""Optimiser updates recomputed from their formulas, on several parameter shapes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from steadynet.optim import Adam, Momentum, SGD, clip_grad_norm, make_optimizer
+from steadynet.schedules import learning_rate
+
+
+def flat(shapes, rng):
+    return [rng.normal(size=s) for s in shapes]
+
+
+SHAPES = [(4, 6), (6, 8), (7, 8, 9)]
+
+
+def concat(arrays):
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+def test_sgd_is_theta_minus_lr_grad():
+    rng = np.random.default_rng(0)
+    theta, grad = concat(flat(SHAPES, rng)), concat(flat(SHAPES, rng))
+    expected = theta - 0.3 * grad
+    SGD(n_weights=theta.size).step(theta, grad, 0.3)
+    np.testing.assert_array_equal(theta, expected)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_rule(nesterov):
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=50)
+    ref, v = theta.copy(), np.zeros(50)
+    opt = Momentum(n_weights=50, momentum=0.8, nesterov=nesterov)
+    for _ in range(4):
+        g = rng.normal(size=50)
+        v = 0.8 * v + g
+        ref -= 0.1 * (g + 0.8 * v if nesterov else v)
+        opt.step(theta, g.copy(), 0.1)
+    np.testing.assert_allclose(theta, ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_rule_with_decay_on_weights_only(decoupled):
+    rng = np.random.default_rng(2)
+    n, nw, wd, lr, b1, b2, eps = 40, 30, 0.1, 0.01, 0.9, 0.999, 1e-8
+    theta = rng.normal(size=n)
+    ref, m, v = theta.copy(), np.zeros(n), np.zeros(n)
+    opt = Adam(n_weights=nw, weight_decay=wd, decoupled=decoupled)
+    for t in range(1, 6):
+        g = rng.normal(size=n)
+        opt.step(theta, g.copy(), lr)
+        if decoupled:
+            ref[:nw] *= 1 - lr * wd
+        else:
+            g[:nw] += wd * ref[:nw]
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        ref -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(theta, ref, rtol=1e-10)
+
+
+def test_l2_decay_leaves_biases_alone():
+    theta, grad = np.ones(10), np.zeros(10)
+    SGD(n_weights=6, weight_decay=0.5).step(theta, grad, 1.0)
+    np.testing.assert_array_equal(theta, [0.5] * 6 + [1.0] * 4)
+
+
+def test_clip_grad_norm():
+    g = np.array([3.0, 4.0])
+    assert clip_grad_norm(g, 1.0) == 5.0
+    np.testing.assert_allclose(g, [0.6, 0.8])
+    g = np.array([0.3, 0.4])
+    clip_grad_norm(g, 1.0)
+    np.testing.assert_array_equal(g, [0.3, 0.4])
+
+
+def test_state_round_trip_continues_identically():
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=20)
+    grads = [rng.normal(size=20) for _ in range(6)]
+    a = make_optimizer("adam", 20)
+    for g in grads[:3]:
+        a.step(theta, g.copy(), 0.01)
+    theta_b = theta.copy()
+    b = make_optimizer("adam", 20)
+    b.load_state_dict(a.state_dict(), theta_b)
+    for g in grads[3:]:
+        a.step(theta, g.copy(), 0.01)
+        b.step(theta_b, g.copy(), 0.01)
+    np.testing.assert_array_equal(theta, theta_b)
+
+
+def test_unknown_optimiser_lists_options():
+    with pytest.raises(ValueError, match=r"optimizer must be one of \['adam', 'adamw', 'momentum', 'nesterov', 'sgd'\]"):
+        make_optimizer("rmsprop", 10)
+
+
+def test_schedules():
+    assert learning_rate(5, 100, 0.1, "constant") == 0.1
+    assert learning_rate(0, 100, 0.1, "constant", warmup_steps=10) == pytest.approx(0.01)
+    assert learning_rate(9, 100, 0.1, "cosine", warmup_steps=10) == pytest.approx(0.1)
+    assert learning_rate(55, 100, 0.1, "cosine", warmup_steps=10) == pytest.approx(0.05)
+    assert learning_rate(100, 100, 0.1, "cosine") == pytest.approx(0.0)
+    assert learning_rate(25, 100, 0.1, "step", decay_every=10, decay_factor=0.5) == pytest.approx(0.025)
+    lrs = [learning_rate(s, 100, 1.0, "cosine") for s in range(100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert math.isclose(lrs[0], 1.0)
