@@ -18,6 +18,8 @@ COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
     "data": "data",
+    "gradcheck": "gradcheck",
+    "doctor": "doctor",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run

@@ -1,76 +1,138 @@
-"""Reading, fetching and batching MNIST-like data.
+"""Reading, fetching and checking MNIST-like data.
 
-:func:`load_data` is the one entry point: it takes a registered name (``"mnist"``) or a path
-and returns a validated :class:`Dataset`.
+:func:`load_data` is the one entry point: it takes a registered name (``"mnist"``,
+``"fashion-mnist"``) or a path, detects the format and returns a validated :class:`Dataset`.
+
+Formats (see ``docs/data.md``):
+
+==============  ==========================================================================
+``hdf5``        the seed's file: ``x_train``, ``y_train``, ``x_test``, ``y_test``
+``npz``         Keras' ``mnist.npz``: the same four arrays
+``idx-folder``  a folder of the four IDX files (``train-images-idx3-ubyte[.gz]`` ...)
+``csv``         a folder with ``*train*.csv`` and ``*test*.csv``, or one CSV file (no test)
+``images``      ``root/train/<label>/*.png`` and ``root/test/<label>/*.png``, or ``root/<label>/*.png``
+==============  ==========================================================================
 """
 
 import os
 
 from ..errors import DataFormatError
-from .dataset import Dataset, make_dataset
+from .dataset import Dataset, check_compatible, make_dataset
 from .fetch import REGISTRY, cached_path, fetch
 
-__all__ = ["Dataset", "load_data", "detect_format", "make_dataset", "fetch", "REGISTRY"]
+__all__ = ["Dataset", "load_data", "read_arrays", "detect_format", "make_dataset", "check_compatible",
+           "fetch", "REGISTRY", "FORMATS"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
+FORMATS = ("hdf5", "npz", "idx-folder", "csv", "images")
+
 
 def detect_format(path):
-    """The format of the file or folder at ``path``: "hdf5", "npz", "idx", "idx-folder" or "csv"."""
+    """The format of the file or folder at ``path``: one of :data:`FORMATS`.
+
+    Files are told apart by their first bytes (HDF5 and ZIP signatures), CSV by its suffix;
+    folders by what they hold (IDX files, CSV files, or class/split sub-folders).
+    """
+    from .csv import CSV_SUFFIXES
+    from .idx import is_idx_folder
+    from .images import is_image_folder
+
     if os.path.isdir(path):
-        return "idx-folder"
+        if is_idx_folder(path):
+            return "idx-folder"
+        if any(n.lower().endswith(CSV_SUFFIXES) for n in os.listdir(path)):
+            return "csv"
+        if is_image_folder(path):
+            return "images"
+        raise DataFormatError(f"{path}: a data folder must hold the four IDX files, a *train*.csv "
+                              f"file, or image sub-folders train/<label>/ or <label>/; found "
+                              f"{sorted(os.listdir(path))[:8]}.")
     with open(path, "rb") as f:
         head = f.read(8)
     if head == HDF5_SIGNATURE:
         return "hdf5"
     if head[:2] == b"PK":
         return "npz"
-    if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
-        return "idx"
-    if path.lower().endswith(".csv"):
+    if path.lower().endswith(CSV_SUFFIXES):
         return "csv"
-    raise DataFormatError(f"{path}: unrecognised data format (expected HDF5, NPZ, an IDX folder "
-                          f"or CSV; the file starts with {head!r}).")
+    if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
+        raise DataFormatError(f"{path}: a single IDX file holds one array; point --data at the "
+                              f"folder holding the four IDX files.")
+    raise DataFormatError(f"{path}: unrecognised data format (expected HDF5, NPZ, CSV, an IDX "
+                          f"folder or an image folder; the file starts with {head!r}).")
+
+
+def read_arrays(path, fmt=None):
+    """The raw arrays of a data set as stored, before validation.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray or None
+        ``x_train``, ``y_train``, ``x_test``, ``y_test`` (the test pair None when absent).
+    names : dict of str to str
+        Where each array came from (a key, file or column), for messages.
+    notices : list of str
+        What the reader changed (e.g. colour images made grey).
+    """
+    fmt = fmt or detect_format(path)
+    if fmt == "hdf5":
+        from .hdf5 import read_hdf5_arrays as read
+    elif fmt == "npz":
+        from .npz import read_npz_arrays as read
+    elif fmt == "idx-folder":
+        from .idx import read_idx_arrays as read
+    elif fmt == "csv":
+        from .csv import read_csv_arrays as read
+    else:
+        from .images import read_image_arrays as read
+    return read(path)
+
+
+def resolve(spec, progress=None, log=None):
+    """The path of a data set given by path or registered name (fetching it once if needed)."""
+    spec = os.fspath(spec)
+    if os.path.exists(spec):
+        return spec
+    if spec in REGISTRY:
+        path = cached_path(spec)
+        if not os.path.exists(path):
+            fetch(spec, progress=progress, log=log)
+        return path
+    if os.sep in spec or "." in spec:
+        raise DataFormatError(f"--data {spec}: no such file or folder.")
+    raise DataFormatError(f"--data {spec!r}: not a file, folder or registered data set "
+                          f"(registered: {sorted(REGISTRY)}).")
 
 
 def load_data(spec, progress=None, log=None):
-    """Load a data set by registered name or path.
+    """Load a data set by registered name or path, validated.
 
     Parameters
     ----------
-    spec : str
+    spec : str or os.PathLike
         A registered name (see ``REGISTRY``; fetched once into the cache) or the path of a
-        data file or folder in a supported format.
+        data file or folder in one of :data:`FORMATS`.
+    progress : callable or bool, optional
+        Download progress, as for :func:`fetch`.
+    log : callable(str), optional
+        Receives one line per download source tried.
 
     Returns
     -------
     Dataset
+        Pixels uint8 (when the data is on the 0-255 grid) or float32 in [0, 1]; the readers'
+        notices come first in ``notices``.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the file and key/column, what was expected and what was found.
     """
-    from .hdf5 import read_hdf5
-
-    spec = os.fspath(spec)
-    if not os.path.exists(spec):
-        if spec in REGISTRY:
-            path = cached_path(spec)
-            if not os.path.exists(path):
-                fetch(spec, progress=progress, log=log)
-            data = read_hdf5(path)
-            data.source = spec
-            return data
-        if os.sep in spec or "." in spec:
-            raise DataFormatError(f"--data {spec}: no such file or folder.")
-        raise DataFormatError(f"--data {spec!r}: not a file, folder or registered data set "
-                              f"(registered: {sorted(REGISTRY)}).")
-    fmt = detect_format(spec)
-    if fmt == "hdf5":
-        return read_hdf5(spec)
-    if fmt == "idx-folder":
-        from .idx import read_idx_folder
-
-        return read_idx_folder(spec)
-    if fmt == "npz":
-        from .npz import read_npz
-
-        return read_npz(spec)
-    raise DataFormatError(f"{spec}: a single {fmt} file holds one array; point --data at the folder "
-                          f"holding the train and test files.")
+    path = resolve(spec, progress, log)
+    arrays, names, notices = read_arrays(path)
+    data = make_dataset(*arrays.values(), source=str(path), keys=tuple(names.values()))
+    data.notices[:0] = notices
+    if os.fspath(spec) in REGISTRY and not os.path.exists(os.fspath(spec)):
+        data.source = os.fspath(spec)
+    return data

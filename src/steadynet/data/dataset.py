@@ -6,6 +6,8 @@ import numpy as np
 
 from ..errors import DataFormatError
 
+MAX_CLASSES = 10_000  # a larger label is surely a misread column, not a class
+
 
 @dataclass
 class Dataset:
@@ -46,35 +48,43 @@ class Dataset:
         return max(top + 1, 2)
 
 
-def standardise_images(x, where, notices):
+def standardise_images(x, where, notices, allow_empty=False):
     """Validate one image array and bring it to (n, n_features) uint8 or float32 in [0, 1].
+
+    uint8 pixels are returned as they are, without a copy: they stay uint8 (a quarter of the
+    memory of float32) until the training loop scales each batch to [0, 1]. Anything else is
+    converted exactly once, to uint8 when that is lossless, else to float32.
 
     Parameters
     ----------
-    x : array-like of shape (n, n_features) or (n, h, w)
+    x : array-like of shape (n, n_features), (n, h, w) or (n, h, w, 1)
     where : str
         Names the file and key for error messages, e.g. "data.h5: x_train".
     notices : list of str
-        Receives a line when the pixel scale is changed.
+        Receives a line when the pixel scale is changed or ambiguous.
+    allow_empty : bool, default=False
+        Accept zero images (an absent test split).
 
     Returns
     -------
     x : ndarray of shape (n, n_features), uint8 or float32
     image_shape : tuple
     """
-    x = np.asarray(x)
+    x = as_array(x, where)
+    if x.ndim == 4 and x.shape[3] == 1:  # one grey channel, as TensorFlow stores images
+        x = x[..., 0]
     if x.ndim == 3:
         image_shape = tuple(x.shape[1:])
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], int(np.prod(image_shape)))  # (n, h * w); -1 fails when n == 0
     elif x.ndim == 2:
         side = int(round(np.sqrt(x.shape[1])))
         image_shape = (side, side) if side * side == x.shape[1] else (x.shape[1],)
     else:
         raise DataFormatError(f"{where}: expected images of shape (n, features) or (n, h, w), "
                               f"found shape {x.shape}.")
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.shape[1] == 0 or (x.shape[0] == 0 and not allow_empty):
         raise DataFormatError(f"{where}: expected at least one image with pixels, found shape {x.shape}.")
-    if x.dtype == np.uint8:
+    if x.dtype == np.uint8 or x.shape[0] == 0:
         return x, image_shape
     if x.dtype.kind not in "fiub":
         raise DataFormatError(f"{where}: expected numeric pixels, found dtype {x.dtype}.")
@@ -95,8 +105,22 @@ def standardise_images(x, where, notices):
         notices.append(f"{where}: pixels range 0-{hi:g}; divided by 255 to bring them into [0, 1].")
         return (x / 255.0).astype(np.float32), image_shape
     if x.dtype.kind in "iub":  # integer pixels that are all 0 or 1
+        notices.append(f"{where}: integer pixels are all 0 or 1; read as black and white "
+                       f"(if they are 0-255 grey levels, the images are nearly black).")
         return x.astype(np.float32), image_shape
     return compact_unit_floats(x), image_shape
+
+
+def as_array(a, where):
+    """``a`` as an ndarray; ragged nested lists are refused with a one-line error."""
+    try:
+        a = np.asarray(a)
+    except ValueError as exc:  # NumPy refuses inhomogeneous shapes
+        raise DataFormatError(f"{where}: expected a rectangular array, found ragged rows ({exc}).") from None
+    if a.dtype == object:
+        raise DataFormatError(f"{where}: expected a rectangular numeric array, found ragged or "
+                              f"non-numeric items (dtype object).")
+    return a
 
 
 def compact_unit_floats(x, chunk=8192):
@@ -118,9 +142,10 @@ def compact_unit_floats(x, chunk=8192):
 def standardise_labels(y, n, where):
     """Validate labels and return them as an int64 vector of length ``n``.
 
-    Accepts shape (n,), (n, 1) or one-hot (n, k).
+    Accepts shape (n,), (n, 1) or one-hot (n, k); values must be whole numbers from 0 to
+    ``MAX_CLASSES - 1`` (a float column of whole numbers, as CSV gives, is accepted).
     """
-    y = np.asarray(y)
+    y = as_array(y, where)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
             raise DataFormatError(f"{where}: a 2-D label array with {y.shape[1]} columns must be one-hot "
@@ -133,26 +158,57 @@ def standardise_labels(y, n, where):
     if y.shape[0] != n:
         raise DataFormatError(f"{where}: expected {n} labels (one per image), found {y.shape[0]}.")
     if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.array_equal(y, np.round(y)):
-            bad = y[~(np.isfinite(y) & (y == np.round(y)))][0]
-            raise DataFormatError(f"{where}: expected integer class labels, found {bad}.")
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            i = int(np.argmin(whole))
+            raise DataFormatError(f"{where}: expected integer class labels, found {y[i]} at row {i}.")
     elif y.dtype.kind not in "iub":
         raise DataFormatError(f"{where}: expected integer class labels, found dtype {y.dtype}.")
-    if y.size and (y.min() < 0 or y.max() > 9999):
-        bad = y.min() if y.min() < 0 else y.max()
-        raise DataFormatError(f"{where}: expected class labels from 0 up, found {bad}.")
+    if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        i = int(np.argmin(y)) if y.min() < 0 else int(np.argmax(y))
+        raise DataFormatError(f"{where}: expected class labels from 0 to {MAX_CLASSES - 1}, "
+                              f"found {y[i]:g} at row {i}.")
     return y.astype(np.int64)
 
 
-def make_dataset(x_train, y_train, x_test, y_test, source, keys=("x_train", "y_train", "x_test", "y_test")):
-    """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key)."""
+def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test")):
+    """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key).
+
+    ``x_test`` and ``y_test`` may be None (or hold zero images): the test split is then empty
+    and the trainer reports no test accuracy.
+    """
     notices = []
     kx, ky, kxt, kyt = (f"{source}: {k}" for k in keys)
     x_train, shape = standardise_images(x_train, kx, notices)
     y_train = standardise_labels(y_train, x_train.shape[0], ky)
-    x_test, shape_test = standardise_images(x_test, kxt, notices)
-    y_test = standardise_labels(y_test, x_test.shape[0], kyt)
+    if x_test is None:
+        notices.append(f"{source}: no test split; test accuracy will not be reported.")
+        x_test, y_test = x_train[:0], y_train[:0]
+    x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True)
     if x_test.shape[1] != x_train.shape[1]:
         raise DataFormatError(f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, "
                               f"found {x_test.shape[1]}.")
+    if x_test.shape[0] == 0:  # an empty split takes the training dtype, so nothing tells them apart
+        x_test = x_train[:0]
+    y_test = standardise_labels(y_test, x_test.shape[0], kyt)
+    unseen = np.setdiff1d(y_test, y_train)
+    if unseen.size:
+        notices.append(f"{kyt}: classes {unseen.tolist()} occur in the test split but never in "
+                       f"training; the model cannot learn them.")
     return Dataset(x_train, y_train, x_test, y_test, shape, source, notices)
+
+
+def check_compatible(dataset, model, model_path):
+    """Raise :class:`DataFormatError` unless ``dataset``'s images and labels fit ``model``.
+
+    Call it wherever a saved model meets data (evaluate, predict, fine-tune): a model trained
+    on 28x28 images cannot read 32x32 ones, and it cannot predict classes it has no output for.
+    """
+    shape = "x".join(map(str, dataset.image_shape))
+    if dataset.n_features != model.n_inputs:
+        raise DataFormatError(f"{dataset.source}: images are {shape} ({dataset.n_features} pixels), "
+                              f"but the model {model_path} expects {model.n_inputs} pixels per image.")
+    top = dataset.n_classes - 1
+    if top >= model.n_classes:
+        raise DataFormatError(f"{dataset.source}: labels go up to {top}, but the model {model_path} "
+                              f"has {model.n_classes} outputs (classes 0 to {model.n_classes - 1}).")

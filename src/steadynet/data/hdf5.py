@@ -15,8 +15,10 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def read_hdf5(path):
-    """Read a data set in the seed's HDF5 layout. Returns a :class:`Dataset`."""
+def read_hdf5_arrays(path):
+    """The four arrays of an HDF5 data set, as stored (each read once, whole).
+
+    Returns ``(arrays, names, notices)`` as :func:`steadynet.data.read_arrays` does."""
     import h5py
 
     try:
@@ -26,16 +28,22 @@ def read_hdf5(path):
                 raise DataFormatError(
                     f"{path}: expected HDF5 datasets {list(KEYS)}, missing {missing} "
                     f"(found {sorted(f.keys())}).")
-            arrays = []
+            arrays = {}
             for k in KEYS:
                 if not isinstance(f[k], h5py.Dataset):
                     raise DataFormatError(f"{path}: {k} must be a dataset, found a {type(f[k]).__name__}.")
-                arrays.append(f[k][()])
+                arrays[k] = f[k][()]
     except (OSError, KeyError, ValueError, TypeError) as exc:
         if isinstance(exc, DataFormatError):
             raise
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}).") from None
-    return make_dataset(*arrays, source=str(path))
+    return arrays, {k: k for k in KEYS}, []
+
+
+def read_hdf5(path):
+    """Read a data set in the seed's HDF5 layout. Returns a :class:`Dataset`."""
+    arrays, _, _ = read_hdf5_arrays(path)
+    return make_dataset(*arrays.values(), source=str(path))
 
 
 def write_hdf5(path, data):

@@ -1,0 +1,133 @@
+"""Folders of image files, one sub-folder per class, named by its integer label.
+
+Two layouts are read::
+
+    root/train/<label>/*.png  and  root/test/<label>/*.png   (the test folder is optional)
+    root/<label>/*.png                                       (a training split only)
+
+Images may be PNG, JPEG or BMP; colour images are converted to 8-bit grey (with a notice).
+They are ordered by file name, numbers in names compared as numbers, then by label: files
+named by their index (``00042.png``) keep the order they were written in, whatever their class.
+
+Decoding uses Pillow, an optional dependency imported only here (``pip install pillow``; it
+comes with matplotlib).
+"""
+
+import os
+import re
+
+import numpy as np
+
+from ..errors import DataFormatError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def natural_key(name):
+    """Sort key comparing runs of digits as numbers: ``img2.png`` before ``img10.png``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def class_folders(folder):
+    """The sub-folders of ``folder`` that are not hidden."""
+    return sorted(n for n in os.listdir(folder)
+                  if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)))
+
+
+def is_image_folder(root):
+    """True when ``root`` has a ``train`` sub-folder or sub-folders named by integer labels."""
+    subs = class_folders(root)
+    return "train" in subs or (bool(subs) and all(s.isdigit() for s in subs))
+
+
+def list_images(folder):
+    """``(path, label)`` of every image in ``folder/<label>/``, in the documented order."""
+    items = []
+    for sub in class_folders(folder):
+        if not sub.isdigit():
+            raise DataFormatError(f"{os.path.join(folder, sub)}: expected class folders named by their "
+                                  f"integer label (0, 1, ...), found {sub!r}.")
+        for name in os.listdir(os.path.join(folder, sub)):
+            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+                items.append((natural_key(name), int(sub), os.path.join(folder, sub, name)))
+    if not items:
+        raise DataFormatError(f"{folder}: expected class folders <label>/ holding {'/'.join(IMAGE_SUFFIXES)} "
+                              f"images, found none.")
+    items.sort(key=lambda item: item[:2])
+    return [(path, label) for _, label, path in items]
+
+
+def read_images(items, notices):
+    """Decode images to one uint8 array.
+
+    Returns
+    -------
+    x : ndarray of shape (n, h, w), uint8
+        Written in place image by image: no list of arrays, no second copy.
+    y : ndarray of shape (n,), int64
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataFormatError("reading image folders needs Pillow: pip install pillow") from None
+    x, converted = None, set()
+    for i, (path, _) in enumerate(items):
+        try:
+            with Image.open(path) as im:
+                if im.mode != "L":
+                    converted.add(im.mode)
+                    im = im.convert("L")
+                if x is None:  # the first image fixes the size
+                    x = np.empty((len(items), im.height, im.width), dtype=np.uint8)
+                if im.size != (x.shape[2], x.shape[1]):
+                    raise DataFormatError(f"{path}: expected a {x.shape[2]}x{x.shape[1]} image like "
+                                          f"{items[0][0]}, found {im.width}x{im.height}.")
+                x[i] = np.asarray(im)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            if isinstance(exc, DataFormatError):
+                raise
+            raise DataFormatError(f"{path}: not a readable image ({exc}).") from None
+    if converted:
+        notices.append(f"{os.path.dirname(os.path.dirname(items[0][0]))}: images in mode "
+                       f"{sorted(converted)} were converted to 8-bit grey.")
+    return x, np.array([label for _, label in items], dtype=np.int64)
+
+
+def read_image_arrays(root):
+    """The arrays of an image-folder data set, where each came from, and notices.
+
+    The test pair is None when there is no test folder.
+    """
+    if "train" in class_folders(root):
+        splits = {"train": os.path.join(root, "train"), "test": os.path.join(root, "test")}
+        if not os.path.isdir(splits["test"]):
+            splits["test"] = None
+    else:
+        splits = {"train": root, "test": None}
+    arrays, names, notices = {}, {}, []
+    for split, folder in splits.items():
+        x, y = read_images(list_images(folder), notices) if folder else (None, None)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+        where = split if folder else f"(no {split} folder)"
+        names[f"x_{split}"], names[f"y_{split}"] = f"{where} images", f"{where} class folders"
+    return arrays, names, notices
+
+
+def write_image_folder(root, data):
+    """Write ``data`` as ``root/train/<label>/<index>.png`` (and ``root/test/...``).
+
+    Files are named by their index, zero-padded, so reading the folder back gives the same
+    order. PNG holds 8-bit grey, so the data must be uint8 (pixels 0-255).
+    """
+    from PIL import Image
+
+    if data.x_train.dtype != np.uint8 or len(data.image_shape) != 2:
+        raise DataFormatError(f"{root}: an image folder holds 8-bit 2-D images; this data is "
+                              f"{data.x_train.dtype} of shape {tuple(data.image_shape)}.")
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        width = len(str(max(len(y) - 1, 0)))
+        for i in range(len(y)):
+            folder = os.path.join(root, split, str(int(y[i])))
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(x[i].reshape(data.image_shape)).save(os.path.join(folder, f"{i:0{width}d}.png"))
