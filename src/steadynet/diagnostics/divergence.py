@@ -1,0 +1,288 @@
+"""Why a run diverged: exploding-value detection, and the likely causes ranked from evidence.
+
+The training loop stops at the first non-finite loss or gradient without applying the step
+(see :func:`steadynet.train.loop.divergence_report`). :class:`ExplosionDetector` extends that
+to values that are still finite but exploding (a gradient norm far above its running median,
+a loss far above chance after training had brought it down), and :func:`explain_divergence`
+turns the report into a ranked list of causes, each with its evidence and the change to try.
+"""
+
+import math
+from collections import deque
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..layers import Activation
+from .health import DEAD_CAPABLE, SATURATED
+
+
+class ExplosionDetector:
+    """Decides whether one step's values explode. O(window) per step, no arrays.
+
+    A step explodes when its loss or gradient norm is non-finite, or when
+
+    - its loss exceeds ``100 ln(k)`` (the true class gets probability below ``e^-100k``: the
+      logits have blown up, whatever came before), or
+    - its gradient norm exceeds ``factor`` times the running median of the accepted steps, or
+    - its loss exceeds ``loss_factor`` times the lower of its running median and the first
+      loss, and ``2 ln(k)`` (worse than guessing after training had brought it down).
+
+    Parameters
+    ----------
+    n_classes : int
+        ``k``: the loss of a network unsure of every class is ``ln(k)``.
+    factor : float, default=100
+    window : int, default=64
+        Accepted steps the medians run over.
+    loss_factor : float, default=10
+    """
+
+    def __init__(self, n_classes, factor=100.0, window=64, loss_factor=10.0):
+        self.chance = math.log(n_classes)
+        self.factor, self.loss_factor = float(factor), float(loss_factor)
+        self.grad_norms = deque(maxlen=window)
+        self.losses = deque(maxlen=window)
+        self.first_loss = None
+
+    def __call__(self, loss, grad_norm):
+        """Check one step: returns None (accepted and remembered) or why it explodes (a str)."""
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            return f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}"
+        if loss > 100 * self.chance:
+            return f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: the logits have exploded"
+        if self.grad_norms:
+            g_med = median(self.grad_norms)
+            if grad_norm > self.factor * g_med:
+                return (f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median "
+                        f"{g_med:.3g}")
+            ref = min(median(self.losses), self.first_loss)
+            if loss > self.loss_factor * ref and loss > 2 * self.chance:
+                return f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}"
+        else:
+            self.first_loss = loss
+        self.grad_norms.append(grad_norm)
+        self.losses.append(loss)
+        return None
+
+
+def median(values):
+    s = sorted(values)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
+
+
+class DivergenceGuard:
+    """An ``on_step`` hook that stops training at the first exploding or non-finite value and
+    puts back the weights from before that step.
+
+    The training loop already refuses a step whose loss or gradient is non-finite. This hook
+    adds what the loop cannot see before the update: values that are finite but exploding
+    (:class:`ExplosionDetector`), and weights that the update itself overflowed. It keeps a
+    copy of the parameters after every accepted step (one array copy per step), so when step
+    ``s`` is refused the model is restored to the end of step ``s - 1`` before
+    :class:`~steadynet.train.DivergenceError` is raised; ``steadynet.train`` then writes
+    ``divergence.json`` and ``last_finite.npz`` from it.
+
+    Parameters
+    ----------
+    model : MLP
+    detector : ExplosionDetector, optional
+        Default: ``ExplosionDetector(model.n_classes)``.
+    """
+
+    def __init__(self, model, detector=None):
+        self.model = model
+        self.detector = detector or ExplosionDetector(model.n_classes)
+        self.last_good = model.xp.copy(model.theta)  # the weights before the first step
+
+    def on_step(self, info):
+        from ..train.loop import DivergenceError, report_line
+
+        xp, theta = self.model.xp, self.model.theta
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing norm is the finding
+            weight_norm = math.sqrt(float(theta @ theta))
+        reason = self.detector(info.loss, info.grad_norm)
+        if reason is None and not math.isfinite(weight_norm):
+            reason = "the update overflowed the weights"
+        if reason is None:
+            self.last_good[...] = theta
+            return
+        first = first_non_finite(self.model, info.loss) or (
+            "weights" if "overflowed" in reason else "gradient norm" if "gradient" in reason else "loss")
+        theta[...] = self.last_good  # back to the end of the last accepted step
+        with np.errstate(over="ignore"):
+            norms = {name: float(xp.linalg.norm(p)) for name, p in self.model.params.items()}
+        report = {"epoch": info.epoch, "step": info.step, "batch": info.batch, "loss": info.loss,
+                  "learning_rate": info.learning_rate, "first": first, "reason": reason,
+                  "weight_norms": norms}
+        raise DivergenceError(report_line(report) + f" ({reason})", report)
+
+
+def first_non_finite(model, loss):
+    """The first non-finite tensor of the last step in the order the step computed them:
+    activations, loss, gradients (output layer first), weights after the update; or None."""
+    xp = model.xp
+    checked = [(f"activation of layer {j} ({layer!r})", layer.A) for j, layer in enumerate(model.layers)
+               if getattr(layer, "A", None) is not None]
+    checked += [("loss", xp.asarray(loss))]
+    checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
+    checked += [(f"weight {name}", p) for name, p in model.params.items()]
+    return next((name for name, a in checked if not bool(xp.isfinite(a).all())), None)
+
+
+# ------------------------------------------------------------------------------ causes
+
+
+def input_evidence(X):
+    """Scale of the inputs as the network sees them: ``max_abs``, ``mean``, ``std``."""
+    return {"max_abs": float(np.abs(X).max()), "mean": float(X.mean()), "std": float(X.std())}
+
+
+def unit_evidence(model, X):
+    """Forward ``X`` through the model's current (last finite) weights and measure its hidden
+    units: the saturated fraction of sigmoid/tanh activations and the dead fraction of ReLUs."""
+    xp = model.xp
+    A = xp.asarray(X)
+    saturated, dead = [], []
+    for layer in model.layers:
+        A = layer.forward(A, False)
+        if isinstance(layer, Activation):
+            A_np = to_numpy(A)
+            if layer.name in SATURATED:
+                saturated.append(float(SATURATED[layer.name](A_np).mean()))
+            elif layer.name in DEAD_CAPABLE:
+                dead.append(float((A_np <= 0).all(axis=0).mean()))
+    return {"saturated": max(saturated, default=0.0), "dead": max(dead, default=0.0)}
+
+
+def init_evidence(model):
+    """The initial weights' RMS under the model's init scheme, over the Glorot scale
+    ``sqrt(2 / (fan_in + fan_out))``: the largest ratio over the layers (1 for Glorot)."""
+    rms = {"glorot_uniform": lambda fi, fo: math.sqrt(2.0 / (fi + fo)),
+           "he_normal": lambda fi, fo: math.sqrt(2.0 / fi),
+           "uniform_01": lambda fi, fo: math.sqrt(1.0 / 3.0)}[model.init]  # E[u^2] = 1/3 on [0, 1)
+    sizes = model.layer_sizes
+    ratio = max(rms(fi, fo) / math.sqrt(2.0 / (fi + fo)) for fi, fo in zip(sizes[:-1], sizes[1:]))
+    return {"init": model.init, "rms_over_glorot": ratio, "all_positive": model.init == "uniform_01"}
+
+
+def step_evidence(report, recent):
+    """The size of the last accepted steps: ``lr * ||g|| / ||theta||`` and the growth of the
+    gradient norm over the recorded history."""
+    recent = [r for r in (recent or []) if math.isfinite(r.get("grad_norm", math.nan))]
+    weight_norm = math.sqrt(sum(v ** 2 for v in report.get("weight_norms", {}).values())) or 1e-30
+    last = recent[-1] if recent else {"grad_norm": math.nan, "learning_rate": report["learning_rate"]}
+    relative_step = last["learning_rate"] * last["grad_norm"] / weight_norm
+    growth = recent[-1]["grad_norm"] / max(recent[0]["grad_norm"], 1e-30) if len(recent) > 1 else math.nan
+    return {"relative_step": relative_step, "grad_norm_growth": growth}
+
+
+def rank_causes(report, config, evidence):
+    """Score each likely cause of a divergence in [0, 1] from the evidence; best first.
+
+    Parameters
+    ----------
+    report : dict
+        :func:`steadynet.train.loop.divergence_report`'s dict.
+    config : TrainConfig
+    evidence : dict
+        ``inputs`` (:func:`input_evidence`), ``units`` (:func:`unit_evidence`), ``init``
+        (:func:`init_evidence`), ``steps`` (:func:`step_evidence`).
+
+    Returns
+    -------
+    list of dict
+        ``{"cause", "score", "evidence", "fix"}``, sorted by decreasing score.
+    """
+    from ..config import DEFAULT_FULL_BATCH_LEARNING_RATE, DEFAULT_LEARNING_RATE
+
+    inputs, units, init, steps = (evidence[k] for k in ("inputs", "units", "init", "steps"))
+    lr = config.resolved_learning_rate()  # the configured rate; report["learning_rate"] is scheduled
+    table = DEFAULT_FULL_BATCH_LEARNING_RATE if config.batch_size == "full" else DEFAULT_LEARNING_RATE
+    default_lr = table[config.optimizer]
+    causes = []
+
+    # unscaled inputs: pixels 0-255 make every first-layer pre-activation and gradient 255x larger
+    m = inputs["max_abs"]
+    score = 0.95 if m > 10 else 0.6 if m > 2 else 0.05
+    causes.append({"cause": "unscaled_inputs", "score": score,
+                   "evidence": f"inputs reach {m:.4g} (mean {inputs['mean']:.3g}, std {inputs['std']:.3g}); "
+                               f"pixels in [0, 1] give at most 1",
+                   "fix": "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or standardise each "
+                          "feature; load the data through steadynet.load_data, which does it"})
+
+    # the learning rate: large relative to its default, or steps large relative to the weights
+    over_default = lr / default_lr
+    rel = steps["relative_step"]
+    # a large step at the default rate says the gradient is large, which other causes explain
+    step_score = 0.8 if rel > 1 else 0.6 if rel > 0.1 else 0.3 if rel > 0.01 else 0.0
+    score = max(0.9 if over_default >= 10 else 0.5 if over_default >= 3 else 0.1,
+                step_score if over_default >= 3 else min(step_score, 0.5))
+    batch = "the full training set" if config.batch_size == "full" else f"batch size {config.batch_size}"
+    causes.append({"cause": "learning_rate", "score": score,
+                   "evidence": f"learning rate {lr:g} ({report['learning_rate']:.3g} at this step) is {over_default:.3g}x the default {default_lr:g} of "
+                               f"{config.optimizer} with {batch}; the last step moved the weights by "
+                               f"{rel:.2g} of their norm (healthy about 1e-3)",
+                   "fix": f"lower the learning rate to {lr / 10:.4g} (--lr {lr / 10:.4g}), or add --clip-norm 1 "
+                          f"or --warmup-epochs 1; a gradient summed over the batch instead of averaged "
+                          f"multiplies the step by the batch size"})
+
+    # saturated or dead units: the gradient can no longer steer them back
+    sat = max(units["saturated"], units["dead"])
+    word = "saturated" if units["saturated"] >= units["dead"] else "dead"
+    causes.append({"cause": "saturated_units", "score": 0.7 * sat,
+                   "evidence": f"{sat:.0%} of the hidden activations are {word} with the last finite weights",
+                   "fix": "keep the pre-activations small: Glorot/He initialisation, inputs in [0, 1] and a "
+                          "smaller learning rate; saturated units have a near-zero derivative"})
+
+    # initialisation scale
+    r = init["rms_over_glorot"]
+    score = 0.85 if init["all_positive"] else 0.5 if r > 5 else 0.02
+    causes.append({"cause": "init_scale", "score": score,
+                   "evidence": f"init {init['init']!r} starts the weights at {r:.3g}x the Glorot scale"
+                               + (" and every weight is positive" if init["all_positive"] else ""),
+                   "fix": "--init glorot_uniform for sigmoid/tanh, he_normal for ReLU (the defaults), "
+                          "which keep each layer's output variance about 1"})
+    return sorted(causes, key=lambda c: -c["score"])
+
+
+def explain_divergence(report, model, config, X, recent=None, max_samples=512):
+    """Add the likely causes and the norm history to a divergence report.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`steadynet.train.loop.divergence_report` (``DivergenceError.report``).
+    model : MLP
+        Holding the last finite weights (the loop never applies a non-finite step).
+    config : TrainConfig
+    X : ndarray of shape (n, n_inputs)
+        Training inputs, uint8 or float as given to training; the first ``max_samples`` rows
+        are used.
+    recent : sequence of dict, optional
+        The last steps (``HealthMonitor.recent``): step, loss, grad_norm, learning_rate.
+
+    Returns
+    -------
+    dict
+        ``report`` plus ``norm_history`` (the recent steps) and ``causes``
+        (:func:`rank_causes`); the input dict is not modified.
+    """
+    from ..model import as_float_batch
+
+    Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
+    evidence = {"inputs": input_evidence(Xs), "units": unit_evidence(model, Xs),
+                "init": init_evidence(model), "steps": step_evidence(report, recent)}
+    return {**report, "norm_history": list(recent or []), "evidence": evidence,
+            "causes": rank_causes(report, config, evidence)}
+
+
+def format_causes(explained, most=3):
+    """The ranked causes as lines for a log: ``1. learning_rate (0.90): evidence -> fix``."""
+    lines = [f"training diverged at epoch {explained['epoch']}, step {explained['step']}: "
+             f"{explained['first']} went first" + (f" ({explained['reason']})" if explained.get("reason") else "")
+             + "; likely causes:"]
+    for i, c in enumerate(explained["causes"][:most], 1):
+        lines.append(f"  {i}. {c['cause']} ({c['score']:.2f}): {c['evidence']}\n     try: {c['fix']}")
+    return "\n".join(lines)

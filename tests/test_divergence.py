@@ -1,0 +1,105 @@
+"""Divergence: exploding values stop training at their step with the weights from before it,
+and the report ranks the true cause first."""
+
+import math
+
+import numpy as np
+import pytest
+
+from steadynet import MLP, TrainConfig
+from steadynet.diagnostics.divergence import (DivergenceGuard, ExplosionDetector, explain_divergence,
+                                              format_causes)
+from steadynet.diagnostics.health import HealthMonitor
+from steadynet.optim import make_optimizer
+from steadynet.train import DivergenceError, train_loop
+
+
+def diverge(blobs, scale=1.0, activation="sigmoid", **kw):
+    """Train until the guard stops it; returns (error, model, config, X, monitor, weights after
+    each accepted step)."""
+    config = TrainConfig(data="blobs", val_size=0, epochs=3, batch_size=32, hidden=(16,), augment_shift=0,
+                         activation=activation, **kw)
+    model = MLP((16, 16, 3), activation, seed=0)
+    X = blobs.x_train * scale
+    monitor, guard = HealthMonitor(model), DivergenceGuard(model)
+    weights = [model.theta.copy()]  # weights[s]: after step s
+
+    def on_step(info):
+        monitor.on_step(info)
+        guard.on_step(info)  # raises on the step that explodes, before it is recorded below
+        weights.append(model.theta.copy())
+
+    with pytest.raises(DivergenceError) as caught:
+        for _ in train_loop(model, make_optimizer(config.optimizer, model.n_weights), config, X,
+                            blobs.y_train, blobs.image_shape, on_step=on_step):
+            pass
+    return caught.value, model, config, X, monitor, weights
+
+
+def test_detector_accepts_a_steady_run_and_flags_explosions():
+    detect = ExplosionDetector(n_classes=10)
+    for t in range(100):  # a loss falling from ln(10), gradients wobbling
+        assert detect(2.3 * 0.98 ** t, 1.0 + 0.5 * math.sin(t)) is None
+    assert "running median" in detect(0.3, 500.0)
+    assert "non-finite loss" in detect(math.nan, 1.0)
+    assert "non-finite gradient" in detect(0.3, math.inf)
+    assert "earlier level" in detect(20.0, 1.0)
+    assert detect(2.0, 1.0) is None  # worse than before, but not worse than 2 ln(k): not an explosion
+
+
+def test_detector_flags_exploded_logits_at_the_first_step():
+    assert "100 ln(k)" in ExplosionDetector(n_classes=10)(300.0, 1.0)
+
+
+def test_huge_learning_rate_stops_at_the_exploding_step_and_ranks_learning_rate_first(blobs):
+    err, model, config, X, monitor, weights = diverge(blobs, learning_rate=1e4, optimizer="sgd")
+    report = err.report
+    step = report["step"]
+    assert step == len(weights)  # weights[0..step-1] were accepted; step `step` was refused
+    np.testing.assert_array_equal(model.theta, weights[step - 1])  # the weights from before it
+    assert np.isfinite(model.theta).all()
+    explained = explain_divergence(report, model, config, X, monitor.recent)
+    assert explained["causes"][0]["cause"] == "learning_rate"
+    assert "(--lr 1000)" in explained["causes"][0]["fix"]
+    assert [c["score"] for c in explained["causes"]] == sorted((c["score"] for c in explained["causes"]),
+                                                               reverse=True)
+    assert explained["norm_history"][-1]["step"] == step
+    assert "learning_rate" in format_causes(explained)
+
+
+def test_unscaled_inputs_are_ranked_first(blobs):
+    err, model, config, X, monitor, weights = diverge(blobs, scale=255, activation="relu")
+    explained = explain_divergence(err.report, model, config, X, monitor.recent)
+    assert [c["cause"] for c in explained["causes"]][0] == "unscaled_inputs"
+    assert "255" in explained["causes"][0]["evidence"]
+    np.testing.assert_array_equal(model.theta, weights[err.report["step"] - 1])
+
+
+def test_overflowing_update_stops_within_the_step_and_keeps_finite_weights(blobs):
+    # lr * grad is finite, but the update overflows float32 weights: first non-finite is a weight
+    err, model, config, X, monitor, weights = diverge(blobs, learning_rate=1e38, optimizer="sgd",
+                                                      schedule="constant")
+    assert err.report["step"] == 1 and err.report["first"] in ("weights", "weight W1", "weight W2")
+    np.testing.assert_array_equal(model.theta, weights[0])  # the initial weights, untouched
+    explained = explain_divergence(err.report, model, config, X, monitor.recent)
+    assert explained["causes"][0]["cause"] == "learning_rate"
+
+
+def test_seed_init_is_ranked_when_it_is_the_cause(blobs):
+    model = MLP((16, 16, 3), init="uniform_01", seed=0)
+    report = {"epoch": 1, "step": 2, "batch": 2, "loss": 400.0, "learning_rate": 0.1, "first": "loss",
+              "weight_norms": {"W1": 9.0}}
+    config = TrainConfig(optimizer="sgd", batch_size=32, init="uniform_01")
+    explained = explain_divergence(report, model, config, blobs.x_train)
+    assert explained["causes"][0]["cause"] == "init_scale"
+    assert "every weight is positive" in explained["causes"][0]["evidence"]
+    assert explained["norm_history"] == []
+
+
+def test_guard_lets_a_healthy_run_finish(blobs):
+    config = TrainConfig(data="blobs", val_size=0, epochs=8, batch_size=32, hidden=(16,), augment_shift=0)
+    model = MLP((16, 16, 3), seed=0)
+    guard = DivergenceGuard(model)
+    results = list(train_loop(model, make_optimizer(config.optimizer, model.n_weights), config, blobs.x_train,
+                              blobs.y_train, blobs.image_shape, on_step=guard.on_step))
+    assert len(results) == 8 and results[-1].train_accuracy > 0.9
