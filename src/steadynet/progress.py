@@ -80,3 +80,67 @@ def epoch_line(r, epochs):
 def format_seconds(s):
     s = int(round(s))
     return f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s}s"
+
+
+def summary_rows(n, best, max_rows):
+    """Indices (0-based) of the epochs a summary shows: all of them when they fit, else the
+    first, the best and the last, and evenly spaced ones between."""
+    if n <= max_rows:
+        return list(range(n))
+    keep = {0, n - 1} | ({best} if best is not None else set())
+    spaced = [round(i * (n - 1) / (max_rows - 1)) for i in range(max_rows)]
+    for i in spaced:
+        if len(keep) >= max_rows:
+            break
+        keep.add(i)
+    return sorted(keep)
+
+
+def summary_table(metrics, max_rows=12):
+    """The end-of-run summary: a table of epochs, then the test result.
+
+    Parameters
+    ----------
+    metrics : dict
+        A ``metrics.json`` dict (what :func:`steadynet.train` returns).
+    max_rows : int, default=12
+        Longer runs show the first, best and last epochs and evenly spaced ones between.
+        The best validation epoch is starred.
+
+    Returns
+    -------
+    str, several lines without a trailing newline.
+    """
+    def cell(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    epochs = metrics.get("epochs", [])
+    best = metrics.get("best_epoch")
+    best_index = next((i for i, e in enumerate(epochs) if e["epoch"] == best), None)
+    lines = [f"{'epoch':>7}  {'train loss':>10}  {'train acc':>9}  {'val loss':>8}  {'val acc':>7}  "
+             f"{'lr':>8}  {'time':>7}"]
+    rows = summary_rows(len(epochs), best_index, max_rows)
+    for i in rows:
+        e = epochs[i]
+        mark = "*" if i == best_index else " "
+        lines.append(f"{e['epoch']:>6}{mark}  {cell(e['train_loss'], '.4f'):>10}  "
+                     f"{cell(e['train_accuracy'], '.4f'):>9}  {cell(e.get('val_loss'), '.4f'):>8}  "
+                     f"{cell(e.get('val_accuracy'), '.4f'):>7}  {cell(e.get('learning_rate'), '.3g'):>8}  "
+                     f"{cell(e.get('seconds'), '.2f') + 's':>7}")
+    if len(rows) < len(epochs):
+        lines.append(f"({len(rows)} of {len(epochs)} epochs shown: the first, best, last and evenly spaced ones)")
+
+    # the outcome
+    parts = [metrics.get("status", "unknown")]
+    if best is not None:
+        parts.append(f"best epoch {best} (* above)")
+    if metrics.get("test_accuracy") is not None:
+        parts.append(f"test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f})")
+    if metrics.get("train_seconds") is not None:
+        s = metrics["train_seconds"]
+        parts.append(f"{s:.1f}s of training" if s < 60 else f"{format_seconds(s)} of training")
+    if metrics.get("divergence"):
+        d = metrics["divergence"]
+        parts.append(f"diverged at epoch {d['epoch']}, step {d['step']}: the {d['first']} became non-finite")
+    lines.append(" · ".join(parts))
+    return "\n".join(lines)

@@ -20,6 +20,9 @@ COMMANDS = {
     "data": "data",
     "gradcheck": "gradcheck",
     "doctor": "doctor",
+    "plot": "plot",
+    "report": "report",
+    "compare": "compare",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run

@@ -1,0 +1,535 @@
+"""Plots of a run: learning curves, sample images, confusion matrix, confident mistakes,
+first-layer weights and network health.
+
+Each ``plot_*`` function takes plain arrays or the ``metrics.json`` dict and returns a
+matplotlib :class:`~matplotlib.figure.Figure` drawn on the Agg canvas. pyplot is never
+imported, so nothing ever opens a window and no display is needed; matplotlib itself is
+imported only when a plot is drawn (the core needs only NumPy).
+
+Every figure has a fixed size, ``FIGSIZE[kind]`` inches at ``DPI``, so a PNG is always
+``FIGSIZE[kind] * DPI`` pixels whatever it shows.
+
+:func:`write_run_plots` draws every plot a run folder supports into ``RUN_DIR/plots/``;
+:func:`write_compare` overlays the curves of several runs.
+"""
+
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from .errors import ConfigError, DataFormatError, ModelFileError, SteadynetError
+
+DPI = 100
+FIGSIZE = {  # (width, height) in inches
+    "curves": (11, 4.2),
+    "samples": (7, 7.6),
+    "confusion": (7.4, 6.4),
+    "misclassified": (8, 9),
+    "weights": (8.4, 8.4),
+    "health": (11, 7.6),
+    "compare": (11, 4.2),
+}
+# the plots of a run, in the order a report shows them
+RUN_PLOTS = ("curves", "confusion", "misclassified", "samples", "weights", "health")
+# health keys with a panel of their own; saturation/dead-unit fractions share the fourth
+HEALTH_PANELS = {  # key -> (title, y label)
+    "grad_norm": ("Gradient norm per layer", "gradient norm (L2)"),
+    "update_ratio": ("Step size relative to the weights", "update norm / weight norm"),
+    "weight_norm": ("Weight norm per layer", "weight norm (L2)"),
+}
+HEALTH_FRACTIONS = ("saturated", "dead")
+INK = "gray_r"  # images as black ink on white paper, as digits are written
+
+
+# ------------------------------------------------------------------------- figures
+
+
+def new_figure(kind):
+    """An empty Figure of ``FIGSIZE[kind]`` on the Agg canvas (never a window)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SteadynetError("plots need matplotlib, which is not installed; "
+                             "install it with `pip install 'steadynet[plot]'`.") from None
+    fig = Figure(figsize=FIGSIZE[kind], dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig):
+    """The figure as PNG bytes, exactly ``FIGSIZE * DPI`` pixels (no tight bounding box).
+
+    Plots are mostly flat colours, so a 256-colour palette looks the same and makes files
+    about a third of the size (weights and digit grids would otherwise pass 100 KB).
+    """
+    from PIL import Image  # a dependency of matplotlib
+
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]  # (height, width, 3) uint8
+    buf = io.BytesIO()
+    Image.fromarray(rgb).quantize(256, method=Image.Quantize.FASTOCTREE).save(buf, format="png")
+    return buf.getvalue()
+
+
+def save_figure(fig, path):
+    """Write ``fig`` as a PNG to ``path``, atomically."""
+    from .persistence import atomic_write
+
+    png = figure_png(fig)
+    atomic_write(path, lambda f: f.write(png))
+    return path
+
+
+def image_grid(fig, n):
+    """A square-ish grid of image axes for ``n`` images, without ticks. Returns the axes, flat."""
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
+    return axes
+
+
+def as_images(X, image_shape):
+    """Rows of ``X`` (n, n_features), uint8 0-255 or float in [0, 1], as (n, h, w) floats in [0, 1]."""
+    if len(image_shape) != 2:
+        raise DataFormatError(f"images must be 2-D to draw, got image shape {tuple(image_shape)}.")
+    X = np.asarray(X)
+    scale = 255.0 if X.dtype == np.uint8 else 1.0
+    return X.reshape((-1, *image_shape)).astype(np.float32) / scale
+
+
+# ------------------------------------------------------------------------- learning curves
+
+
+def epoch_series(metrics, key):
+    """``(epochs, values)`` of a per-epoch metric, leaving out epochs where it is None."""
+    pairs = [(e["epoch"], e[key]) for e in metrics.get("epochs", []) if e.get(key) is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def plot_curves(metrics, title=None):
+    """Loss and accuracy per epoch, train and validation, with the final test accuracy.
+
+    Parameters
+    ----------
+    metrics : dict
+        A ``metrics.json`` dict: ``epochs`` (list of dicts with ``epoch``, ``train_loss``,
+        ``train_accuracy``, ``val_loss``, ``val_accuracy``) and optionally ``test_accuracy``,
+        ``best_epoch`` and ``divergence``.
+    """
+    fig = new_figure("curves")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    few = len(metrics.get("epochs", [])) <= 30  # markers only while they stay apart
+    for split, name, color in (("train", "train", "C0"), ("val", "validation", "C1")):
+        x, loss = epoch_series(metrics, f"{split}_loss")
+        if x:
+            ax_loss.plot(x, loss, color=color, marker="o" if few else None, ms=3, label=name)
+        x, acc = epoch_series(metrics, f"{split}_accuracy")
+        if x:
+            ax_acc.plot(x, 100 * np.asarray(acc), color=color, marker="o" if few else None, ms=3, label=name)
+    if metrics.get("test_accuracy") is not None:
+        ax_acc.axhline(100 * metrics["test_accuracy"], color="C2", ls="--", lw=1,
+                       label=f"test (final) {metrics['test_accuracy']:.2%}")
+    for ax in (ax_loss, ax_acc):
+        if metrics.get("best_epoch"):
+            ax.axvline(metrics["best_epoch"], color="0.5", ls=":", lw=1, label="best validation epoch")
+        if metrics.get("divergence"):
+            ax.axvline(metrics["divergence"]["epoch"], color="C3", lw=1.5,
+                       label=f"diverged (step {metrics['divergence']['step']})")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    ax_loss.set_ylabel("cross-entropy loss (nats per image)")
+    ax_loss.set_title("Loss")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_title("Accuracy")
+    fig.suptitle(title or "Learning curves", fontsize=13)
+    return fig
+
+
+def plot_compare(runs, title=None):
+    """Overlay the curves of several runs: validation solid, train dashed, one colour per run.
+
+    Parameters
+    ----------
+    runs : list of (str, dict)
+        ``(label, metrics)`` pairs, ``metrics`` as for :func:`plot_curves`.
+    """
+    fig = new_figure("compare")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, (label, metrics) in enumerate(runs):
+        color = f"C{i % 10}"
+        for split, ls in (("train", "--"), ("val", "-")):
+            x, loss = epoch_series(metrics, f"{split}_loss")
+            ax_loss.plot(x, loss, ls=ls, color=color, lw=1.6 if split == "val" else 1,
+                         label=f"{label} ({'validation' if split == 'val' else 'train'})")
+            x, acc = epoch_series(metrics, f"{split}_accuracy")
+            ax_acc.plot(x, 100 * np.asarray(acc), ls=ls, color=color, lw=1.6 if split == "val" else 1,
+                        label=f"{label} ({'validation' if split == 'val' else 'train'})")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_loss.set_ylabel("cross-entropy loss (nats per image)")
+    ax_loss.set_title("Loss")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_title("Accuracy")
+    fig.suptitle(title or f"Comparison of {len(runs)} runs (solid: validation, dashed: train)",
+                 fontsize=13)
+    return fig
+
+
+# ------------------------------------------------------------------------- images and errors
+
+
+def plot_samples(X, y, image_shape, n=25, title=None):
+    """The first ``n`` images of ``X`` (n_samples, n_features) with their labels ``y`` (n_samples,)."""
+    images = as_images(X[:n], image_shape)
+    fig = new_figure("samples")
+    for ax, img, label in zip(image_grid(fig, n), images, np.asarray(y[:n])):
+        ax.imshow(img, cmap=INK, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"label {int(label)}", fontsize=10)
+    fig.suptitle(title or "Sample training images and their labels", fontsize=13)
+    return fig
+
+
+def confusion_matrix(y_true, y_pred, n_classes):
+    """Counts ``C[i, j]`` of images of true class ``i`` predicted as ``j``; shape (k, k), int64."""
+    C = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(C, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return C
+
+
+def plot_confusion(y_true, y_pred, n_classes, title=None):
+    """The confusion matrix: colour is the share of each true class, cells show counts."""
+    C = confusion_matrix(y_true, y_pred, n_classes)
+    rows = C.sum(axis=1, keepdims=True)  # (k, 1) images per true class
+    share = 100 * C / np.maximum(rows, 1)  # (k, k) percent of the true class
+    fig = new_figure("confusion")
+    ax = fig.subplots()
+    # a power scale: the diagonal is near 100% and the errors worth seeing are near 1%
+    from matplotlib.colors import PowerNorm
+
+    im = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.4, vmin=0, vmax=100))
+    if n_classes <= 20:  # beyond that the numbers no longer fit their cells
+        for i in range(n_classes):
+            for j in range(n_classes):
+                if C[i, j]:
+                    ax.text(j, i, str(C[i, j]), ha="center", va="center", fontsize=9,
+                            color="white" if share[i, j] > 30 else "black")
+    ticks = np.arange(n_classes) if n_classes <= 20 else np.arange(0, n_classes, max(1, n_classes // 10))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, shrink=0.85, label="share of the true class (%)")
+    accuracy = np.trace(C) / max(C.sum(), 1)
+    fig.suptitle(title or f"Confusion matrix on {C.sum()} test images (accuracy {accuracy:.2%})",
+                 fontsize=13)
+    return fig
+
+
+def most_confident_mistakes(P, y, n):
+    """Indices of the ``n`` misclassified rows with the highest predicted probability.
+
+    Parameters
+    ----------
+    P : ndarray of shape (n_samples, n_classes)
+        Predicted class probabilities.
+    y : ndarray of shape (n_samples,), int
+        True labels.
+
+    Returns
+    -------
+    ndarray of shape (min(n, n_mistakes),), int64, most confident first.
+    """
+    pred = P.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y)
+    confidence = P[wrong, pred[wrong]]  # probability given to the wrong answer
+    return wrong[np.argsort(-confidence, kind="stable")[:n]]
+
+
+def plot_misclassified(X, y, P, image_shape, n=25, title=None):
+    """The test images the model got most confidently wrong, with predicted and true labels.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,), int
+    P : ndarray of shape (n_samples, n_classes), the model's probabilities for ``X``
+    """
+    worst = most_confident_mistakes(P, np.asarray(y), n)
+    fig = new_figure("misclassified")
+    axes = image_grid(fig, n)
+    images = as_images(np.asarray(X)[worst], image_shape)
+    for ax, i, img in zip(axes, worst, images):
+        p = int(P[i].argmax())
+        ax.imshow(img, cmap=INK, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"predicted {p} ({P[i, p]:.0%})\ntrue {int(y[i])}", fontsize=9, color="C3")
+    if not len(worst):
+        axes[0].text(0, 0.5, "no test image was misclassified", fontsize=12, transform=axes[0].transAxes)
+    n_wrong = int((P.argmax(axis=1) != np.asarray(y)).sum())
+    fig.suptitle(title or f"The most confident mistakes ({n_wrong} of {len(y)} test images are wrong)",
+                 fontsize=13)
+    return fig
+
+
+def plot_first_layer(W1, image_shape, max_units=64, title=None):
+    """Each first-layer unit's incoming weights drawn as an image: the pattern it responds to.
+
+    Parameters
+    ----------
+    W1 : ndarray of shape (n_inputs, n_units)
+        First-layer weights; column ``j`` is unit ``j``'s weight on every pixel.
+    image_shape : (h, w) with ``h * w == n_inputs``
+    """
+    W1 = np.asarray(W1, dtype=np.float64)
+    units = min(W1.shape[1], max_units)
+    tiles = W1[:, :units].T.reshape((units, *image_shape))  # (units, h, w)
+    # one colour scale for every tile, so tiles compare; the 99th percentile keeps a few
+    # extreme weights from washing out the rest
+    limit = float(np.percentile(np.abs(tiles), 99)) or 1.0
+    fig = new_figure("weights")
+    axes = image_grid(fig, units)
+    for j, (ax, tile) in enumerate(zip(axes, tiles)):
+        im = ax.imshow(tile, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"{j + 1}", fontsize=7, pad=2)
+    fig.colorbar(im, ax=list(axes), shrink=0.6, label="weight (red: pixel excites, blue: inhibits)")
+    shown = f"the first {units} of {W1.shape[1]}" if units < W1.shape[1] else f"all {units}"
+    fig.suptitle(title or f"First-layer weights of {shown} units, one image per unit", fontsize=13)
+    return fig
+
+
+# ------------------------------------------------------------------------- health
+
+
+def health_series(metrics):
+    """The per-epoch ``health`` entries of ``metrics.json`` as time series.
+
+    Returns
+    -------
+    dict of str -> dict of str -> (list of int, list of float)
+        ``series[key][layer] = (epochs, values)``, for every numeric ``key`` recorded per
+        layer (``grad_norm``, ``update_ratio``, ``saturated``, ...); empty when the run
+        recorded no health.
+    """
+    series = {}
+    for e in metrics.get("epochs", []):
+        health = e.get("health")
+        if not isinstance(health, dict):
+            continue
+        for layer, values in health.items():
+            if not isinstance(values, dict):
+                continue
+            for key, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    xs, vs = series.setdefault(key, {}).setdefault(layer, ([], []))
+                    xs.append(e["epoch"])
+                    vs.append(float(v))
+    return series
+
+
+def plot_health(metrics, title=None):
+    """Per-layer gradient norms, update ratios, weight norms and saturated/dead fractions per epoch.
+
+    Norms and ratios use a log axis (they span orders of magnitude); a panel whose key the run
+    did not record says so. Raises ValueError when there is no health at all.
+    """
+    series = health_series(metrics)
+    if not series:
+        raise ValueError("metrics hold no per-epoch 'health' entries to plot.")
+    layers = sorted({layer for per_layer in series.values() for layer in per_layer})
+    color = {layer: f"C{i % 10}" for i, layer in enumerate(layers)}
+    fig = new_figure("health")
+    axes = fig.subplots(2, 2).ravel()
+    for ax, (key, (panel_title, label)) in zip(axes, HEALTH_PANELS.items()):
+        if key not in series:
+            ax.text(0.5, 0.5, f"{key} not recorded", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        for layer, (x, v) in series[key].items():
+            ax.plot(x, v, color=color[layer], marker="o", ms=3, label=layer)
+        if all(v > 0 for _, vs in series[key].values() for v in vs):
+            ax.set_yscale("log")
+        if key == "update_ratio":  # the usual rule of thumb for a healthy step size
+            ax.axhline(1e-3, color="0.5", ls=":", lw=1, label="1e-3 rule of thumb")
+        ax.set_title(panel_title)
+        ax.set_ylabel(label)
+    ax = axes[3]
+    fractions = [k for k in series if k.startswith(HEALTH_FRACTIONS)]
+    for key in fractions:
+        for layer, (x, v) in series[key].items():
+            ax.plot(x, 100 * np.asarray(v), color=color[layer], ls="-" if key.startswith("saturated") else "--",
+                    marker="o", ms=3, label=f"{layer} {key}")
+    if fractions:
+        ax.set_title("Saturated (solid) and dead (dashed) units")
+        ax.set_ylabel("units (%)")
+    else:
+        ax.text(0.5, 0.5, "saturation not recorded", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    for ax in axes:
+        if ax.axison:
+            ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(title or "Network health per layer over training", fontsize=13)
+    return fig
+
+
+# ------------------------------------------------------------------------- run folders
+
+
+def read_json_object(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not readable JSON ({exc}).") from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, found {type(obj).__name__}.")
+    return obj
+
+
+def read_run(run_dir):
+    """A run folder's ``config.json`` (``{}`` if absent) and ``metrics.json``, as ``(description, metrics)``."""
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise ModelFileError(f"{run_dir}: not a run folder (no such folder).")
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(metrics_path):
+        raise ModelFileError(f"{run_dir}: a run folder must hold metrics.json; it does not "
+                             f"(did the run finish its first epoch?).")
+    metrics = read_json_object(metrics_path)
+    if not isinstance(metrics.get("epochs", []), list):
+        raise ModelFileError(f"{metrics_path}: 'epochs' must be a list, found {type(metrics['epochs']).__name__}.")
+    config_path = os.path.join(run_dir, "config.json")
+    description = read_json_object(config_path) if os.path.exists(config_path) else {}
+    return description, metrics
+
+
+def run_model(run_dir):
+    """The run's model: the final one, else the last finite weights of a diverged run, else the
+    best checkpoint. Returns ``(model, path)`` or ``(None, None)``."""
+    from .persistence import MODEL_FILE, load_model
+
+    for name in (MODEL_FILE, "last_finite.npz", os.path.join("checkpoints", "best.npz")):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            return load_model(path), path
+    return None, None
+
+
+def run_data(description, data):
+    """The data set to draw test-set plots from: ``data`` (a Dataset, a name or a path), else
+    the run's own data set. Returns ``(Dataset or None, why not)``."""
+    from .data import Dataset, load_data
+
+    if isinstance(data, Dataset):
+        return data, None
+    if data is None:
+        spec = description.get("config", {}).get("data")
+        source = description.get("data", {}).get("source")
+        if spec is None or source != spec:
+            # trained on arrays passed in memory: config.data does not name them
+            return None, (f"the run was trained on in-memory data ({source!r}) that cannot be "
+                          f"reloaded; pass the data set with --data")
+        data = spec
+    return load_data(data), None
+
+
+def run_figures(run_dir, model=None, data=None):
+    """Draw every plot a run folder supports.
+
+    Parameters
+    ----------
+    run_dir : str
+    model : MLP, optional
+        Default: the run's model (see :func:`run_model`).
+    data : Dataset or str, optional
+        Default: the run's own data set, when it can be reloaded.
+
+    Returns
+    -------
+    figures : dict of str -> Figure, in ``RUN_PLOTS`` order
+    skipped : dict of str -> str, why each other plot was not drawn
+    """
+    description, metrics = read_run(run_dir)
+    if model is None:
+        model, _ = run_model(run_dir)
+    dataset, no_data = run_data(description, data)
+    if dataset is not None and model is not None and dataset.n_features != model.n_inputs:
+        raise DataFormatError(f"{dataset.source}: images have {dataset.n_features} pixels, but the "
+                              f"model of {run_dir} expects {model.n_inputs}.")
+    image_shape = tuple(dataset.image_shape if dataset is not None
+                        else description.get("data", {}).get("image_shape", ()))
+    not_images = None if len(image_shape) == 2 else f"the inputs are not 2-D images (shape {image_shape})"
+    no_model = "the run folder holds no model file (model.npz, last_finite.npz or checkpoints/best.npz)"
+    has_test = dataset is not None and len(dataset.y_test) > 0
+
+    figures, skipped = {}, {}
+    if metrics.get("epochs"):
+        figures["curves"] = plot_curves(metrics, title=f"Learning curves: {os.path.basename(os.path.normpath(run_dir))}")
+    else:
+        skipped["curves"] = "no epoch finished"
+    if model is None or not has_test:
+        reason = no_model if model is None else (no_data or "the data set has no test images")
+        skipped["confusion"] = skipped["misclassified"] = reason
+    else:
+        P = model.predict_proba(dataset.x_test)  # (n_test, k), shared by both plots
+        figures["confusion"] = plot_confusion(dataset.y_test, P.argmax(axis=1), model.n_classes)
+        if not_images:
+            skipped["misclassified"] = not_images
+        else:
+            figures["misclassified"] = plot_misclassified(dataset.x_test, dataset.y_test, P, image_shape)
+    if dataset is None or not_images:
+        skipped["samples"] = no_data or not_images
+    else:
+        figures["samples"] = plot_samples(dataset.x_train, dataset.y_train, image_shape)
+    if model is None or not_images:
+        skipped["weights"] = no_model if model is None else not_images
+    else:
+        figures["weights"] = plot_first_layer(model.state_dict()["W1"], image_shape)
+    if health_series(metrics):
+        figures["health"] = plot_health(metrics)
+    else:
+        skipped["health"] = "this run recorded no per-epoch health metrics ('health' in metrics.json)"
+    order = {name: i for i, name in enumerate(RUN_PLOTS)}
+    return dict(sorted(figures.items(), key=lambda kv: order[kv[0]])), skipped
+
+
+def write_run_plots(run_dir, model=None, data=None, out=None, log=None):
+    """Write every plot a run folder supports as ``<name>.png`` into ``out`` (default ``RUN_DIR/plots``).
+
+    ``model`` and ``data`` are as for :func:`run_figures`; ``log`` receives one line per plot
+    that could not be drawn, saying why. Returns a dict of plot name -> path written.
+    """
+    figures, skipped = run_figures(run_dir, model, data)
+    out = out or os.path.join(run_dir, "plots")
+    os.makedirs(out, exist_ok=True)
+    for name, reason in skipped.items():
+        if log:
+            log(f"{name} plot skipped: {reason}")
+    return {name: save_figure(fig, os.path.join(out, f"{name}.png")) for name, fig in figures.items()}
+
+
+def write_compare(run_dirs, out):
+    """Overlay the curves of the runs in ``run_dirs`` in one PNG at ``out``. Returns ``out``."""
+    if not os.fspath(out).lower().endswith(".png"):
+        raise ConfigError(f"--out {out}: expected a .png file name.")
+    names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+    if len(set(names)) < len(names):  # same folder names in different places: use the paths
+        names = [os.path.normpath(d) for d in run_dirs]
+    runs = [(name, read_run(d)[1]) for name, d in zip(names, run_dirs)]
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    return save_figure(plot_compare(runs), out)

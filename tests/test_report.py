@@ -1,0 +1,139 @@
+"""The HTML run report and the end-of-training summary table."""
+
+import base64
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+import steadynet
+from steadynet import viz
+from steadynet.progress import summary_rows, summary_table
+from steadynet.report import render_report, write_report
+
+from test_viz import FAST, add_health, noisy_blobs, png_size
+
+FIGURE = re.compile(r'<figure id="(\w+)"><img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+
+
+@pytest.fixture(scope="module")
+def data():
+    return noisy_blobs()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("report") / "run"
+    result = steadynet.train(data=data, out=str(out), **FAST)
+    return str(out), result
+
+
+@pytest.fixture(scope="module")
+def page(run, data):
+    path = write_report(run[0], data=data)
+    assert path == os.path.join(run[0], "report.html")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_report_embeds_every_plot_as_a_png(page):
+    figures = dict(FIGURE.findall(page))
+    assert list(figures) == [p for p in viz.RUN_PLOTS if p != "health"]
+    for name, b64 in figures.items():
+        assert png_size(base64.b64decode(b64)) == tuple(round(v * viz.DPI) for v in viz.FIGSIZE[name])
+
+
+def test_report_notes_the_missing_health_plot(page):
+    assert "Network health: not shown, because this run recorded no per-epoch health" in page
+
+
+def test_report_shows_the_health_plot_when_recorded(run, tmp_path):
+    add_health(run[0], tmp_path / "healthy")
+    # without data only the plots that need none: curves, weights and health
+    page = render_report(str(tmp_path / "healthy"))
+    assert list(dict(FIGURE.findall(page))) == ["curves", "weights", "health"]
+    assert "Network health: not shown" not in page
+
+
+def test_report_holds_the_metrics_and_configuration(page, run):
+    _, result = run
+    for e in result["epochs"]:
+        row = re.search(rf"<tr[^>]*><td class=key>{e['epoch']}</td>(.*?)</tr>", page).group(1)
+        cells = re.findall(r"<td>([^<]*)</td>", row)
+        assert cells[:4] == [f"{e[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
+    assert f"<b>{result['test_accuracy']:.4f}</b>" in page
+    assert f"<b>{result['test_loss']:.4f}</b>" in page
+    for k, acc in enumerate(result["per_class_accuracy"]):
+        assert f"<td class=key>{k}</td><td>{acc:.4f}</td>" in page
+    assert "<td class=key>optimizer</td><td>nesterov</td>" in page
+    assert "<td class=key>hidden</td><td>[16]</td>" in page
+
+
+def test_report_is_self_contained(page):
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']?([^"\' >]+)', page)
+    assert refs and all(r.startswith("data:") for r in refs)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert "@import" not in page and "url(" not in page
+
+
+def test_report_escapes_text_from_the_run_folder(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run[0], tmp_path / "run")
+    path = tmp_path / "run" / "config.json"
+    description = json.loads(path.read_text())
+    description["command"] = ["steadynet", "<script>alert('x')</script>"]
+    path.write_text(json.dumps(description))
+    page = render_report(str(tmp_path / "run"))
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_report_of_a_diverged_run_shows_the_divergence(data, tmp_path):
+    out = str(tmp_path / "diverged")
+    with pytest.raises(steadynet.NonFiniteError):
+        steadynet.train(data=data, out=out, **{**FAST, "optimizer": "sgd", "learning_rate": 1e20,
+                                               "activation": "relu"})
+    with open(os.path.join(out, "divergence.json")) as f:
+        report = json.load(f)
+    page = render_report(out, data=data)
+    assert "<h2>Divergence report</h2>" in page
+    assert f"step {report['step']}: the {report['first']} became non-finite" in page
+    # no epoch finished: no curves, but the last finite weights are still drawn
+    assert "Learning curves: not shown, because no epoch finished" in page
+    assert {"weights", "confusion"} <= set(dict(FIGURE.findall(page)))
+
+
+# ------------------------------------------------------------------------- summary table
+
+
+def test_summary_table_lists_each_epoch_and_the_result(run):
+    _, result = run
+    lines = summary_table(result).splitlines()
+    assert lines[0].split() == ["epoch", "train", "loss", "train", "acc", "val", "loss", "val", "acc", "lr", "time"]
+    rows = lines[1:-1]
+    assert [int(r.split()[0].rstrip("*")) for r in rows] == [1, 2, 3]
+    for row, e in zip(rows, result["epochs"]):
+        assert row.split()[1:5] == [f"{e[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
+    starred = [r for r in rows if r.split()[0].endswith("*")]
+    assert len(starred) == 1 and starred[0].split()[0] == f"{result['best_epoch']}*"
+    assert f"test accuracy {result['test_accuracy']:.4f}" in lines[-1]
+    assert lines[-1].startswith("completed")
+
+
+def test_summary_of_a_long_run_keeps_first_best_and_last():
+    epochs = [{"epoch": k, "train_loss": 1 / k, "train_accuracy": 0.5, "val_loss": None,
+               "val_accuracy": None, "learning_rate": 0.1, "seconds": 1.0} for k in range(1, 151)]
+    table = summary_table({"status": "completed", "epochs": epochs, "best_epoch": 77}, max_rows=10)
+    shown = [int(line.split()[0].rstrip("*")) for line in table.splitlines()[1:11]]
+    assert len(shown) == 10 and {1, 77, 150} <= set(shown) and shown == sorted(shown)
+    assert "(10 of 150 epochs shown" in table
+    assert " - " in table.splitlines()[1]  # no validation: a dash, not "None"
+    for n, best, m in [(5, 2, 12), (40, 39, 6), (100, None, 12), (13, 0, 12)]:
+        rows = summary_rows(n, best, m)
+        assert len(rows) == min(n, m) and rows[0] == 0 and rows[-1] == n - 1
+        assert best is None or best in rows
+        assert np.all(np.diff(rows) > 0)

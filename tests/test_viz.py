@@ -1,0 +1,234 @@
+"""Plots: every plot renders from a short real run as a PNG of its stated size with visible
+content, carries titles and labels, shows the right numbers, and never needs a display."""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import steadynet
+from steadynet import viz
+from steadynet.data.npz import write_npz
+from steadynet.errors import DataFormatError, ModelFileError
+
+from conftest import make_blobs
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FAST = dict(hidden=(16,), epochs=3, batch_size=32, val_size=100, augment_shift=0)
+
+
+def png_size(png):
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    assert png[:8] == PNG_SIGNATURE
+    assert png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+def expected_size(kind):
+    w, h = viz.FIGSIZE[kind]
+    return round(w * viz.DPI), round(h * viz.DPI)
+
+
+def assert_visible_png(path, kind):
+    """A valid PNG of FIGSIZE[kind] * DPI pixels whose pixels are not all one colour."""
+    import matplotlib.image
+
+    with open(path, "rb") as f:
+        assert png_size(f.read()) == expected_size(kind)
+    pixels = matplotlib.image.imread(path)[..., :3]  # (h, w, 3) floats in [0, 1]
+    gray = pixels.mean(axis=2)
+    assert gray.var() > 1e-3  # a blank page has variance 0
+    assert (gray < 0.5).mean() > 0.002  # some dark ink: text, lines or digits
+
+
+def noisy_blobs():
+    """28x28 blobs with every 10th test label shifted, so there are mistakes to draw."""
+    data = make_blobs(n_features=784, n_classes=4)
+    data.y_test[::10] = (data.y_test[::10] + 1) % 4
+    return data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return noisy_blobs()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data):
+    """A short real run on 28x28 synthetic images."""
+    out = tmp_path_factory.mktemp("viz") / "run"
+    result = steadynet.train(data=data, out=str(out), **FAST)
+    return str(out), result
+
+
+def add_health(run_dir, dest):
+    """Copy a run and write per-epoch health into its metrics.json by hand."""
+    shutil.copytree(run_dir, dest)
+    with open(os.path.join(dest, "metrics.json")) as f:
+        metrics = json.load(f)
+    for e in metrics["epochs"]:
+        k = e["epoch"]
+        e["health"] = {"W1": {"weight_norm": 1.0 + k, "grad_norm": 0.5 / k, "update_ratio": 1e-3 * k,
+                              "saturated": 0.1 * k, "dead": 0.0},
+                       "W2": {"weight_norm": 2.0 + k, "grad_norm": 0.2 / k, "update_ratio": 2e-3,
+                              "saturated": 0.0, "dead": 0.05}}
+    with open(os.path.join(dest, "metrics.json"), "w") as f:
+        json.dump(metrics, f)
+    return metrics
+
+
+def test_every_plot_renders_from_a_real_run(run, data, tmp_path):
+    run_dir, _ = run
+    notes = []
+    written = viz.write_run_plots(run_dir, data=data, log=notes.append)
+    # no health was recorded: every other plot is drawn, and the log says why health is not
+    assert list(written) == [p for p in viz.RUN_PLOTS if p != "health"]
+    assert len(notes) == 1 and notes[0].startswith("health plot skipped")
+    for name, path in written.items():
+        assert path == os.path.join(run_dir, "plots", f"{name}.png")
+        assert_visible_png(path, name)
+
+
+def test_health_plot_renders_when_metrics_have_health(run, data, tmp_path):
+    run_dir, _ = run
+    add_health(run_dir, tmp_path / "healthy")
+    written = viz.write_run_plots(str(tmp_path / "healthy"), data=data, out=str(tmp_path / "png"))
+    assert "health" in written
+    assert_visible_png(written["health"], "health")
+
+
+def test_health_series_reads_each_layer_and_key(run, tmp_path):
+    metrics = add_health(run[0], tmp_path / "healthy")
+    series = viz.health_series(metrics)
+    assert set(series) == {"weight_norm", "grad_norm", "update_ratio", "saturated", "dead"}
+    epochs, values = series["grad_norm"]["W1"]
+    assert epochs == [1, 2, 3]
+    np.testing.assert_allclose(values, [0.5, 0.25, 0.5 / 3])
+    assert viz.health_series({"epochs": [{"epoch": 1, "train_loss": 1.0}]}) == {}
+
+
+def test_health_plot_says_which_keys_were_not_recorded():
+    metrics = {"epochs": [{"epoch": k, "health": {"W1": {"grad_norm": 1.0 / k}}} for k in (1, 2)]}
+    fig = viz.plot_health(metrics)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "update_ratio not recorded" in texts and "saturation not recorded" in texts
+    assert fig.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="health"):
+        viz.plot_health({"epochs": [{"epoch": 1}]})
+
+
+def test_curves_plot_the_metrics_with_titles_and_labels(run):
+    _, result = run
+    fig = viz.plot_curves(result)
+    ax_loss, ax_acc = fig.axes
+    assert fig.get_suptitle() and ax_loss.get_title() == "Loss" and ax_acc.get_title() == "Accuracy"
+    assert ax_loss.get_xlabel() == "epoch" and "loss" in ax_loss.get_ylabel()
+    assert ax_acc.get_ylabel() == "accuracy (%)"
+    lines = {line.get_label(): line for line in ax_acc.get_lines()}
+    np.testing.assert_allclose(lines["validation"].get_ydata(),
+                               [100 * e["val_accuracy"] for e in result["epochs"]])
+    np.testing.assert_allclose(lines["train"].get_xdata(), [1, 2, 3])
+    test_line = next(line for label, line in lines.items() if label.startswith("test"))
+    assert test_line.get_ydata()[0] == pytest.approx(100 * result["test_accuracy"])
+
+
+def test_confusion_matrix_matches_sklearn():
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    rng = np.random.default_rng(0)
+    y, pred = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
+    np.testing.assert_array_equal(viz.confusion_matrix(y, pred, 5), sk_confusion(y, pred, labels=range(5)))
+    fig = viz.plot_confusion(y, pred, 5)
+    assert fig.axes[0].get_xlabel() == "predicted class" and fig.axes[0].get_ylabel() == "true class"
+    assert f"accuracy {(y == pred).mean():.2%}" in fig.get_suptitle()
+
+
+def test_most_confident_mistakes_are_ranked_by_wrong_probability():
+    P = np.array([[0.9, 0.1],    # right
+                  [0.3, 0.7],    # wrong, 0.7
+                  [0.05, 0.95],  # wrong, 0.95
+                  [0.6, 0.4],    # wrong, 0.6
+                  [0.2, 0.8]])   # right
+    y = np.array([0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 10), [2, 1, 3])
+    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 2), [2, 1])
+
+
+def test_misclassified_titles_give_predicted_and_true_labels(run, data):
+    _, result = run
+    P = result.model.predict_proba(data.x_test)
+    worst = viz.most_confident_mistakes(P, data.y_test, 25)
+    assert len(worst) == 20  # the shifted labels
+    fig = viz.plot_misclassified(data.x_test, data.y_test, P, data.image_shape)
+    for ax, i in zip(fig.axes, worst):
+        p = P[i].argmax()
+        assert ax.get_title() == f"predicted {p} ({P[i, p]:.0%})\ntrue {data.y_test[i]}"
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), data.x_test[i].reshape(28, 28))
+
+
+def test_first_layer_tiles_are_each_units_weights(run):
+    W1 = run[1].model.state_dict()["W1"]  # (784, 16)
+    fig = viz.plot_first_layer(W1, (28, 28))
+    tiles = [ax for ax in fig.axes if ax.get_images()][:16]
+    assert len(tiles) == 16
+    for j, ax in enumerate(tiles):
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), W1[:, j].reshape(28, 28), rtol=1e-6)
+    assert "16" in fig.get_suptitle()
+
+
+def test_samples_show_the_labels(data):
+    fig = viz.plot_samples(data.x_train, data.y_train, data.image_shape, n=9)
+    assert [ax.get_title() for ax in fig.axes] == [f"label {y}" for y in data.y_train[:9]]
+
+
+def test_in_memory_data_cannot_be_reloaded_so_its_plots_are_skipped(run, tmp_path):
+    notes = []
+    written = viz.write_run_plots(run[0], out=str(tmp_path), log=notes.append)
+    assert set(written) == {"curves", "weights"}  # need no data
+    skipped = [n for n in notes if "--data" in n]
+    assert {n.split()[0] for n in skipped} == {"confusion", "misclassified", "samples"}
+
+
+def test_data_of_the_wrong_size_is_refused(run):
+    with pytest.raises(DataFormatError, match="16 pixels.*expects 784"):
+        viz.run_figures(run[0], data=make_blobs(n_features=16))
+
+
+def test_a_folder_without_metrics_is_not_a_run(tmp_path):
+    with pytest.raises(ModelFileError, match="metrics.json"):
+        viz.read_run(tmp_path)
+    (tmp_path / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(ModelFileError, match="expected a JSON object"):
+        viz.read_run(tmp_path)
+
+
+def test_compare_overlays_every_run(run, data, tmp_path):
+    other = steadynet.train(data=data, out=str(tmp_path / "other"), **{**FAST, "hidden": (8,)})
+    path = viz.write_compare([run[0], str(tmp_path / "other")], str(tmp_path / "cmp.png"))
+    assert_visible_png(path, "compare")
+    fig = viz.plot_compare([("a", run[1]), ("b", other)])
+    labels = {line.get_label() for line in fig.axes[1].get_lines()}
+    assert labels == {"a (train)", "a (validation)", "b (train)", "b (validation)"}
+
+
+def test_plots_need_no_display_and_never_import_pyplot(run, data, tmp_path):
+    """In a fresh interpreter with no display and an interactive backend requested, importing
+    steadynet.viz loads no matplotlib, and drawing every plot never touches pyplot."""
+    npz = tmp_path / "blobs.npz"
+    write_npz(npz, data)
+    script = (
+        "import sys, steadynet.viz as viz, steadynet.report\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
+        f"written = viz.write_run_plots({run[0]!r}, data={str(npz)!r}, out={str(tmp_path / 'png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        "print(sorted(written))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "TkAgg"  # would fail to open a window without a display, if ever used
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "'confusion'" in proc.stdout and "'misclassified'" in proc.stdout
