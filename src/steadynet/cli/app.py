@@ -23,6 +23,11 @@ COMMANDS = {
     "plot": "plot",
     "report": "report",
     "compare": "compare",
+    "export": "export",
+    "predict": "predict",
+    "plot": "plot",
+    "report": "report",
+    "compare": "compare",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run

@@ -1,0 +1,32 @@
+"""``steadynet predict``: classify photos or scans of digits."""
+
+from .app import add_common, print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser("predict", help="classify pictures of digits with a model",
+                       description="Classify images of single digits. Each image (any size, colour or "
+                                   "background) is converted the way MNIST was made: grey, light ink on "
+                                   "dark, cropped, fitted in 20x20, centred by centre of mass in 28x28. "
+                                   "Needs Pillow (`pip install steadynet[images]`).")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or a model .npz file (784 inputs)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--top", type=int, default=3, help="how many of the most probable classes to show (default 3)")
+    add_common(p, data=False)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from ..errors import ConfigError
+    from ..images import predict_images
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be an integer >= 1, got {args.top}.")
+    results = predict_images(args.model, args.images, top=args.top)
+    if args.json:
+        print_json(results)
+        return 0
+    for r in results:
+        ranked = ", ".join(f"{t['label']}: {t['probability']:.3f}" for t in r["top"])
+        print(f"{r['image']}: {r['label']}  ({ranked})")
+    return 0
