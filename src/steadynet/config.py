@@ -35,7 +35,7 @@ class TrainConfig:
     """
 
     # data
-    data: str = "mnist"  # registered name or path (HDF5, NPZ, IDX folder)
+    data: str = "mnist"  # registered name or path (HDF5, NPZ, IDX folder, CSV, image folder)
     val_size: int = 5000  # images held out of the training set to choose settings and stop early
     # model
     hidden: tuple = (30,)  # hidden layer widths; (30,) is the seed's network
@@ -94,11 +94,13 @@ class TrainConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes).validate()
 
-    def validate(self, n_features=784):
+    def validate(self, n_features=None):
         """Raise :class:`ConfigError` naming the first setting that is out of range.
 
         Every check is made before anything is allocated, and a value of the wrong type is
         reported like one out of range (configs also come from files, not only the CLI).
+        Whether the network fits in memory depends on the input width: that check is made
+        when ``n_features`` is given (:func:`steadynet.train` does so once the data is loaded).
         """
         def need(ok, option, rule, value):
             if not ok:
@@ -155,6 +157,8 @@ class TrainConfig:
         need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1", self.seed)
         need(is_int(self.checkpoint_every_steps) and self.checkpoint_every_steps >= 0, "checkpoint_every_steps",
              "an integer >= 0 (0: checkpoint at the end of each epoch only)", self.checkpoint_every_steps)
+        if n_features is None:
+            return self
         # the network must fit in memory before anything is allocated: the parameters, their
         # gradient, the optimiser's scratch buffer and its state arrays, all of n_params floats
         sizes = (n_features, *self.hidden, 10)

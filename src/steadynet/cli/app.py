@@ -18,16 +18,13 @@ COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
     "data": "data",
-    "gradcheck": "gradcheck",
-    "doctor": "doctor",
-    "plot": "plot",
-    "report": "report",
-    "compare": "compare",
     "export": "export",
     "predict": "predict",
     "plot": "plot",
     "report": "report",
     "compare": "compare",
+    "gradcheck": "gradcheck",
+    "doctor": "doctor",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run
@@ -57,7 +54,8 @@ def add_common(p, data=True, out=False, seed=False, json_flag=True):
     """The options shared by subcommands: --data, --out, --seed, --json."""
     if data:
         p.add_argument("--data", metavar="PATH|NAME", default=None,
-                       help="data set: a registered name (mnist) or a path to an HDF5, NPZ or IDX-folder data set")
+                       help="data set: a registered name (mnist, fashion-mnist) or a path: HDF5, NPZ, IDX "
+                            "folder, CSV file/folder, image folder (see docs/data.md)")
     if out:
         p.add_argument("--out", metavar="DIR", default=None, help="the run folder to write")
     if seed:

@@ -3,7 +3,6 @@
 import json
 import os
 
-from ..errors import DataFormatError
 from .app import add_common, print_json
 
 
@@ -20,7 +19,7 @@ def evaluate(model_path, data=None):
 
     Returns a dict: ``data``, ``n``, ``test_loss``, ``test_accuracy``, ``per_class_accuracy``.
     """
-    from ..data import load_data
+    from ..data import check_compatible, load_data
     from ..persistence import load_model
     from ..train.trainer import per_class_accuracy
 
@@ -32,12 +31,7 @@ def evaluate(model_path, data=None):
             with open(config_path) as f:
                 data = json.load(f)["config"]["data"]
     dataset = load_data(data)
-    if dataset.n_features != model.n_inputs:
-        raise DataFormatError(f"{data}: images have {dataset.n_features} pixels, but the model "
-                              f"{model_path} expects {model.n_inputs}.")
-    if dataset.n_classes > model.n_classes:
-        raise DataFormatError(f"{data}: labels go up to {dataset.n_classes - 1}, but the model "
-                              f"{model_path} knows {model.n_classes} classes.")
+    check_compatible(dataset, model, model_path)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
     return {"data": data, "n": int(dataset.x_test.shape[0]), "test_loss": loss, "test_accuracy": acc,
             "per_class_accuracy": per_class_accuracy(model, dataset)}

@@ -72,7 +72,9 @@ def add_parser(sub):
                        help=f"{text} (default: {shown})")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.add_argument("--quiet", action="store_true",
+                   help="plain per-epoch lines instead of a live progress bar, and no summary table")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots at the end")
     p.set_defaults(run=run)
 
 
@@ -98,7 +100,11 @@ def config_from_args(args):
 def run(args):
     from ..train import train
 
-    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    from ..progress import ProgressBar, summary_table
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
     if args.resume:
         out, resume, config = args.resume, True, None
         given = [f for f, (field, _, _) in OPTIONS.items() if getattr(args, field) is not None]
@@ -110,7 +116,12 @@ def run(args):
         resume = False
         if os.path.exists(os.path.join(out, "metrics.json")):
             raise ConfigError(f"--out {out}: already holds a run; choose another folder or --resume {out}.")
-    result = train(config, out, resume=resume, progress=not args.quiet, log=log, handle_signals=True)
+    epochs = (config or TrainConfig()).epochs if not resume else None
+    progress = ProgressBar(epochs, live=False) if args.quiet and epochs else (not args.quiet or None)
+    result = train(config, out, resume=resume, progress=progress, log=log, handle_signals=True,
+                   plots=not args.no_plots)
+    if not args.quiet:
+        print(summary_table(result), file=sys.stderr)
     if args.json:
         print_json({k: v for k, v in result.items()} | {"run": out})
     else:

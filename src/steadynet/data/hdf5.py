@@ -33,7 +33,7 @@ def read_hdf5_arrays(path):
                 if not isinstance(f[k], h5py.Dataset):
                     raise DataFormatError(f"{path}: {k} must be a dataset, found a {type(f[k]).__name__}.")
                 arrays[k] = f[k][()]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         if isinstance(exc, DataFormatError):
             raise
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}).") from None

@@ -51,6 +51,13 @@ def read_idx_stream(f, name):
         raise DataFormatError(f"{name}: truncated IDX header ({4 + len(dims)} bytes).")
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = np.dtype(IDX_TYPES[code])
+    promised = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    # a damaged header can promise terabytes: check before allocating (the exact size of a
+    # gzip stream is only known once read, so it gets a ceiling instead)
+    available = remaining_bytes(f)
+    if promised > (available if available is not None else MAX_IDX_BYTES):
+        raise DataFormatError(f"{name}: IDX header promises shape {shape} ({promised} bytes of data), "
+                              f"found {'at most ' + str(MAX_IDX_BYTES) if available is None else available} bytes.")
     a = np.empty(shape, dtype=dtype)
     view, got = memoryview(a.reshape(-1).view(np.uint8)), 0  # the bytes of a, written in place
     while got < a.nbytes:  # a stream may return fewer bytes than asked for
@@ -63,6 +70,19 @@ def read_idx_stream(f, name):
         raise DataFormatError(f"{name}: IDX header promises shape {shape} ({a.nbytes} bytes of data), "
                               f"found {found} bytes.")
     return a.astype(dtype.newbyteorder("="), copy=False)  # big-endian types to native
+
+
+MAX_IDX_BYTES = 1 << 33  # 8 GiB: far beyond any MNIST-like set
+
+
+def remaining_bytes(f):
+    """Bytes left in a plain file or BytesIO from its position; None for a gzip stream."""
+    if isinstance(f, gzip.GzipFile):
+        return None
+    here = f.tell()
+    end = f.seek(0, io.SEEK_END)
+    f.seek(here)
+    return end - here
 
 
 def open_idx(path_or_bytes):

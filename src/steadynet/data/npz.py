@@ -28,7 +28,7 @@ def read_npz_arrays(path):
     except ValueError as exc:  # object arrays need pickle: refused
         raise DataFormatError(f"{path}: holds object arrays, which are refused (they would need "
                               f"pickle): {exc}.") from None
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise DataFormatError(f"{path}: not a readable NPZ file ({exc}).") from None
     return arrays, {k: k for k in KEYS}, []
 

@@ -78,7 +78,7 @@ def steps_per_epoch(n, batch_size):
 
 
 def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val=None,
-               state=None, on_step=None, should_stop=None, log=None):
+               state=None, on_step=None, should_stop=None, log=None, detector=None):
     """Train ``model`` for ``config.epochs`` epochs, yielding an :class:`EpochResult` after each.
 
     Parameters
@@ -96,14 +96,25 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     should_stop : callable() -> bool, optional
         Checked after every step; when it returns True the loop returns early, leaving
         ``state`` at the next step to run.
+    detector : callable(loss, grad_norm) -> str or None, optional
+        Says why a step explodes, or None to accept it; default
+        :class:`steadynet.diagnostics.divergence.ExplosionDetector` (non-finite values, and
+        finite ones far above their running level).
 
     Raises
     ------
     DivergenceError
-        On a non-finite loss or gradient (with ``on_diverge="stop"``).
+        On an exploding or non-finite step (with ``on_diverge="stop"``). The step is refused
+        before the update, so the model keeps the weights of the last accepted step.
     """
+    from ..diagnostics.divergence import ExplosionDetector
+
     state = state or LoopState()
+    detector = detector or ExplosionDetector(model.n_classes)
     xp, dtype = model.xp, model.dtype
+    # a step of lr * |grad| beyond this would overflow the weights' dtype (momentum can add
+    # up to 1 / (1 - momentum) times the gradient, Adam about 1 / (1 - beta1): margin 100)
+    overflow = float(np.finfo(dtype).max) / 100
     n = X.shape[0]
     batch_size = n if config.batch_size == "full" else min(config.batch_size, n)
     batches = steps_per_epoch(n, config.batch_size)
@@ -147,15 +158,17 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
             grad_norm = math.sqrt(float(model.grad @ model.grad))
 
-            # divergence guard: nothing non-finite is ever applied to the weights. A finite
-            # gradient norm bounds every entry, so the update below cannot overflow either.
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, lr)
+            # divergence guard, before the update: a refused step never reaches the weights
+            reason = detector(loss, grad_norm)
+            if reason is None and lr * max(grad_norm, 1.0) > overflow:
+                reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
+            if reason:
+                report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr, reason)
                 if config.on_diverge == "recover" and state.lr_scale > 1e-6:
                     state.lr_scale /= 2
                     if log:
-                        log(f"epoch {epoch} step {state.step + 1}: {report['first']} went non-finite; "
-                            f"learning rate halved to {base_lr * state.lr_scale:g}, batch skipped")
+                        log(f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
+                            f"to {base_lr * state.lr_scale:g}, batch skipped")
                     continue
                 raise DivergenceError(report_line(report), report)
 
@@ -196,26 +209,25 @@ def rng_state_of(seed, epoch):
     return np.random.default_rng([seed, epoch]).bit_generator.state
 
 
-def divergence_report(model, Xb, epoch, step, batch, loss, lr):
-    """Find the first tensor that went non-finite at this step, in the order the forward and
-    backward passes computed them."""
+def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason):
+    """What went wrong at a refused step: where, why, and the first tensor that went
+    non-finite in the order the forward and backward passes computed them (if any did)."""
     xp = model.xp
     checked = [("input batch", Xb)]
-    for j, layer in enumerate(model.layers):
-        out = getattr(layer, "A", None)
-        if out is not None:
-            checked.append((f"activation of layer {j} ({layer!r})", out))
+    checked += [(f"activation of layer {j} ({layer!r})", layer.A) for j, layer in enumerate(model.layers)
+                if getattr(layer, "A", None) is not None]
     checked += [("loss", xp.asarray(loss))]
     checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
-    checked += [(f"weight {name}", p) for name, p in model.params.items()]
-    first = next((name for name, a in checked if not bool(xp.isfinite(a).all())), "loss")
+    first = next((name for name, a in checked if not bool(xp.isfinite(a).all())), None)
+    if first is None:  # finite but exploding
+        first = "gradient norm" if "gradient" in reason else "weights" if "overflow" in reason else "loss"
     norms = {name: float(xp.linalg.norm(p)) for name, p in model.params.items()}
-    return {"epoch": epoch, "step": step, "batch": batch, "loss": loss, "learning_rate": lr,
-            "first": first, "weight_norms": norms}
+    return {"epoch": epoch, "step": step, "batch": batch, "loss": loss, "grad_norm": grad_norm,
+            "learning_rate": lr, "first": first, "reason": reason, "weight_norms": norms}
 
 
 def report_line(report):
-    return (f"training diverged at epoch {report['epoch']}, step {report['step']}: the {report['first']} "
-            f"became non-finite (loss {report['loss']}, learning rate {report['learning_rate']:g}); "
-            f"the weights were kept from the step before. Try a smaller --learning-rate "
-            f"(e.g. {report['learning_rate'] / 10:g}) or --clip-norm 1.")
+    return (f"training diverged at epoch {report['epoch']}, step {report['step']}: {report['reason']} "
+            f"(first: {report['first']}, learning rate {report['learning_rate']:g}); the weights "
+            f"were kept from the step before. Try a smaller --lr (e.g. {report['learning_rate'] / 10:g}) "
+            f"or --clip-norm 1.")

@@ -5,18 +5,26 @@ A run folder holds:
 - ``config.json``: the resolved configuration, the data set's description and versions;
 - ``metrics.json``: per-epoch metrics and the final test accuracy (the contract below);
 - ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
-- ``checkpoints/last.npz`` (every epoch, and on interrupt) and ``checkpoints/best.npz``
-  (best validation accuracy so far);
-- ``divergence.json`` if training diverged.
+- ``checkpoints/last.npz`` (at the start, after every epoch, every
+  ``checkpoint_every_steps`` steps if set, and on interrupt): everything needed to resume
+  exactly, see :func:`write_checkpoint`; ``checkpoints/best.npz``: the model of the best
+  validation accuracy so far;
+- ``divergence.json`` and ``last_finite.npz`` if training diverged;
+- ``plots/*.png`` when asked for (``steadynet train`` draws them; see :mod:`steadynet.viz`).
 
 ``metrics.json``::
 
     {"config": {...}, "status": "completed" | "interrupted" | "diverged",
      "epochs": [{"epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                 "learning_rate", "seconds"}, ...],
-     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "train_seconds"}
+                 "learning_rate", "seconds",
+                 "health": {"layers": [...], "warnings": [...], ...}}, ...],
+     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "train_seconds",
+     "divergence": {...} (if diverged)}
+
+``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record.
 """
 
+import importlib.util
 import json
 import os
 import platform
@@ -27,15 +35,18 @@ import time
 import numpy as np
 
 from .. import __version__
+from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data
-from ..errors import ConfigError, SteadynetError
+from ..errors import ConfigError, ModelFileError, SteadynetError
 from ..model import MLP
 from ..optim import make_optimizer
-from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, atomic_write, load_arrays, model_from,
-                           save_arrays, save_model)
+from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic_write, load_arrays,
+                           model_from, save_arrays, save_model)
 from ..progress import ProgressBar, epoch_line
-from .loop import DivergenceError, LoopState, train_loop
+from ..diagnostics.divergence import explain_divergence, format_causes
+from ..diagnostics.health import HealthMonitor
+from .loop import DivergenceError, LoopState, steps_per_epoch, train_loop
 
 
 class Interrupted(SteadynetError):
@@ -68,7 +79,7 @@ def write_json(path, obj):
 
 
 def train(config=None, out=None, data=None, *, resume=False, progress=None, log=None,
-          handle_signals=False, on_step=None, on_epoch=None, **overrides):
+          handle_signals=False, on_step=None, on_epoch=None, plots=False, **overrides):
     """Train an MLP and (with ``out``) write a run folder.
 
     Parameters
@@ -78,22 +89,37 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     out : str, optional
         Run folder to write (created if needed). With ``resume=True``, the folder of the run
         to continue: its config and last checkpoint are used.
-    data : Dataset, optional
-        Data already loaded; default: ``load_data(config.data)``.
+    data : Dataset or str, optional
+        Data already loaded, or a registered name or path for :func:`load_data`; default:
+        ``load_data(config.data)``.
     progress : ProgressBar or bool, optional
         True: a progress bar on stderr (live on a terminal); None/False: none.
     log : callable(str), optional
         Receives notices (data rescaling, recovery from divergence, where files went).
     handle_signals : bool, default=False
-        Catch SIGINT/SIGTERM: finish the step, checkpoint, raise :class:`Interrupted`.
+        Catch SIGINT/SIGTERM from the start of the call to its end: finish the step,
+        checkpoint, raise :class:`Interrupted`; a second SIGINT raises it at once.
     on_step, on_epoch : callables, optional
         Receive each :class:`StepInfo` and :class:`EpochResult`.
+    plots : bool, default=False
+        Draw the run's plots into ``out/plots`` at the end (needs matplotlib).
 
     Returns
     -------
     RunResult
         The ``metrics.json`` dict; the trained model is ``result.model``.
     """
+    stop = {"requested": False}
+    previous_handlers = install_signal_handlers(stop, out) if handle_signals else None
+    try:
+        return _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, plots, overrides)
+    finally:
+        if previous_handlers:
+            restore_signal_handlers(previous_handlers)
+
+
+def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, plots, overrides):
+    """The body of :func:`train`; ``stop["requested"]`` is set by the signal handlers."""
     log = log or (lambda line: None)
     checkpoint = None
     if resume:
@@ -106,8 +132,8 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     config.validate()
 
     # data and the validation split
-    if data is None:
-        data = load_data(config.data, log=log)
+    if data is None or isinstance(data, (str, os.PathLike)):
+        data = load_data(config.data if data is None else data, log=log)
     for notice in data.notices:
         log(notice)
     config.validate(n_features=data.n_features)
@@ -116,6 +142,10 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
         raise ConfigError(f"--batch-size must be at most the number of training images "
                           f"({X.shape[0]} after the validation split), got {config.batch_size}; "
                           f"use --batch-size full for full-batch training.")
+    if config.augment_shift and (len(data.image_shape) != 2 or config.augment_shift >= min(data.image_shape)):
+        raise ConfigError(f"--augment-shift must be 0 or less than the image's height and width "
+                          f"(images of {data.source} have shape {tuple(data.image_shape)}), "
+                          f"got {config.augment_shift}.")
 
     # model and optimiser
     model = MLP((data.n_features, *config.hidden, data.n_classes), config.activation,
@@ -124,38 +154,55 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
     state, history, best = LoopState(), [], {"epoch": None, "val_accuracy": -1.0}
     if checkpoint:
-        state, history, best = restore_checkpoint(checkpoint, model, optimizer, out)
+        state, history, best = restore_checkpoint(checkpoint, model, optimizer, config,
+                                                  steps_per_epoch(X.shape[0], config.batch_size), log)
         log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}")
-
-    # the run folder
-    ckpt_dir = None
-    if out is not None:
-        ckpt_dir = os.path.join(out, "checkpoints")
-        os.makedirs(ckpt_dir, exist_ok=True)
-        write_json(os.path.join(out, "config.json"), run_description(config, data, model))
-
-    metrics = RunResult(config=config.to_dict(), status="running", epochs=history,
-                        best_epoch=best["epoch"], train_seconds=None)
-    bar = ProgressBar(config.epochs) if progress is True else (progress or None)
-    stop = {"requested": False}
-    previous_handlers = install_signal_handlers(stop) if handle_signals else None
-
-    def step_hook(info):
-        if bar:
-            bar.on_step(info)
-        if on_step:
-            on_step(info)
 
     def save_checkpoint(name="last.npz"):
         if ckpt_dir:
             write_checkpoint(os.path.join(ckpt_dir, name), model, optimizer, state, history, best, config)
+
+    # the run folder: a checkpoint comes first, so a run killed at any later moment can resume
+    ckpt_dir = None
+    if out is not None:
+        ckpt_dir = os.path.join(out, "checkpoints")
+        try:
+            os.makedirs(ckpt_dir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create the run folder there ({exc.strerror or exc}).") from None
+        if not checkpoint:
+            save_checkpoint()
+        if not (checkpoint and os.path.exists(os.path.join(out, "config.json"))):
+            write_json(os.path.join(out, "config.json"), run_description(config, data, model))
+
+    metrics = RunResult(config=config.to_dict(), status="running", epochs=history,
+                        best_epoch=best["epoch"], train_seconds=None)
+    bar = ProgressBar(config.epochs) if progress is True else (progress or None)
+    monitor = HealthMonitor(model)  # layer health, sampled a few steps per epoch
+
+    def step_hook(info):
+        monitor.on_step(info)
+        if bar:
+            bar.on_step(info)
+        if on_step:
+            on_step(info)
+        # the last batch of an epoch is followed by the epoch's own checkpoint
+        if config.checkpoint_every_steps and info.step % config.checkpoint_every_steps == 0 \
+                and info.batch < info.batches:
+            save_checkpoint()
+
+    def resume_hint(exc):
+        return FileWriteError(f"{exc} Training stopped; once the problem is fixed, `steadynet train "
+                              f"--resume {out}` continues from the last checkpoint written.")
 
     started = time.perf_counter()
     try:
         for result in train_loop(model, optimizer, config, X, y, data.image_shape, X_val=X_val,
                                  y_val=y_val, state=state, on_step=step_hook,
                                  should_stop=lambda: stop["requested"], log=log):
-            history.append(result.to_dict())
+            history.append(dict(result.to_dict(), health=monitor.on_epoch(result)))
+            for warning in history[-1]["health"]["warnings"]:
+                log(f"warning: epoch {result.epoch}: {warning}")
             if bar:
                 bar.on_epoch(result)
             else:
@@ -176,7 +223,11 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
                 log(f"early stopping: no better validation accuracy for {config.patience} epochs; "
                     f"keeping epoch {best['epoch']}")
                 break
+    except FileWriteError as exc:
+        raise resume_hint(exc) from None
     except DivergenceError as exc:
+        exc.report = explain_divergence(exc.report, model, config, X, monitor.recent)
+        log(format_causes(exc.report))
         metrics.update(status="diverged", divergence=exc.report)
         if out is not None:
             write_json(os.path.join(out, "divergence.json"), exc.report)
@@ -186,16 +237,17 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     finally:
         if bar:
             bar.close()
-        if previous_handlers:
-            restore_signal_handlers(previous_handlers)
     train_seconds = time.perf_counter() - started
 
     if stop["requested"] and state.epoch < config.epochs and not (config.patience and best["epoch"]
                                                                  and state.epoch - best["epoch"] >= config.patience):
-        save_checkpoint()
         metrics.update(status="interrupted", train_seconds=train_seconds)
-        if out is not None:
-            write_json(os.path.join(out, "metrics.json"), metrics)
+        try:
+            save_checkpoint()
+            if out is not None:
+                write_json(os.path.join(out, "metrics.json"), metrics)
+        except FileWriteError as exc:
+            raise resume_hint(exc) from None
         where = f"epoch {state.epoch + 1}, batch {state.batch + 1}" if state.batch else f"epoch {state.epoch + 1}"
         raise Interrupted(f"training interrupted; checkpoint written, resume at {where} with "
                           f"`steadynet train --resume {out}`." if out else "training interrupted.")
@@ -212,6 +264,12 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     if out is not None:
         save_model(os.path.join(out, MODEL_FILE), model, epoch=state.epoch)
         write_json(os.path.join(out, "metrics.json"), metrics)
+        if plots and importlib.util.find_spec("matplotlib") is None:
+            log("plots skipped: matplotlib is not installed (pip install 'steadynet[plot]')")
+        elif plots:
+            from ..viz import write_run_plots
+
+            write_run_plots(out, model=model, data=data, log=log)
     metrics.model = model
     return metrics
 
@@ -240,53 +298,118 @@ def run_description(config, data, model):
 
 
 def write_checkpoint(path, model, optimizer, state, history, best, config):
-    """Everything needed to continue exactly: weights, optimiser state, loop state, RNGs."""
+    """Everything needed to continue exactly: weights, optimiser state, loop state, RNGs.
+
+    Arrays: the parameters, ``optim.<name>`` (the optimiser's step count and state arrays) and
+    ``best.theta`` (the best epoch's weights, for early stopping). JSON: the config, the
+    :class:`LoopState` (epoch, step, batch, data-order RNG state, running sums), the metrics so
+    far (``history``), the best epoch and the dropout RNG state.
+    """
     arrays = dict(model.state_dict())
     arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
     if best.get("theta") is not None:
-        arrays["best.theta"] = np.asarray(model.xp.asnumpy(best["theta"]) if model.xp is not np else best["theta"])
-    drop_rngs = [layer.rng.bit_generator.state for layer in model.layers if hasattr(layer, "rng")
-                 and hasattr(layer.rng, "bit_generator")]
+        arrays["best.theta"] = to_numpy(best["theta"])
     meta = {"format": CHECKPOINT_FORMAT, "model": model.config(), "config": config.to_dict(),
             "state": dict(state.__dict__), "history": history,
             "best": {"epoch": best["epoch"], "val_accuracy": best["val_accuracy"]},
-            "dropout_rng": drop_rngs[0] if drop_rngs else None}
+            "dropout_rng": dropout_rng_state(model)}
     save_arrays(path, arrays, meta)
+
+
+def dropout_rng_state(model):
+    """The state of the generator the dropout layers share (NumPy only), or None.
+
+    CuPy's generators cannot export their state, so a run on the GPU resumes with fresh
+    dropout masks: close to, but not bit for bit, the uninterrupted run.
+    """
+    rngs = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
+    if rngs and isinstance(rngs[0], np.random.Generator):
+        return rngs[0].bit_generator.state
+    return None
 
 
 def load_run_for_resume(run_dir):
     """The config and last checkpoint of a run folder."""
     path = os.path.join(run_dir, "checkpoints", "last.npz")
-    if not os.path.exists(path):
-        raise ConfigError(f"--resume {run_dir}: no checkpoint there (expected {path}).")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume {run_dir}: no checkpoint there (expected {path}); if the run was "
+                          f"stopped before writing one, start it again.")
     arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
-    return TrainConfig.from_dict(meta["config"]), (arrays, meta, path)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+    except (KeyError, ConfigError) as exc:
+        raise ModelFileError(f"{path}: the checkpoint's config is missing or invalid ({exc}).") from None
+    return config, (arrays, meta, path)
 
 
-def restore_checkpoint(checkpoint, model, optimizer, run_dir):
+def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None):
+    """Load a checkpoint into ``model`` and ``optimizer``; return ``(state, history, best)``.
+
+    Every part is checked against the run being resumed, so that a checkpoint that does not
+    belong to it (or was forged) is refused here with :class:`ModelFileError` rather than
+    failing later inside the loop.
+    """
     arrays, meta, path = checkpoint
     restored = model_from(arrays, meta, path, model.device)
-    model.theta[...] = restored.theta
-    optim_state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
-    optimizer.load_state_dict(optim_state, model.theta)
-    if meta.get("dropout_rng"):
-        for layer in model.layers:
-            if hasattr(layer, "rng") and hasattr(layer.rng, "bit_generator"):
-                layer.rng.bit_generator.state = meta["dropout_rng"]
-    state = LoopState(**meta["state"])
-    best = dict(meta["best"])
-    best["theta"] = model.xp.asarray(arrays["best.theta"]) if "best.theta" in arrays else None
-    return state, list(meta["history"]), best
+    if restored.layer_sizes != model.layer_sizes:
+        raise ModelFileError(f"{path}: the checkpoint holds a {'-'.join(map(str, restored.layer_sizes))} "
+                             f"network, but the data now calls for {'-'.join(map(str, model.layer_sizes))}; "
+                             f"was the data file changed since the run started?")
+
+    def check(ok, what):
+        if not ok:
+            raise ValueError(what)
+
+    try:
+        model.theta[...] = restored.theta
+        # the optimiser: a step count and, once it has stepped, every state array
+        optim_state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
+        t = optim_state.get("t")
+        check(t is not None and t.shape == () and t.dtype.kind in "iu" and int(t) >= 0, "optim.t must be a count")
+        for name in optimizer._state if int(t) else ():
+            a = optim_state.get(name)
+            check(a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
+                  f"optim.{name} must be finite, of shape {model.theta.shape}")
+        optimizer.load_state_dict(optim_state, model.theta)
+        # the loop's position and its random-number generators
+        state = LoopState(**meta["state"])
+        ints = (state.epoch, state.step, state.batch, state.epoch_correct, state.epoch_seen)
+        check(all(isinstance(v, int) and v >= 0 for v in ints), "epoch/step/batch counters must be integers >= 0")
+        check(state.epoch <= config.epochs and state.batch < batches, "the position is past the run's end")
+        check(all(isinstance(v, (int, float)) for v in (state.epoch_loss, state.lr_scale)) and state.lr_scale > 0,
+              "epoch_loss and lr_scale must be numbers")
+        if state.rng_state is not None:
+            np.random.default_rng().bit_generator.state = state.rng_state
+        dropout = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
+        if dropout and meta.get("dropout_rng"):
+            dropout[0].bit_generator.state = meta["dropout_rng"]  # one generator, shared by the layers
+        elif dropout and log:
+            log("note: dropout masks after this resume are drawn afresh (the checkpoint holds no "
+                "dropout RNG state), so they differ from the uninterrupted run's")
+        # the metrics so far and the best epoch
+        history, best = meta["history"], dict(meta["best"])
+        check(isinstance(history, list) and all(isinstance(h, dict) for h in history), "history must be a list")
+        check((best["epoch"] is None or isinstance(best["epoch"], int))
+              and isinstance(best["val_accuracy"], (int, float)), "best must hold an epoch and an accuracy")
+        best_theta = arrays.get("best.theta")
+        check(best_theta is None or best_theta.shape == model.theta.shape, "best.theta must be shaped like theta")
+        best["theta"] = None if best_theta is None else model.xp.asarray(best_theta, dtype=model.dtype)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: not a usable checkpoint for this run ({type(exc).__name__}: {exc}).") from None
+    return state, history, best
 
 
 # ------------------------------------------------------------------------- signals
 
 
-def install_signal_handlers(stop):
-    """SIGINT/SIGTERM set ``stop["requested"]``; a second SIGINT interrupts at once."""
+def install_signal_handlers(stop, out=None):
+    """SIGINT/SIGTERM set ``stop["requested"]``; a second SIGINT raises :class:`Interrupted` at
+    once, wherever the run is: every file is written atomically, so none is left half-written."""
     def handler(signum, frame):
         if stop["requested"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            where = f": resume with `steadynet train --resume {out}`" if out else ""
+            raise Interrupted(f"stopped at once by a second Ctrl-C; the last checkpoint written is "
+                              f"intact{where}.")
         stop["requested"] = True
         print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
               f"(Ctrl-C again to quit at once)", file=sys.stderr)

@@ -1,0 +1,232 @@
+"""Checkpoints and exact resume: a run stopped at any point and resumed ends with the weights,
+bit for bit, of the same run left alone (same seed, same machine)."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import make_blobs
+from steadynet import TrainConfig, load, train
+from steadynet.errors import ConfigError, ModelFileError
+from steadynet.persistence import CHECKPOINT_FORMAT, load_arrays
+from steadynet.train import Interrupted
+
+# 600 blobs, 100 held out: 500 training images of 4x4 pixels, 13 steps per epoch of 40
+BASE = dict(epochs=3, hidden=(6,), batch_size=40, val_size=100, seed=3, augment_shift=0,
+            learning_rate=0.2)
+STEPS_PER_EPOCH = 13
+CASES = {
+    "sgd": dict(optimizer="sgd"),
+    "nesterov": dict(optimizer="nesterov", learning_rate=0.05),
+    "adam": dict(optimizer="adam", learning_rate=0.01, weight_decay=1e-3),
+    "dropout": dict(optimizer="momentum", learning_rate=0.05, dropout=0.3, input_dropout=0.1),
+    "augment": dict(optimizer="adamw", learning_rate=0.01, weight_decay=1e-2, augment_shift=1),
+    "full_batch": dict(optimizer="nesterov", batch_size="full", learning_rate=0.5, epochs=30),  # 1 step per epoch
+    "clip_warmup_smoothing": dict(optimizer="sgd", clip_norm=0.5, warmup_epochs=1.0, label_smoothing=0.1,
+                                  schedule="step", decay_epochs=1.0, decay_factor=0.5, relu=None),
+}
+
+
+def config_of(case):
+    kw = dict(BASE, **CASES[case])
+    if kw.pop("relu", 0) is None:
+        kw["activation"] = "relu"
+    return TrainConfig(**kw)
+
+
+def without_seconds(history):
+    """The epochs' metrics without wall time and the sampled health record (its update ratios
+    span two steps, and a sample that straddles the interruption is not taken again)."""
+    return [{k: v for k, v in h.items() if k not in ("seconds", "health")} for h in history]
+
+
+def interrupt_at(steps):
+    """An ``on_step`` that sends this process SIGINT right after each of ``steps``."""
+    def on_step(info):
+        if info.step in steps:
+            os.kill(os.getpid(), signal.SIGINT)
+    return on_step
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_blobs()
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """The uninterrupted run of each case, trained once."""
+    runs = {}
+
+    def get(case):
+        if case not in runs:
+            out = tmp_path_factory.mktemp(f"ref-{case}")
+            runs[case] = train(config_of(case), str(out), data=data)
+        return runs[case]
+    return get
+
+
+def resume_until_done(config, out, data, stops):
+    """Start the run, stop it with SIGINT after each step in ``stops`` (one stop per attempt),
+    resuming each time; return the final result and the Interrupted messages."""
+    messages = []
+    for k, stop in enumerate(stops):
+        try:
+            train(None if k else config, out, data=data, resume=k > 0, handle_signals=True,
+                  on_step=interrupt_at({stop}))
+        except Interrupted as exc:
+            messages.append(str(exc))
+    return train(None, out, data=data, resume=True), messages
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("stops", [(STEPS_PER_EPOCH,), (5,), (1, 20, 27)],
+                         ids=["epoch-boundary", "mid-epoch", "three-stops"])
+def test_interrupted_and_resumed_run_matches_uninterrupted_run(case, stops, data, reference, tmp_path):
+    out = str(tmp_path / "run")
+    ref = reference(case)
+    result, messages = resume_until_done(config_of(case), out, data, stops)
+
+    assert len(messages) == len(stops)
+    assert all(f"steadynet train --resume {out}" in m for m in messages)
+    assert np.array_equal(result.model.theta, ref.model.theta)
+    assert without_seconds(result["epochs"]) == without_seconds(ref["epochs"])
+    assert result["test_accuracy"] == ref["test_accuracy"]
+    assert result["status"] == "completed" and result["best_epoch"] == ref["best_epoch"]
+    # the finished run folder holds the same model
+    assert np.array_equal(load(out).theta, ref.model.theta)
+
+
+def test_interrupt_message_names_the_position(data, tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(Interrupted, match=r"resume at epoch 2, batch 3 with `steadynet train --resume"):
+        train(config_of("sgd"), out, data=data, handle_signals=True,
+              on_step=interrupt_at({STEPS_PER_EPOCH + 2}))
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["status"] == "interrupted" and len(metrics["epochs"]) == 1
+    _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    assert (meta["state"]["epoch"], meta["state"]["step"], meta["state"]["batch"]) == (1, STEPS_PER_EPOCH + 2, 2)
+
+
+def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes_exactly(data, reference, tmp_path):
+    out = str(tmp_path / "run")
+
+    def twice(info):  # the second SIGINT arrives while the first is being honoured
+        if info.step == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="second Ctrl-C.*--resume"):
+        train(config_of("adam"), out, data=data, handle_signals=True, on_step=twice)
+    # stopped before its checkpoint: the last one on disk is the end of epoch 1
+    _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    assert meta["state"]["step"] == STEPS_PER_EPOCH
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    result = train(None, out, data=data, resume=True)
+    assert np.array_equal(result.model.theta, reference("adam").model.theta)
+
+
+class Crash(Exception):
+    """Stands for the process dying: nothing after it runs, nothing is cleaned up."""
+
+
+def crash_at(step):
+    def on_step(info):
+        if info.step == step:
+            raise Crash
+    return on_step
+
+
+@pytest.mark.parametrize("every, crash, saved_step", [(0, 20, STEPS_PER_EPOCH), (4, 20, 16), (4, 13, 12),
+                                                      (5, 24, 20), (5, 27, 26), (0, 3, 0)])
+def test_crash_resumes_from_the_last_checkpoint_exactly(every, crash, saved_step, data, reference, tmp_path):
+    out = str(tmp_path / "run")
+    config = config_of("dropout").replace(checkpoint_every_steps=every)
+    with pytest.raises(Crash):
+        train(config, out, data=data, on_step=crash_at(crash))
+    _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    assert meta["state"]["step"] == saved_step
+    result = train(None, out, data=data, resume=True)
+    assert np.array_equal(result.model.theta, reference("dropout").model.theta)
+
+
+def test_checkpoint_holds_weights_optimiser_rngs_position_and_metrics(data, tmp_path):
+    out = str(tmp_path / "run")
+    config = config_of("adam").replace(dropout=0.2, checkpoint_every_steps=6)
+    with pytest.raises(Crash):
+        train(config, out, data=data, on_step=crash_at(STEPS_PER_EPOCH + 7))
+    arrays, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    assert {"W1", "W2", "b1", "b2", "optim.t", "optim.m", "optim.v", "best.theta"} <= set(arrays)
+    assert int(arrays["optim.t"]) == meta["state"]["step"] == 18
+    assert meta["state"]["batch"] == 5 and meta["state"]["rng_state"]["bit_generator"] == "PCG64"
+    assert meta["dropout_rng"]["bit_generator"] == "PCG64"
+    assert len(meta["history"]) == 1 and meta["history"][0]["epoch"] == 1
+    assert meta["best"]["epoch"] == 1 and TrainConfig.from_dict(meta["config"]) == config
+
+
+def test_best_model_is_kept_apart_from_the_latest(data, tmp_path):
+    out = str(tmp_path / "run")
+    result = train(config_of("sgd").replace(epochs=4), out, data=data)
+    best = load(os.path.join(out, "checkpoints", "best.npz"))
+    accs = [e["val_accuracy"] for e in result["epochs"]]
+    assert result["best_epoch"] == 1 + int(np.argmax(accs))
+    assert best.evaluate(*val_split(data))[1] == max(accs)
+    with pytest.raises(ModelFileError, match="expected a steadynet-model file, found format 'steadynet-checkpoint'"):
+        load(os.path.join(out, "checkpoints", "last.npz"))
+
+
+def val_split(data):
+    from steadynet.train import split_validation
+
+    _, _, X_val, y_val = split_validation(data, BASE["val_size"], BASE["seed"])
+    return X_val, y_val
+
+
+def test_early_stopping_resumes_exactly(data, tmp_path):
+    config = config_of("adam").replace(epochs=8, patience=1, learning_rate=0.05)
+    ref = train(config, str(tmp_path / "ref"), data=data)
+    out = str(tmp_path / "run")
+    with pytest.raises(Interrupted):
+        train(config, out, data=data, handle_signals=True, on_step=interrupt_at({2 * STEPS_PER_EPOCH + 4}))
+    result = train(None, out, data=data, resume=True)
+    assert len(result["epochs"]) == len(ref["epochs"]) and result["best_epoch"] == ref["best_epoch"]
+    assert np.array_equal(result.model.theta, ref.model.theta)
+
+
+def test_resuming_a_finished_run_changes_nothing(data, reference, tmp_path):
+    out = str(tmp_path / "run")
+    first = train(config_of("nesterov"), out, data=data)
+    again = train(None, out, data=data, resume=True)
+    assert np.array_equal(again.model.theta, first.model.theta)
+    assert without_seconds(again["epochs"]) == without_seconds(first["epochs"])
+
+
+def test_resume_refuses_a_folder_without_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match=r"--resume .*: no checkpoint there"):
+        train(None, str(tmp_path), resume=True)
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit_the_data(data, tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(Crash):
+        train(config_of("sgd"), out, data=data, on_step=crash_at(3))
+    wider = make_blobs(n_features=25)
+    with pytest.raises(ModelFileError, match=r"16-6-3 network, but the data now calls for 25-6-3"):
+        train(None, out, data=wider, resume=True)
+
+
+def test_gpu_style_dropout_generator_is_reported_not_silently_inexact(data, tmp_path, monkeypatch):
+    """A checkpoint without a dropout RNG state (CuPy's cannot be saved) resumes with a notice."""
+    from steadynet.train import trainer
+
+    out = str(tmp_path / "run")
+    monkeypatch.setattr(trainer, "dropout_rng_state", lambda model: None)
+    with pytest.raises(Crash):  # checkpoints written as a GPU run writes them
+        train(config_of("dropout"), out, data=data, on_step=crash_at(15))
+    monkeypatch.undo()
+    lines = []
+    train(None, out, data=data, resume=True, log=lines.append)
+    assert any("dropout masks after this resume are drawn afresh" in line for line in lines)
