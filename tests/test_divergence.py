@@ -7,26 +7,24 @@ import numpy as np
 import pytest
 
 from steadynet import MLP, TrainConfig
-from steadynet.diagnostics.divergence import (DivergenceGuard, ExplosionDetector, explain_divergence,
-                                              format_causes)
+from steadynet.diagnostics.divergence import ExplosionDetector, explain_divergence, format_causes
 from steadynet.diagnostics.health import HealthMonitor
 from steadynet.optim import make_optimizer
 from steadynet.train import DivergenceError, train_loop
 
 
 def diverge(blobs, scale=1.0, activation="sigmoid", **kw):
-    """Train until the guard stops it; returns (error, model, config, X, monitor, weights after
-    each accepted step)."""
+    """Train until the loop's guard stops it; returns (error, model, config, X, monitor, weights
+    after each accepted step)."""
     config = TrainConfig(data="blobs", val_size=0, epochs=3, batch_size=32, hidden=(16,), augment_shift=0,
                          activation=activation, **kw)
     model = MLP((16, 16, 3), activation, seed=0)
     X = blobs.x_train * scale
-    monitor, guard = HealthMonitor(model), DivergenceGuard(model)
+    monitor = HealthMonitor(model)
     weights = [model.theta.copy()]  # weights[s]: after step s
 
-    def on_step(info):
+    def on_step(info):  # called for accepted steps only: the loop raises before a refused one
         monitor.on_step(info)
-        guard.on_step(info)  # raises on the step that explodes, before it is recorded below
         weights.append(model.theta.copy())
 
     with pytest.raises(DivergenceError) as caught:
@@ -76,10 +74,11 @@ def test_unscaled_inputs_are_ranked_first(blobs):
 
 
 def test_overflowing_update_stops_within_the_step_and_keeps_finite_weights(blobs):
-    # lr * grad is finite, but the update overflows float32 weights: first non-finite is a weight
+    # lr * grad is finite, but the update would overflow float32 weights: refused before it
     err, model, config, X, monitor, weights = diverge(blobs, learning_rate=1e38, optimizer="sgd",
                                                       schedule="constant")
-    assert err.report["step"] == 1 and err.report["first"] in ("weights", "weight W1", "weight W2")
+    assert err.report["step"] == 1 and err.report["first"] == "weights"
+    assert "would overflow float32" in err.report["reason"]
     np.testing.assert_array_equal(model.theta, weights[0])  # the initial weights, untouched
     explained = explain_divergence(err.report, model, config, X, monitor.recent)
     assert explained["causes"][0]["cause"] == "learning_rate"
@@ -93,13 +92,12 @@ def test_seed_init_is_ranked_when_it_is_the_cause(blobs):
     explained = explain_divergence(report, model, config, blobs.x_train)
     assert explained["causes"][0]["cause"] == "init_scale"
     assert "every weight is positive" in explained["causes"][0]["evidence"]
-    assert explained["norm_history"] == []
+    assert [h["step"] for h in explained["norm_history"]] == [2]  # only the refused step is known
 
 
 def test_guard_lets_a_healthy_run_finish(blobs):
     config = TrainConfig(data="blobs", val_size=0, epochs=8, batch_size=32, hidden=(16,), augment_shift=0)
     model = MLP((16, 16, 3), seed=0)
-    guard = DivergenceGuard(model)
     results = list(train_loop(model, make_optimizer(config.optimizer, model.n_weights), config, blobs.x_train,
-                              blobs.y_train, blobs.image_shape, on_step=guard.on_step))
+                              blobs.y_train, blobs.image_shape))
     assert len(results) == 8 and results[-1].train_accuracy > 0.9

@@ -54,7 +54,7 @@ def test_seed_init_warns_about_initial_loss_and_saturation(blobs):
 
 
 def test_large_learning_rate_warns_about_update_ratio(blobs):
-    _, _, epochs = run(blobs, epochs=1, learning_rate=50.0, optimizer="sgd", schedule="constant")
+    _, _, epochs = run(blobs, epochs=1, learning_rate=5.0, optimizer="sgd", schedule="constant")
     assert any("learning rate is too large" in w for w in epochs[0]["warnings"])
 
 

@@ -3,16 +3,16 @@
 - :func:`check_gradients` / :func:`check_model_gradients`: gradient check with a diagnosis of
   each failing tensor (sign, batch sum, transpose, missing, partial, wrong);
 - :class:`HealthMonitor`: per-layer norms, update ratios and saturation during training;
-- :class:`DivergenceGuard`, :class:`ExplosionDetector`, :func:`explain_divergence`: stop at the
-  first exploding value and rank its likely causes;
+- :class:`ExplosionDetector` (the training loop's guard), :func:`explain_divergence`: stop at
+  the first exploding value and rank its likely causes;
 - :func:`doctor`: pre-training checks with a verdict.
 """
 
-from .divergence import DivergenceGuard, ExplosionDetector, explain_divergence, format_causes, rank_causes
+from .divergence import ExplosionDetector, explain_divergence, format_causes, rank_causes
 from .doctor import DoctorResult, doctor
 from .gradcheck import GradCheckResult, TensorCheck, check_gradients, check_model_gradients
 from .health import HealthMonitor
 
 __all__ = ["check_gradients", "check_model_gradients", "GradCheckResult", "TensorCheck", "HealthMonitor",
-           "DivergenceGuard", "ExplosionDetector", "explain_divergence", "rank_causes", "format_causes",
+           "ExplosionDetector", "explain_divergence", "rank_causes", "format_causes",
            "doctor", "DoctorResult"]

@@ -1,10 +1,10 @@
 """Why a run diverged: exploding-value detection, and the likely causes ranked from evidence.
 
-The training loop stops at the first non-finite loss or gradient without applying the step
-(see :func:`steadynet.train.loop.divergence_report`). :class:`ExplosionDetector` extends that
-to values that are still finite but exploding (a gradient norm far above its running median,
-a loss far above chance after training had brought it down), and :func:`explain_divergence`
-turns the report into a ranked list of causes, each with its evidence and the change to try.
+The training loop asks :class:`ExplosionDetector` about every step before applying it: a
+non-finite loss or gradient, or a finite one far above its running level, is refused before
+the update (see :func:`steadynet.train.loop.train_loop`), so the model keeps the weights of the
+last accepted step. :func:`explain_divergence` turns the loop's report into a ranked list of
+causes, each with its evidence and the change to try.
 """
 
 import math
@@ -72,65 +72,6 @@ def median(values):
     return s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
 
 
-class DivergenceGuard:
-    """An ``on_step`` hook that stops training at the first exploding or non-finite value and
-    puts back the weights from before that step.
-
-    The training loop already refuses a step whose loss or gradient is non-finite. This hook
-    adds what the loop cannot see before the update: values that are finite but exploding
-    (:class:`ExplosionDetector`), and weights that the update itself overflowed. It keeps a
-    copy of the parameters after every accepted step (one array copy per step), so when step
-    ``s`` is refused the model is restored to the end of step ``s - 1`` before
-    :class:`~steadynet.train.DivergenceError` is raised; ``steadynet.train`` then writes
-    ``divergence.json`` and ``last_finite.npz`` from it.
-
-    Parameters
-    ----------
-    model : MLP
-    detector : ExplosionDetector, optional
-        Default: ``ExplosionDetector(model.n_classes)``.
-    """
-
-    def __init__(self, model, detector=None):
-        self.model = model
-        self.detector = detector or ExplosionDetector(model.n_classes)
-        self.last_good = model.xp.copy(model.theta)  # the weights before the first step
-
-    def on_step(self, info):
-        from ..train.loop import DivergenceError, report_line
-
-        xp, theta = self.model.xp, self.model.theta
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing norm is the finding
-            weight_norm = math.sqrt(float(theta @ theta))
-        reason = self.detector(info.loss, info.grad_norm)
-        if reason is None and not math.isfinite(weight_norm):
-            reason = "the update overflowed the weights"
-        if reason is None:
-            self.last_good[...] = theta
-            return
-        first = first_non_finite(self.model, info.loss) or (
-            "weights" if "overflowed" in reason else "gradient norm" if "gradient" in reason else "loss")
-        theta[...] = self.last_good  # back to the end of the last accepted step
-        with np.errstate(over="ignore"):
-            norms = {name: float(xp.linalg.norm(p)) for name, p in self.model.params.items()}
-        report = {"epoch": info.epoch, "step": info.step, "batch": info.batch, "loss": info.loss,
-                  "learning_rate": info.learning_rate, "first": first, "reason": reason,
-                  "weight_norms": norms}
-        raise DivergenceError(report_line(report) + f" ({reason})", report)
-
-
-def first_non_finite(model, loss):
-    """The first non-finite tensor of the last step in the order the step computed them:
-    activations, loss, gradients (output layer first), weights after the update; or None."""
-    xp = model.xp
-    checked = [(f"activation of layer {j} ({layer!r})", layer.A) for j, layer in enumerate(model.layers)
-               if getattr(layer, "A", None) is not None]
-    checked += [("loss", xp.asarray(loss))]
-    checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
-    checked += [(f"weight {name}", p) for name, p in model.params.items()]
-    return next((name for name, a in checked if not bool(xp.isfinite(a).all())), None)
-
-
 # ------------------------------------------------------------------------------ causes
 
 
@@ -170,7 +111,7 @@ def init_evidence(model):
 def step_evidence(report, recent):
     """The size of the last accepted steps: ``lr * ||g|| / ||theta||`` and the growth of the
     gradient norm over the recorded history."""
-    recent = [r for r in (recent or []) if math.isfinite(r.get("grad_norm", math.nan))]
+    recent = [r for r in (recent or []) if math.isfinite(r.get("grad_norm") or math.nan)]
     weight_norm = math.sqrt(sum(v ** 2 for v in report.get("weight_norms", {}).values())) or 1e-30
     last = recent[-1] if recent else {"grad_norm": math.nan, "learning_rate": report["learning_rate"]}
     relative_step = last["learning_rate"] * last["grad_norm"] / weight_norm
@@ -272,9 +213,12 @@ def explain_divergence(report, model, config, X, recent=None, max_samples=512):
     from ..model import as_float_batch
 
     Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
+    # the accepted steps, then the refused one
+    history = list(recent or []) + [{k: report.get(k) for k in ("step", "epoch", "loss", "grad_norm",
+                                                               "learning_rate")}]
     evidence = {"inputs": input_evidence(Xs), "units": unit_evidence(model, Xs),
-                "init": init_evidence(model), "steps": step_evidence(report, recent)}
-    return {**report, "norm_history": list(recent or []), "evidence": evidence,
+                "init": init_evidence(model), "steps": step_evidence(report, history)}
+    return {**report, "norm_history": history, "evidence": evidence,
             "causes": rank_causes(report, config, evidence)}
 
 
