@@ -217,3 +217,15 @@ def load_model(path, device="cpu"):
     path = resolve_model_path(path)
     arrays, meta = load_arrays(path, MODEL_FORMAT)
     return model_from(arrays, meta, path, device)
+
+
+def run_data_spec(path):
+    """The data set a run folder was trained on (from its ``config.json``), or None."""
+    config_path = os.path.join(os.fspath(path), "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    try:
+        with open(config_path) as f:
+            return json.load(f)["config"]["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": "compare",
     "gradcheck": "gradcheck",
     "doctor": "doctor",
+    "serve": "serve",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run

@@ -1,8 +1,5 @@
 """``steadynet evaluate``: test accuracy and per-class accuracy of a trained model."""
 
-import json
-import os
-
 from .app import add_common, print_json
 
 
@@ -20,16 +17,12 @@ def evaluate(model_path, data=None):
     Returns a dict: ``data``, ``n``, ``test_loss``, ``test_accuracy``, ``per_class_accuracy``.
     """
     from ..data import check_compatible, load_data
-    from ..persistence import load_model
+    from ..persistence import load_model, run_data_spec
     from ..train.trainer import per_class_accuracy
 
     model = load_model(model_path)
     if data is None:
-        config_path = os.path.join(model_path, "config.json")
-        data = "mnist"
-        if os.path.isdir(model_path) and os.path.exists(config_path):
-            with open(config_path) as f:
-                data = json.load(f)["config"]["data"]
+        data = run_data_spec(model_path) or "mnist"
     dataset = load_data(data)
     check_compatible(dataset, model, model_path)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)

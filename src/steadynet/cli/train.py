@@ -75,6 +75,9 @@ def add_parser(sub):
     p.add_argument("--quiet", action="store_true",
                    help="plain per-epoch lines instead of a live progress bar, and no summary table")
     p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots at the end")
+    p.add_argument("--serve", action="store_true",
+                   help="serve this run's live page (as steadynet serve) on 127.0.0.1 at a free port, "
+                        "printed on start; it stays up after training until Ctrl-C")
     p.set_defaults(run=run)
 
 
@@ -118,13 +121,27 @@ def run(args):
             raise ConfigError(f"--out {out}: already holds a run; choose another folder or --resume {out}.")
     epochs = (config or TrainConfig()).epochs if not resume else None
     progress = ProgressBar(epochs, live=False) if args.quiet and epochs else (not args.quiet or None)
+    server = {}
+
+    def start_server(info):
+        # the run's first checkpoint is written before the first step: there is a model to show
+        if args.serve and not server:
+            from ..web.server import make_server
+
+            server["page"] = make_server(out, log=log).start()
+            log(f"live page of this run at {server['page'].url}")
+
     result = train(config, out, resume=resume, progress=progress, log=log, handle_signals=True,
-                   plots=not args.no_plots)
+                   plots=not args.no_plots, on_step=start_server)
     if not args.quiet:
         print(summary_table(result), file=sys.stderr)
     if args.json:
         print_json({k: v for k, v in result.items()} | {"run": out})
     else:
-        print(f"test accuracy {result['test_accuracy']:.4f}  ({result['train_seconds']:.1f} s of training; "
-              f"run folder {out})")
+        acc = result["test_accuracy"]
+        print(f"test accuracy {'-' if acc is None else f'{acc:.4f}'}  ({result['train_seconds']:.1f} s of "
+              f"training; run folder {out})")
+    if server:
+        log(f"training done; the page stays up at {server['page'].url} until Ctrl-C")
+        server["page"].thread.join()
     return 0

@@ -44,6 +44,8 @@ class ExplosionDetector:
         self.grad_norms = deque(maxlen=window)
         self.losses = deque(maxlen=window)
         self.first_loss = None
+        self._medians = None  # (grad norm, loss) medians, refreshed every few steps
+        self._refresh = 0
 
     def __call__(self, loss, grad_norm):
         """Check one step: returns None (accepted and remembered) or why it explodes (a str)."""
@@ -52,11 +54,16 @@ class ExplosionDetector:
         if loss > 100 * self.chance:
             return f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: the logits have exploded"
         if self.grad_norms:
-            g_med = median(self.grad_norms)
+            # the medians move slowly: sorting the window every 8th step keeps this off the
+            # training hot path
+            if self._refresh == 0 or self._medians is None:
+                self._medians = (median(self.grad_norms), median(self.losses))
+            self._refresh = (self._refresh + 1) % 8
+            g_med, l_med = self._medians
             if grad_norm > self.factor * g_med:
                 return (f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median "
                         f"{g_med:.3g}")
-            ref = min(median(self.losses), self.first_loss)
+            ref = min(l_med, self.first_loss)
             if loss > self.loss_factor * ref and loss > 2 * self.chance:
                 return f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}"
         else:

@@ -124,33 +124,32 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     decay_every = round(config.decay_epochs * batches) or None
     shuffle = batches > 1 or config.augment_shift > 0
     rng = np.random.default_rng()
-    X_epoch = None
+    X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
     X_full = None  # full batch without augmentation: converted to float once
 
     while state.epoch < config.epochs:
         started = time.perf_counter()
         epoch = state.epoch + 1
 
-        # shuffle and shift the training set for this epoch (one pass over the data)
+        # this epoch's order, and its shifted images (one pass over the data, in that order)
         if state.rng_state is None:
             state.rng_state = rng_state_of(config.seed, state.epoch)
         rng.bit_generator.state = state.rng_state
-        if shuffle:
-            order = rng.permutation(n)
-            y_epoch = y[order]
-            if config.augment_shift:
-                X_epoch = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch)
-            else:
-                X_epoch = X[order]
-        else:
-            if X_full is None:
-                X_full = as_float_batch(X, dtype, xp)
-            X_epoch, y_epoch = X_full, y
+        order = rng.permutation(n) if shuffle else None
+        if config.augment_shift:
+            X_epoch = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch)
+            y_epoch, rows = y[order], None
+        elif shuffle:
+            X_epoch, y_epoch, rows = X, y, order  # gathered batch by batch: no copy of the set
+        elif X_full is None:
+            X_full = X_epoch = as_float_batch(X, dtype, xp)
+            y_epoch, rows = y, None
 
         for b in range(state.batch, batches):
-            s = b * batch_size
-            Xb = X_epoch[s:s + batch_size] if X_full is not None else as_float_batch(X_epoch[s:s + batch_size], dtype, xp)
-            yb = xp.asarray(y_epoch[s:s + batch_size])
+            # the batch, as floats in [0, 1] on the model's device
+            picked = slice(b * batch_size, (b + 1) * batch_size) if rows is None else rows[b * batch_size:(b + 1) * batch_size]
+            Xb = X_full if X_full is not None else as_float_batch(X_epoch[picked], dtype, xp)
+            yb = xp.asarray(y_epoch[picked])
             lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
                                                 warmup, decay_every, config.decay_factor)
 
