@@ -34,9 +34,9 @@ def test_plot_writes_every_plot_of_the_run(runs, capsys):
     capsys.readouterr()
     assert main(["plot", run]) == 0
     out, err = capsys.readouterr()
-    expected = [p for p in viz.RUN_PLOTS if p != "health"]
+    expected = list(viz.RUN_PLOTS)
     assert out.split() == [os.path.join(run, "plots", f"{name}.png") for name in expected]
-    assert "health plot skipped" in err  # notices on stderr, results on stdout
+    assert err == ""  # every plot drawn: no notice on stderr
     for name in expected:
         assert_visible_png(os.path.join(run, "plots", f"{name}.png"), name)
 
@@ -46,7 +46,7 @@ def test_plot_json_and_out_folder(runs, capsys, tmp_path):
     capsys.readouterr()
     assert main(["plot", run, "--out", str(tmp_path / "png"), "--json"]) == 0
     written = json.loads(capsys.readouterr().out)["plots"]
-    assert set(written) == {"curves", "confusion", "misclassified", "samples", "weights"}
+    assert set(written) == {"curves", "confusion", "misclassified", "samples", "weights", "health"}
     assert all(os.path.dirname(p) == str(tmp_path / "png") and os.path.exists(p) for p in written.values())
 
 
@@ -58,7 +58,7 @@ def test_report_writes_one_html_file(runs, capsys, tmp_path):
     assert capsys.readouterr().out.strip() == target
     with open(target, encoding="utf-8") as f:
         page = f.read()
-    assert page.count('src="data:image/png;base64,') == 5
+    assert page.count('src="data:image/png;base64,') == len(viz.RUN_PLOTS)
     with open(os.path.join(run, "metrics.json")) as f:
         metrics = json.load(f)
     assert f"<b>{metrics['test_accuracy']:.4f}</b>" in page

@@ -46,7 +46,7 @@ def test_update_ratio_is_the_measured_step(blobs):
 
 def test_seed_init_warns_about_initial_loss_and_saturation(blobs):
     _, _, epochs = run(blobs, epochs=1, scale=255, hidden=64, init="uniform_01", learning_rate=0.05,
-                        optimizer="sgd")
+                        optimizer="sgd", schedule="constant")
     text = " ".join(epochs[0]["warnings"])
     assert "initial loss" in text and "ln(3)" in text
     assert "saturated" in text and "barely learns" in text  # saturated: no gradient, no update
@@ -76,3 +76,9 @@ def test_sampling_is_sparse(blobs):
         pass
     assert monitor.every == 6  # 60 batches -> 10 samples
     assert len(monitor._samples) == 10
+
+
+def test_small_updates_at_the_end_of_a_schedule_are_not_warned_about():
+    layers = [{"layer": 1, "update_ratio": 1e-8}]
+    assert any("barely learns" in w for w in health_warnings(layers))
+    assert health_warnings(layers, lr_decayed=True) == []

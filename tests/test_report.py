@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -40,13 +41,19 @@ def page(run, data):
 
 def test_report_embeds_every_plot_as_a_png(page):
     figures = dict(FIGURE.findall(page))
-    assert list(figures) == [p for p in viz.RUN_PLOTS if p != "health"]
+    assert list(figures) == list(viz.RUN_PLOTS)
     for name, b64 in figures.items():
         assert png_size(base64.b64decode(b64)) == tuple(round(v * viz.DPI) for v in viz.FIGSIZE[name])
 
 
-def test_report_notes_the_missing_health_plot(page):
-    assert "Network health: not shown, because this run recorded no per-epoch health" in page
+def test_report_notes_the_missing_health_plot(run, tmp_path):
+    dest = tmp_path / "no-health"
+    shutil.copytree(run[0], dest)
+    metrics = json.loads((dest / "metrics.json").read_text())
+    for e in metrics["epochs"]:
+        del e["health"]
+    (dest / "metrics.json").write_text(json.dumps(metrics))
+    assert "Network health: not shown, because this run recorded no per-epoch health" in render_report(str(dest))
 
 
 def test_report_shows_the_health_plot_when_recorded(run, tmp_path):

@@ -73,10 +73,11 @@ def add_health(run_dir, dest):
         metrics = json.load(f)
     for e in metrics["epochs"]:
         k = e["epoch"]
-        e["health"] = {"W1": {"weight_norm": 1.0 + k, "grad_norm": 0.5 / k, "update_ratio": 1e-3 * k,
-                              "saturated": 0.1 * k, "dead": 0.0},
-                       "W2": {"weight_norm": 2.0 + k, "grad_norm": 0.2 / k, "update_ratio": 2e-3,
-                              "saturated": 0.0, "dead": 0.05}}
+        e["health"] = {"epoch": k, "warnings": [], "layers": [
+            {"layer": 1, "weight_norm": 1.0 + k, "grad_norm": 0.5 / k, "update_ratio": 1e-3 * k,
+             "saturated": 0.1 * k, "dead": 0.0},
+            {"layer": 2, "weight_norm": 2.0 + k, "grad_norm": 0.2 / k, "update_ratio": 2e-3,
+             "saturated": 0.0, "dead": 0.05}]}
     with open(os.path.join(dest, "metrics.json"), "w") as f:
         json.dump(metrics, f)
     return metrics
@@ -86,9 +87,7 @@ def test_every_plot_renders_from_a_real_run(run, data, tmp_path):
     run_dir, _ = run
     notes = []
     written = viz.write_run_plots(run_dir, data=data, log=notes.append)
-    # no health was recorded: every other plot is drawn, and the log says why health is not
-    assert list(written) == [p for p in viz.RUN_PLOTS if p != "health"]
-    assert len(notes) == 1 and notes[0].startswith("health plot skipped")
+    assert list(written) == list(viz.RUN_PLOTS) and notes == []  # training records health
     for name, path in written.items():
         assert path == os.path.join(run_dir, "plots", f"{name}.png")
         assert_visible_png(path, name)
@@ -106,14 +105,15 @@ def test_health_series_reads_each_layer_and_key(run, tmp_path):
     metrics = add_health(run[0], tmp_path / "healthy")
     series = viz.health_series(metrics)
     assert set(series) == {"weight_norm", "grad_norm", "update_ratio", "saturated", "dead"}
-    epochs, values = series["grad_norm"]["W1"]
+    epochs, values = series["grad_norm"]["layer 1"]
     assert epochs == [1, 2, 3]
     np.testing.assert_allclose(values, [0.5, 0.25, 0.5 / 3])
     assert viz.health_series({"epochs": [{"epoch": 1, "train_loss": 1.0}]}) == {}
 
 
 def test_health_plot_says_which_keys_were_not_recorded():
-    metrics = {"epochs": [{"epoch": k, "health": {"W1": {"grad_norm": 1.0 / k}}} for k in (1, 2)]}
+    metrics = {"epochs": [{"epoch": k, "health": {"layers": [{"layer": 1, "grad_norm": 1.0 / k}]}}
+                          for k in (1, 2)]}
     fig = viz.plot_health(metrics)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "update_ratio not recorded" in texts and "saturation not recorded" in texts
@@ -189,7 +189,7 @@ def test_samples_show_the_labels(data):
 def test_in_memory_data_cannot_be_reloaded_so_its_plots_are_skipped(run, tmp_path):
     notes = []
     written = viz.write_run_plots(run[0], out=str(tmp_path), log=notes.append)
-    assert set(written) == {"curves", "weights"}  # need no data
+    assert set(written) == {"curves", "weights", "health"}  # need no data
     skipped = [n for n in notes if "--data" in n]
     assert {n.split()[0] for n in skipped} == {"confusion", "misclassified", "samples"}
 

@@ -318,19 +318,23 @@ def health_series(metrics):
     Returns
     -------
     dict of str -> dict of str -> (list of int, list of float)
-        ``series[key][layer] = (epochs, values)``, for every numeric ``key`` recorded per
+        ``series[key]["layer 1"] = (epochs, values)``, for every numeric ``key`` recorded per
         layer (``grad_norm``, ``update_ratio``, ``saturated``, ...); empty when the run
-        recorded no health.
+        recorded no health. The entries are
+        :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s records:
+        ``{"layers": [{"layer": 1, "grad_norm": ..., ...}, ...], ...}``.
     """
     series = {}
     for e in metrics.get("epochs", []):
         health = e.get("health")
-        if not isinstance(health, dict):
-            continue
-        for layer, values in health.items():
+        layers = health.get("layers") if isinstance(health, dict) else None
+        for values in layers if isinstance(layers, list) else []:
             if not isinstance(values, dict):
                 continue
+            layer = f"layer {values.get('layer', '?')}"
             for key, v in values.items():
+                if key == "layer":
+                    continue
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     xs, vs = series.setdefault(key, {}).setdefault(layer, ([], []))
                     xs.append(e["epoch"])

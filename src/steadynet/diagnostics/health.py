@@ -82,8 +82,11 @@ def update_ratios(model, previous_theta):
     return ratios
 
 
-def health_warnings(layers, initial_loss=None, n_classes=None):
-    """The warnings for one epoch's per-layer averages (see the module docstring for ranges)."""
+def health_warnings(layers, initial_loss=None, n_classes=None, lr_decayed=False):
+    """The warnings for one epoch's per-layer averages (see the module docstring for ranges).
+
+    ``lr_decayed``: the schedule has brought the learning rate below a tenth of its peak, so
+    small updates are intended and not warned about."""
     out = []
     if initial_loss is not None and n_classes:
         chance = math.log(n_classes)
@@ -98,7 +101,7 @@ def health_warnings(layers, initial_loss=None, n_classes=None):
         if r is not None and r > UPDATE_RATIO_HIGH:
             out.append(f"layer {L}: each step changes the weights by {r:.1e} of their norm (healthy about "
                        f"1e-3): the learning rate is too large for this layer.")
-        elif r is not None and r < UPDATE_RATIO_LOW:
+        elif r is not None and r < UPDATE_RATIO_LOW and not lr_decayed:
             out.append(f"layer {L}: each step changes the weights by only {r:.1e} of their norm (healthy "
                        f"about 1e-3): the layer barely learns; the learning rate may be too small or its "
                        f"gradient vanishes.")
@@ -141,6 +144,7 @@ class HealthMonitor:
         self.recent = deque(maxlen=recent)
         self.history = []
         self.initial_loss = None
+        self._peak_lr = 0.0  # the largest learning rate the schedule has used
         self._samples = []  # per-layer stats sampled this epoch
         self._ratios = []  # per-layer update ratios measured this epoch
         self._previous = None  # (step, theta copy) taken at a sampled step
@@ -152,6 +156,7 @@ class HealthMonitor:
             self.every = max(1, info.batches // 10)
         if info.step == 1:
             self.initial_loss = info.loss
+        self._peak_lr = max(self._peak_lr, info.learning_rate)
         self.recent.append({"step": info.step, "epoch": info.epoch, "loss": info.loss,
                             "grad_norm": info.grad_norm, "learning_rate": info.learning_rate})
         if self._previous is not None and self._previous[0] == info.step - 1:
@@ -187,7 +192,8 @@ class HealthMonitor:
         entry = {"epoch": result.epoch, "layers": layers}
         if first and self.initial_loss is not None:
             entry.update(initial_loss=self.initial_loss, expected_initial_loss=math.log(n_classes))
-        entry["warnings"] = health_warnings(layers, self.initial_loss if first else None, n_classes)
+        decayed = result.learning_rate < 0.1 * self._peak_lr
+        entry["warnings"] = health_warnings(layers, self.initial_loss if first else None, n_classes, decayed)
         self.history.append(entry)
         self._samples, self._ratios = [], []
         return entry
