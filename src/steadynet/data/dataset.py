@@ -127,14 +127,27 @@ def compact_unit_floats(x, chunk=8192):
     """Float pixels in [0, 1] as uint8 when every value is ``k / 255`` to float32 precision (as
     MNIST stored as float32 is): the same numbers in a quarter of the memory. Otherwise
     float32."""
-    x32 = x.astype(np.float32, copy=False)
+    out = unit_floats_as_uint8(x, chunk)
+    return out if out is not None else np.ascontiguousarray(x.astype(np.float32, copy=False))
+
+
+def unit_floats_as_uint8(x, chunk=2048):
+    """``round(255 x)`` as uint8 if every value of ``x`` is finite, in [0, 1] and ``k / 255`` to
+    float32 precision; else None.
+
+    ``x`` may be any array-like that slices along its first axis (an ndarray, an open h5py
+    dataset): it is read ``chunk`` rows at a time, so a float32 file becomes a uint8 array
+    without the float32 copy ever being whole in memory.
+    """
     out = np.empty(x.shape, dtype=np.uint8)
     for s in range(0, x.shape[0], chunk):
-        block = x32[s:s + chunk]
+        block = np.asarray(x[s:s + chunk], dtype=np.float32)
+        if not (np.isfinite(block).all() and block.min(initial=0) >= 0 and block.max(initial=0) <= 1):
+            return None
         q = np.rint(block * np.float32(255))
-        back = q.astype(np.float32) / np.float32(255)
-        if np.abs(back - block).max() > 6e-8:  # not k / 255 (6e-8 ~ half a float32 ulp at 1)
-            return np.ascontiguousarray(x32)
+        back = q / np.float32(255)
+        if np.abs(back - block).max(initial=0) > 6e-8:  # not k / 255 (6e-8 ~ half a float32 ulp at 1)
+            return None
         out[s:s + chunk] = q
     return out
 
