@@ -109,3 +109,25 @@ def test_schedules():
     lrs = [learning_rate(s, 100, 1.0, "cosine") for s in range(100)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     assert math.isclose(lrs[0], 1.0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "nesterov", "adamw"])
+def test_blocked_threaded_update_equals_the_whole_array_update(name, monkeypatch):
+    """Large buffers are updated block by block on several threads: element for element the
+    same arithmetic, so the result is bit-identical to one pass over the whole array."""
+    from steadynet import optim
+
+    n = 5 * optim.BLOCK + 123
+    rng = np.random.default_rng(4)
+    theta0 = rng.normal(size=n).astype(np.float32)
+    grads = [rng.normal(size=n).astype(np.float32) for _ in range(3)]
+
+    def run():
+        theta, opt = theta0.copy(), make_optimizer(name, n_weights=n - 1000, weight_decay=0.01)
+        for g in grads:
+            opt.step(theta, g.copy(), 0.01)
+        return theta
+
+    blocked = run()
+    monkeypatch.setattr(optim, "BLOCK", 10 * n)
+    np.testing.assert_array_equal(blocked, run())

@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .functional import ACTIVATIONS
 from .init import INITS
 from .optim import OPTIMIZERS
+from .presets import PRESETS
 from .schedules import SCHEDULES
 
 # the learning rate each optimiser starts from when none is given
@@ -52,12 +53,25 @@ class TrainConfig:
     momentum: float = 0.9  # for momentum and nesterov
     weight_decay: float = 0.0  # L2 on weights (decoupled for adamw)
     clip_norm: float = None  # clip the global gradient norm to this, None: no clipping
-    schedule: str = "cosine"  # constant, step, cosine
+    schedule: str = "cosine"  # constant, step, cosine, onecycle
     warmup_epochs: float = 0.0  # linear warmup, in epochs
     decay_epochs: float = 0.0  # "step" schedule: multiply by decay_factor every this many epochs
     decay_factor: float = 0.1
     label_smoothing: float = 0.0
     augment_shift: int = 1  # shift each training image by up to this many pixels (0: off)
+    # warps (any of the next four non-zero: images are resampled, and the shift above becomes
+    # a sub-pixel translation of up to augment_shift pixels)
+    augment_rotate: float = 0.0  # largest rotation, degrees
+    augment_scale: float = 0.0  # largest relative size change (0.1: 0.9x to 1.1x)
+    augment_shear: float = 0.0  # largest shear, degrees
+    elastic_alpha: float = 0.0  # elastic distortion strength, pixels (Simard et al. used 34)
+    elastic_sigma: float = 4.0  # elastic distortion smoothness, pixels
+    max_norm: float = None  # cap each hidden unit's incoming weight vector at this L2 norm
+    ema_decay: float = 0.0  # evaluate and save an exponential moving average of the weights (0: off)
+    teacher: str = None  # distillation: a model file or run folder whose soft outputs are also targets
+    distill_temperature: float = 4.0  # softmax temperature of teacher and student in the soft loss
+    distill_weight: float = 0.5  # weight of the soft loss; the labels' loss gets 1 - this
+    preset: str = None  # the named preset the run started from (steadynet.presets), for the record
     patience: int = None  # early stopping: stop after this many epochs without a better val accuracy
     # running
     seed: int = 0
@@ -78,6 +92,14 @@ class TrainConfig:
         return d
 
     @classmethod
+    def from_preset(cls, name, **changes):
+        """The settings of preset ``name`` (:data:`steadynet.presets.PRESETS`), with ``changes``
+        applied over them; the preset's name is recorded in the ``preset`` field."""
+        if name not in PRESETS:
+            raise ConfigError(f"--preset must be one of {sorted(PRESETS)}, got {name!r}.")
+        return cls(**{**PRESETS[name], "preset": name, **changes}).validate()
+
+    @classmethod
     def from_dict(cls, d):
         """Build from a dict such as ``config.json``; unknown keys are refused."""
         if not isinstance(d, dict):
@@ -90,6 +112,10 @@ class TrainConfig:
         if isinstance(d.get("hidden"), list):
             d["hidden"] = tuple(d["hidden"])
         return cls(**d).validate()
+
+    def warps(self):
+        """Whether the images are resampled (rotation, scale, shear or elastic distortion)."""
+        return bool(self.augment_rotate or self.augment_scale or self.augment_shear or self.elastic_alpha)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes).validate()
@@ -147,6 +173,26 @@ class TrainConfig:
              self.label_smoothing)
         need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
              "an integer from 0 to 8 (pixels)", self.augment_shift)
+        for name in ("augment_rotate", "augment_shear"):
+            need(is_real(getattr(self, name)) and 0 <= getattr(self, name) <= 45, name, "in [0, 45] (degrees)",
+                 getattr(self, name))
+        need(is_real(self.augment_scale) and 0 <= self.augment_scale < 1, "augment_scale", "in [0, 1)",
+             self.augment_scale)
+        need(is_real(self.elastic_alpha) and 0 <= self.elastic_alpha <= 100, "elastic_alpha", "in [0, 100] (pixels)",
+             self.elastic_alpha)
+        need(is_real(self.elastic_sigma) and 0.5 <= self.elastic_sigma <= 20, "elastic_sigma",
+             "in [0.5, 20] (pixels)", self.elastic_sigma)
+        need(self.max_norm is None or (is_real(self.max_norm) and self.max_norm > 0), "max_norm",
+             "a finite number > 0", self.max_norm)
+        need(is_real(self.ema_decay) and 0 <= self.ema_decay < 1, "ema_decay", "in [0, 1) (0: off)", self.ema_decay)
+        need(self.teacher is None or (isinstance(self.teacher, str) and self.teacher != ""), "teacher",
+             "a model file or run folder", self.teacher)
+        need(is_real(self.distill_temperature) and 0 < self.distill_temperature <= 100, "distill_temperature",
+             "in (0, 100]", self.distill_temperature)
+        need(is_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "in [0, 1]",
+             self.distill_weight)
+        need(self.preset is None or one_of(self.preset, PRESETS), "preset", f"one of {sorted(PRESETS)}",
+             self.preset)
         need(is_real(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
              f"in [0, epochs={self.epochs}]", self.warmup_epochs)
         need(is_real(self.decay_epochs) and self.decay_epochs >= 0, "decay_epochs", ">= 0", self.decay_epochs)

@@ -223,3 +223,55 @@ def softmax_cross_entropy(Z, y, label_smoothing=0.0, sample_weight=None):
         dZ *= w[:, None]
     dZ *= Z.dtype.type(scale)  # the batch mean: the only division by n in steadynet
     return loss, dZ
+
+
+def distillation_cross_entropy(Z, y, P_teacher, temperature=4.0, weight=0.5, label_smoothing=0.0):
+    """Knowledge-distillation loss and its gradient at the student's logits (Hinton et al. 2015).
+
+    The labels' cross-entropy mixed with the cross-entropy of the student's softened
+    probabilities against the teacher's::
+
+        loss = (1 - weight) * CE(softmax(Z), y) + weight * T^2 * CE(softmax(Z / T), P_teacher)
+
+    The soft term's gradient at ``Z`` is ``T * (softmax(Z / T) - P_teacher) / n``: its
+    ``1 / T`` from the chain rule is why the term carries ``T^2``, which keeps its pull the
+    same size relative to the labels' whatever the temperature. Like
+    :func:`softmax_cross_entropy` (which computes the labels' part), this takes the batch
+    mean itself, once per term.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_classes)
+        The student's logits.
+    y : ndarray of shape (n_samples,), integer
+        Class labels.
+    P_teacher : ndarray of shape (n_samples, n_classes)
+        The teacher's probabilities at the same temperature, ``softmax(Z_teacher / T)``; rows
+        sum to 1.
+    temperature : float, default=4.0
+    weight : float in [0, 1], default=0.5
+        Share of the soft term; 0 is plain training on the labels.
+    label_smoothing : float, default=0.0
+        Applied to the labels' term, as in :func:`softmax_cross_entropy`.
+
+    Returns
+    -------
+    loss : float
+    dZ : ndarray of shape (n_samples, n_classes), ``Z``'s dtype
+
+    References
+    ----------
+    Hinton, G., Vinyals, O. and Dean, J. (2015). Distilling the knowledge in a neural network.
+    arXiv:1503.02531.
+    """
+    xp = array_module_of(Z)
+    n, T = Z.shape[0], float(temperature)
+    hard, dZ = softmax_cross_entropy(Z, y, label_smoothing)
+    log_Q = log_softmax(Z / Z.dtype.type(T))  # (n, k), the student's softened log-probabilities
+    soft = float(-(P_teacher * log_Q).sum()) * T * T / n
+    dZ_soft = xp.exp(log_Q)  # Q, (n, k)
+    dZ_soft -= P_teacher
+    dZ_soft *= Z.dtype.type(weight * T / n)
+    dZ *= Z.dtype.type(1 - weight)
+    dZ += dZ_soft
+    return (1 - weight) * hard + weight * soft, dZ

@@ -4,7 +4,11 @@ import math
 
 from .errors import ConfigError
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+ONECYCLE_START = 25.0  # one-cycle starts at base_lr / 25 ...
+ONECYCLE_END = 1e4  # ... and ends at base_lr / (25 * 1e4), as in PyTorch's OneCycleLR
+ONECYCLE_RISE = 0.3  # share of the steps spent rising when no warmup is given
 
 
 def learning_rate(step, total_steps, base_lr, schedule="constant", warmup_steps=0,
@@ -18,7 +22,23 @@ def learning_rate(step, total_steps, base_lr, schedule="constant", warmup_steps=
        - ``"step"``: multiplied by ``decay_factor`` every ``decay_every`` steps;
        - ``"cosine"``: cosine decay from ``base_lr`` down to ``min_ratio * base_lr`` at the
          last step.
+
+    ``"onecycle"`` (Smith & Topin 2019) replaces both stages: a cosine rise from
+    ``base_lr / 25`` to ``base_lr`` over ``warmup_steps`` (30% of the steps when 0), then a
+    cosine fall to ``base_lr / 250000`` at the last step.
+
+    References
+    ----------
+    Smith, L. N. and Topin, N. (2019). Super-convergence: very fast training of neural
+    networks using large learning rates. SPIE 11006.
     """
+    if schedule == "onecycle":
+        rise = warmup_steps or max(round(ONECYCLE_RISE * total_steps), 1)
+        low, lowest = base_lr / ONECYCLE_START, base_lr / (ONECYCLE_START * ONECYCLE_END)
+        if step < rise:  # cosine from low up to base_lr
+            return low + (base_lr - low) * 0.5 * (1 - math.cos(math.pi * step / rise))
+        progress = min((step - rise) / max(total_steps - 1 - rise, 1), 1.0)
+        return lowest + (base_lr - lowest) * 0.5 * (1 + math.cos(math.pi * progress))
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     if schedule == "constant":

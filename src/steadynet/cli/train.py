@@ -7,6 +7,7 @@ import time
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..presets import PRESETS
 from .app import add_common, print_json
 
 DEFAULTS = TrainConfig()
@@ -22,12 +23,24 @@ OPTIONS = {
     "--momentum": ("momentum", float, "momentum coefficient for momentum/nesterov"),
     "--weight-decay": ("weight_decay", float, "L2 weight decay on weights (decoupled for adamw)"),
     "--clip-norm": ("clip_norm", float, "clip the global gradient norm to this value"),
-    "--schedule": ("schedule", str, "learning-rate schedule: constant, step or cosine"),
+    "--schedule": ("schedule", str, "learning-rate schedule: constant, step, cosine or onecycle"),
     "--warmup-epochs": ("warmup_epochs", float, "linear learning-rate warmup, in epochs"),
     "--decay-epochs": ("decay_epochs", float, "step schedule: decay every this many epochs"),
     "--decay-factor": ("decay_factor", float, "step schedule: multiply the rate by this"),
     "--augment-shift": ("augment_shift", int, "shift training images by up to this many pixels (0: off)"),
+    "--augment-rotate": ("augment_rotate", float, "rotate training images by up to this many degrees"),
+    "--augment-scale": ("augment_scale", float, "rescale training images by up to this fraction (0.1: 0.9x-1.1x)"),
+    "--augment-shear": ("augment_shear", float, "shear training images by up to this many degrees"),
+    "--elastic-alpha": ("elastic_alpha", float, "elastic distortion strength in pixels (0: off; Simard et al.: 34)"),
+    "--elastic-sigma": ("elastic_sigma", float, "elastic distortion smoothness in pixels"),
     "--dropout": ("dropout", float, "dropout rate after each hidden layer"),
+    "--max-norm": ("max_norm", float, "cap each hidden unit's incoming weight vector at this L2 norm"),
+    "--ema-decay": ("ema_decay", float, "validate, test and save a moving average of the weights with "
+                                        "this decay per step, e.g. 0.999 (0: off)"),
+    "--teacher": ("teacher", str, "distil from this model file or run folder: its softened outputs "
+                                  "join the labels as targets"),
+    "--distill-temperature": ("distill_temperature", float, "softmax temperature of the distillation loss"),
+    "--distill-weight": ("distill_weight", float, "weight of the teacher's soft targets (labels: 1 - this)"),
     "--input-dropout": ("input_dropout", float, "dropout rate on the input pixels"),
     "--label-smoothing": ("label_smoothing", float, "label smoothing in [0, 1)"),
     "--val-size": ("val_size", int, "training images held out for validation"),
@@ -63,6 +76,10 @@ def add_parser(sub):
                        description="Train an MLP. The defaults are the seed's 784-30-10 sigmoid network "
                                    "with settings that take it past 97% test accuracy on MNIST.")
     add_common(p, data=True, out=True, seed=True)
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="start from a named bundle of settings (docs/accuracy.md): seed (784-30-10 "
+                        "sigmoid, at its best), fast (about a minute), best (under 20 minutes); "
+                        "options given explicitly override it")
     for flag, (field, kind, text) in OPTIONS.items():
         default = getattr(DEFAULTS, field)
         shown = ",".join(map(str, default)) if field == "hidden" else default
@@ -82,7 +99,7 @@ def add_parser(sub):
 
 
 def config_from_args(args):
-    """A TrainConfig from the options given (the others keep their defaults)."""
+    """A TrainConfig from the options given (the others keep their defaults, or the preset's)."""
     changes = {}
     for flag, (field, kind, _) in OPTIONS.items():
         value = getattr(args, field)
@@ -97,6 +114,8 @@ def config_from_args(args):
         changes["data"] = args.data
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.preset:
+        return TrainConfig.from_preset(args.preset, **changes)
     return dataclasses.replace(DEFAULTS, **changes).validate()
 
 
@@ -111,6 +130,7 @@ def run(args):
     if args.resume:
         out, resume, config = args.resume, True, None
         given = [f for f, (field, _, _) in OPTIONS.items() if getattr(args, field) is not None]
+        given += ["--preset"] if args.preset else []
         if given or args.data or args.seed is not None:
             raise ConfigError(f"--resume continues a run with its own settings; drop {given or ['--data/--seed']}.")
     else:
@@ -119,7 +139,7 @@ def run(args):
         resume = False
         if os.path.exists(os.path.join(out, "metrics.json")):
             raise ConfigError(f"--out {out}: already holds a run; choose another folder or --resume {out}.")
-    epochs = (config or TrainConfig()).epochs if not resume else None
+    epochs = config.epochs if not resume else None
     progress = ProgressBar(epochs, live=False) if args.quiet and epochs else (not args.quiet or None)
     server = {}
 

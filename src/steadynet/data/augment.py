@@ -1,4 +1,12 @@
-"""Data augmentation on the fly: seeded, vectorised over the whole epoch."""
+"""Data augmentation on the fly: seeded, vectorised over the whole epoch.
+
+Two families: whole-pixel shifts (:func:`random_shifts`, a slice copy per offset, nearly
+free), and warps that resample the image (:func:`random_warps`: rotation, scale, shear,
+sub-pixel translation and elastic distortion, by bilinear interpolation). All of them take
+every random number from the ``rng`` they are given, so a seed fixes the result.
+"""
+
+import math
 
 import numpy as np
 
@@ -48,4 +56,179 @@ def random_shifts(X, image_shape, max_shift, rng, index=None, out=None):
         # the part of each source image that stays inside the frame, and where it lands
         dst[j, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
             src[index[j], max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+# ------------------------------------------------------------------- affine and elastic warps
+
+
+def gaussian_matrix(size, sigma, dtype=np.float32):
+    """The 1-D Gaussian smoothing of a length-``size`` signal, as a ``(size, size)`` matrix.
+
+    ``G @ f`` convolves ``f`` with a Gaussian of standard deviation ``sigma`` pixels, the
+    signal taken as zero outside ``[0, size)``. The kernel is normalised over its whole
+    support (not per row), so values near the border shrink as they would with zero padding.
+    Applied along both axes, ``G @ F @ G.T`` is the separable 2-D Gaussian filter.
+    """
+    offsets = np.arange(size)[:, None] - np.arange(size)[None, :]  # (size, size): i - k
+    taps = np.arange(-math.ceil(4 * sigma), math.ceil(4 * sigma) + 1)
+    norm = np.exp(-taps**2 / (2 * sigma**2)).sum()  # kernel truncated at 4 sigma, summing to 1
+    G = np.exp(-offsets**2 / (2 * sigma**2)) / norm
+    G[np.abs(offsets) > taps[-1]] = 0
+    return G.astype(dtype)
+
+
+def elastic_fields(rng, n, image_shape, alpha, sigma):
+    """``n`` random smooth displacement fields (Simard et al. 2003), shape (n, 2, h, w), float32.
+
+    Each component is uniform noise in [-1, 1] per pixel, smoothed by a Gaussian of ``sigma``
+    pixels and scaled by ``alpha`` pixels. The smoothing is separable: one matrix product per
+    axis over the whole stack, ``G_h @ U @ G_w.T``, so ``n`` fields cost two small GEMMs.
+
+    References
+    ----------
+    Simard, P. Y., Steinkraus, D. and Platt, J. C. (2003). Best practices for convolutional
+    neural networks applied to visual document analysis. ICDAR.
+    """
+    h, w = image_shape
+    U = rng.uniform(-1.0, 1.0, size=(n * 2, h, w)).astype(np.float32)  # (2n, h, w)
+    U = U @ gaussian_matrix(w, sigma).T  # smooth along rows: (2n, h, w) @ (w, w)
+    U = gaussian_matrix(h, sigma) @ U  # then along columns: (h, h) @ (2n, h, w)
+    U *= alpha
+    return U.reshape(n, 2, h, w)  # float32
+
+
+def random_affine_matrices(rng, n, rotate=0.0, scale=0.0, shear=0.0, shift=0.0):
+    """``n`` random affine maps of the plane, as ``(n, 2, 3)`` float64 matrices ``[M | t]``.
+
+    Each image gets a rotation uniform in ``[-rotate, rotate]`` degrees, a scale uniform in
+    ``[1 - scale, 1 + scale]``, a shear (rows slide along columns) uniform in ``[-shear, shear]`` degrees and
+    a translation uniform in ``[-shift, shift]`` pixels per axis. A map sends an output pixel
+    ``p`` (row, col, measured from the image centre) to the source point ``M @ p + t``
+    (inverse warping: every output pixel reads one place of the input).
+    """
+    angle = np.deg2rad(rng.uniform(-rotate, rotate, size=n))
+    zoom = rng.uniform(1.0 - scale, 1.0 + scale, size=n)
+    skew = np.tan(np.deg2rad(rng.uniform(-shear, shear, size=n)))
+    t = rng.uniform(-shift, shift, size=(n, 2))
+    cos, sin = np.cos(angle), np.sin(angle)
+    # source = R(angle) @ Shear(skew) @ p / zoom: reading from a point closer to the centre
+    # magnifies the digit, so the image is scaled by ``zoom``
+    A = np.empty((n, 2, 3))
+    A[:, 0, 0], A[:, 0, 1] = cos / zoom, (cos * skew - sin) / zoom
+    A[:, 1, 0], A[:, 1, 1] = sin / zoom, (sin * skew + cos) / zoom
+    A[:, :, 2] = t
+    return A
+
+
+def warp(X, image_shape, A, D=None, out=None):
+    """Resample each image at the source points of an affine map plus a displacement field.
+
+    Bilinear interpolation; points outside the image read zero. Output pixel ``(r, c)`` of
+    image ``i`` takes the input at ``A[i, :, :2] @ (r - r0, c - c0) + (r0, c0) + A[i, :, 2]
+    + D[i, :, r, c]``, with ``(r0, c0)`` the image centre.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, h * w), uint8 or float
+    image_shape : (h, w)
+    A : ndarray of shape (n, 2, 3)
+        Affine maps (see :func:`random_affine_matrices`); the identity ``[[1, 0, 0], [0, 1, 0]]``
+        leaves an image unchanged.
+    D : ndarray of shape (n, 2, h, w), optional
+        Displacements in pixels (row, col), e.g. :func:`elastic_fields`.
+    out : ndarray of shape (n, h * w), optional
+        Receives the result in its own dtype (an integer dtype is rounded to nearest).
+
+    Returns
+    -------
+    ndarray of shape (n, h * w), ``X``'s dtype unless ``out`` says otherwise.
+    """
+    h, w = image_shape
+    n = X.shape[0]
+    out = np.empty(X.shape, dtype=X.dtype) if out is None else out
+    # the images with a border of 2 zero pixels: every clipped source point then reads
+    # zeros outside the image, with no masks
+    H, W = h + 4, w + 4
+    P = np.zeros((n, H, W), dtype=np.float32)
+    P[:, 2:h + 2, 2:w + 2] = X.reshape(n, h, w)
+    r0, c0 = (h - 1) / 2, (w - 1) / 2
+    A = A.astype(np.float32)
+    r = (np.arange(h, dtype=np.float32) - r0)[None, :, None]  # (1, h, 1)
+    c = (np.arange(w, dtype=np.float32) - c0)[None, None, :]  # (1, 1, w)
+    # the source point of every output pixel, (n, h, w) each
+    R = A[:, 0, 0, None, None] * r + A[:, 0, 1, None, None] * c + (A[:, 0, 2, None, None] + r0)
+    C = A[:, 1, 0, None, None] * r + A[:, 1, 1, None, None] * c + (A[:, 1, 2, None, None] + c0)
+    if D is not None:
+        R += D[:, 0]
+        C += D[:, 1]
+    np.clip(R, -1.5, h + 0.5, out=R)  # beyond these, all four neighbours are border zeros
+    np.clip(C, -1.5, w + 0.5, out=C)
+    R0, C0 = np.floor(R), np.floor(C)
+    R -= R0  # fractional parts: the bilinear weights
+    C -= C0
+    # flat index of the top-left neighbour in the padded stack
+    top_left = (R0.astype(np.int32) + 2) * W + (C0.astype(np.int32) + 2)
+    top_left += (np.arange(n, dtype=np.int32) * (H * W))[:, None, None]
+    flat = P.reshape(-1)
+    upper = flat[top_left]
+    upper += C * (flat[top_left + 1] - upper)  # interpolate along the row
+    lower = flat[top_left + W]
+    lower += C * (flat[top_left + W + 1] - lower)
+    upper += R * (lower - upper)  # then between the rows
+    result = upper.reshape(n, h * w)
+    if np.issubdtype(out.dtype, np.integer):
+        result += 0.5  # round to nearest on the cast (values are >= 0)
+    out[...] = result
+    return out
+
+
+def random_warps(X, image_shape, rng, *, rotate=0.0, scale=0.0, shear=0.0, shift=0.0,
+                 elastic_alpha=0.0, elastic_sigma=4.0, index=None, out=None, chunk=1024,
+                 n_fields=1024):
+    """Random affine (rotation, scale, shear, translation) and elastic warps of many images.
+
+    Every random number is drawn before any image is touched, in a fixed order, so the
+    result depends only on ``rng``'s state, never on ``chunk``. The images are then warped
+    ``chunk`` at a time (:func:`warp`), which keeps the intermediate arrays in cache.
+
+    Elastic distortion draws ``min(n_fields, m)`` fields per call and gives each image one of
+    them, with its own random sign per component (the negated field is an equally likely
+    draw): smoothing a field per image would cost more than the rest of the warp.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, h * w), uint8 or float
+    image_shape : (h, w)
+    rng : numpy.random.Generator
+    rotate, shear : float
+        Largest rotation and shear, in degrees.
+    scale : float
+        Largest relative change of size (0.1: from 0.9 to 1.1 times).
+    shift : float
+        Largest translation, in pixels, per axis.
+    elastic_alpha, elastic_sigma : float
+        Strength (pixels) and smoothness (pixels) of the elastic field; alpha 0: none.
+    index : ndarray of shape (m,), int, optional
+        Which images to take, in order (e.g. the epoch's permutation); default all.
+    out : ndarray of shape (m, h * w), optional
+        Receives the result (``X``'s dtype by default).
+
+    Returns
+    -------
+    ndarray of shape (m, h * w).
+    """
+    index = np.arange(X.shape[0]) if index is None else index
+    m = index.shape[0]
+    out = np.empty((m, X.shape[1]), dtype=X.dtype) if out is None else out
+    A = random_affine_matrices(rng, m, rotate, scale, shear, shift)  # (m, 2, 3)
+    fields = pick = signs = None
+    if elastic_alpha:
+        fields = elastic_fields(rng, min(n_fields, m), image_shape, elastic_alpha, elastic_sigma)
+        pick = rng.integers(0, fields.shape[0], size=m)
+        signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(m, 2, 1, 1))
+    for start in range(0, m, chunk):
+        part = slice(start, start + chunk)
+        D = None if fields is None else fields[pick[part]] * signs[part]
+        warp(X[index[part]], image_shape, A[part], D, out=out[part])
     return out

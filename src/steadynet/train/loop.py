@@ -7,15 +7,18 @@ It does the work and nothing else: no files, no printing. The caller
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.augment import random_shifts
+from ..data.augment import random_shifts, random_warps
 from ..errors import NonFiniteError
+from ..functional import distillation_cross_entropy, softmax
 from ..model import as_float_batch
 from ..optim import clip_grad_norm
 from ..schedules import learning_rate
+from .weights import hidden_weights, max_norm_
 
 
 @dataclass
@@ -78,7 +81,8 @@ def steps_per_epoch(n, batch_size):
 
 
 def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val=None,
-               state=None, on_step=None, should_stop=None, log=None, detector=None):
+               state=None, on_step=None, should_stop=None, log=None, detector=None, ema=None,
+               teacher=None):
     """Train ``model`` for ``config.epochs`` epochs, yielding an :class:`EpochResult` after each.
 
     Parameters
@@ -100,6 +104,11 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
         Says why a step explodes, or None to accept it; default
         :class:`steadynet.diagnostics.divergence.ExplosionDetector` (non-finite values, and
         finite ones far above their running level).
+    ema : WeightAverage, optional
+        Updated after every step; validation uses its averaged weights.
+    teacher : MLP, optional
+        Distillation: its softened outputs on each (augmented) batch join the labels as
+        targets, weighted by ``config.distill_weight`` at ``config.distill_temperature``.
 
     Raises
     ------
@@ -122,7 +131,9 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     base_lr = config.resolved_learning_rate()
     warmup = round(config.warmup_epochs * batches)
     decay_every = round(config.decay_epochs * batches) or None
-    shuffle = batches > 1 or config.augment_shift > 0
+    warps = config.warps()
+    shuffle = batches > 1 or config.augment_shift > 0 or warps
+    constrained = hidden_weights(model) if config.max_norm else None
     rng = np.random.default_rng()
     X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
     X_full = None  # full batch without augmentation: converted to float once
@@ -136,7 +147,13 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             state.rng_state = rng_state_of(config.seed, state.epoch)
         rng.bit_generator.state = state.rng_state
         order = rng.permutation(n) if shuffle else None
-        if config.augment_shift:
+        if warps:
+            X_epoch = random_warps(X, image_shape, rng, rotate=config.augment_rotate, scale=config.augment_scale,
+                                   shear=config.augment_shear, shift=config.augment_shift,
+                                   elastic_alpha=config.elastic_alpha, elastic_sigma=config.elastic_sigma,
+                                   index=order, out=X_epoch)
+            y_epoch, rows = y[order], None
+        elif config.augment_shift:
             X_epoch = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch)
             y_epoch, rows = y[order], None
         elif shuffle:
@@ -154,7 +171,10 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                                                 warmup, decay_every, config.decay_factor)
 
             # forward and backward
-            loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
+            if teacher is None:
+                loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
+            else:
+                loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config)
             grad_norm = math.sqrt(float(model.grad @ model.grad))
 
             # divergence guard, before the update: a refused step never reaches the weights
@@ -175,6 +195,10 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             if config.clip_norm:
                 clip_grad_norm(model.grad, config.clip_norm)
             optimizer.step(model.theta, model.grad, lr)
+            if constrained:
+                max_norm_(constrained, config.max_norm)
+            if ema is not None:
+                ema.update(model.theta, state.step)
 
             # bookkeeping
             correct = int((Z.argmax(axis=1) == yb).sum())
@@ -188,10 +212,11 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             if should_stop and should_stop() and state.batch < batches:
                 return
 
-        # evaluate on the validation split
+        # evaluate on the validation split (with the averaged weights, if averaging)
         val_loss = val_acc = None
         if X_val is not None and len(X_val):
-            val_loss, val_acc = model.evaluate(X_val, y_val)
+            with ema.applied(model) if ema is not None else nullcontext():
+                val_loss, val_acc = model.evaluate(X_val, y_val)
         seen = max(state.epoch_seen, 1)
         result = EpochResult(epoch, state.step, state.epoch_loss / seen, state.epoch_correct / seen,
                              val_loss, val_acc, lr, time.perf_counter() - started)
@@ -200,6 +225,17 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
         yield result
         if should_stop and should_stop():
             return
+
+
+def distilled_loss_and_grad(model, teacher, Xb, yb, config):
+    """Like ``model.loss_and_grad``, with the teacher's softened outputs on the same batch
+    as a second target (see :func:`steadynet.functional.distillation_cross_entropy`)."""
+    T = config.distill_temperature
+    P_teacher = softmax(teacher.forward(Xb) / T).astype(model.dtype, copy=False)  # (n, k)
+    Z = model.forward(Xb, training=True)
+    loss, dZ = distillation_cross_entropy(Z, yb, P_teacher, T, config.distill_weight, config.label_smoothing)
+    model.backward(dZ)
+    return loss, Z
 
 
 def rng_state_of(seed, epoch):

@@ -31,6 +31,7 @@ import platform
 import signal
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -42,11 +43,12 @@ from ..errors import ConfigError, ModelFileError, SteadynetError
 from ..model import MLP
 from ..optim import make_optimizer
 from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic_write, load_arrays,
-                           model_from, save_arrays, save_model)
+                           load_model, model_from, save_arrays, save_model)
 from ..progress import ProgressBar, epoch_line
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
 from .loop import DivergenceError, LoopState, steps_per_epoch, train_loop
+from .weights import WeightAverage
 
 
 class Interrupted(SteadynetError):
@@ -146,21 +148,26 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
         raise ConfigError(f"--augment-shift must be 0 or less than the image's height and width "
                           f"(images of {data.source} have shape {tuple(data.image_shape)}), "
                           f"got {config.augment_shift}.")
+    if config.warps() and len(data.image_shape) != 2:
+        raise ConfigError(f"--augment-rotate/--augment-scale/--augment-shear/--elastic-alpha need images "
+                          f"(2-D samples), but {data.source} holds samples of shape {tuple(data.image_shape)}.")
+    teacher = load_teacher(config, data) if config.teacher else None
 
     # model and optimiser
     model = MLP((data.n_features, *config.hidden, data.n_classes), config.activation,
                 init=config.init, dropout=config.dropout, input_dropout=config.input_dropout,
                 dtype=config.dtype, seed=config.seed, device=config.device)
     optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
+    ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
     state, history, best = LoopState(), [], {"epoch": None, "val_accuracy": -1.0}
     if checkpoint:
         state, history, best = restore_checkpoint(checkpoint, model, optimizer, config,
-                                                  steps_per_epoch(X.shape[0], config.batch_size), log)
+                                                  steps_per_epoch(X.shape[0], config.batch_size), log, ema)
         log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}")
 
     def save_checkpoint(name="last.npz"):
         if ckpt_dir:
-            write_checkpoint(os.path.join(ckpt_dir, name), model, optimizer, state, history, best, config)
+            write_checkpoint(os.path.join(ckpt_dir, name), model, optimizer, state, history, best, config, ema)
 
     # the run folder: a checkpoint comes first, so a run killed at any later moment can resume
     ckpt_dir = None
@@ -199,7 +206,7 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
     try:
         for result in train_loop(model, optimizer, config, X, y, data.image_shape, X_val=X_val,
                                  y_val=y_val, state=state, on_step=step_hook,
-                                 should_stop=lambda: stop["requested"], log=log):
+                                 should_stop=lambda: stop["requested"], log=log, ema=ema, teacher=teacher):
             history.append(dict(result.to_dict(), health=monitor.on_epoch(result)))
             for warning in history[-1]["health"]["warnings"]:
                 log(f"warning: epoch {result.epoch}: {warning}")
@@ -210,11 +217,12 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
             if on_epoch:
                 on_epoch(result)
             improved = result.val_accuracy is not None and result.val_accuracy > best["val_accuracy"]
-            if improved:
+            if improved:  # the weights validated: the average, when there is one
                 best = {"epoch": result.epoch, "val_accuracy": result.val_accuracy,
-                        "theta": model.xp.copy(model.theta)}
+                        "theta": model.xp.copy(model.theta if ema is None else ema.theta)}
                 if ckpt_dir:
-                    save_model(os.path.join(ckpt_dir, "best.npz"), model, epoch=result.epoch)
+                    with ema.applied(model) if ema is not None else nullcontext():
+                        save_model(os.path.join(ckpt_dir, "best.npz"), model, epoch=result.epoch)
             save_checkpoint()
             if out is not None:
                 metrics.update(best_epoch=best["epoch"], train_seconds=time.perf_counter() - started)
@@ -252,7 +260,9 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
         raise Interrupted(f"training interrupted; checkpoint written, resume at {where} with "
                           f"`steadynet train --resume {out}`." if out else "training interrupted.")
 
-    # early stopping keeps the best epoch's weights
+    # the averaged weights are the model; early stopping keeps the best epoch's weights
+    if ema is not None:
+        model.theta[...] = ema.theta
     if config.patience and best.get("theta") is not None:
         model.theta[...] = best["theta"]
 
@@ -283,6 +293,18 @@ def per_class_accuracy(model, data):
             for k in range(model.n_classes)]
 
 
+def load_teacher(config, data):
+    """The distillation teacher named by ``config.teacher``, checked against the data."""
+    try:
+        teacher = load_model(config.teacher, device=config.device)
+    except ModelFileError as exc:
+        raise ConfigError(f"--teacher: {exc}") from None
+    if (teacher.n_inputs, teacher.n_classes) != (data.n_features, data.n_classes):
+        raise ConfigError(f"--teacher {config.teacher}: a {'-'.join(map(str, teacher.layer_sizes))} network, "
+                          f"but the data calls for {data.n_features} inputs and {data.n_classes} classes.")
+    return teacher
+
+
 def run_description(config, data, model):
     """``config.json``: the resolved config, plus what a reader needs to interpret the run."""
     return {"steadynet_version": __version__, "config": config.to_dict(),
@@ -297,16 +319,19 @@ def run_description(config, data, model):
 # ------------------------------------------------------------------------- checkpoints
 
 
-def write_checkpoint(path, model, optimizer, state, history, best, config):
+def write_checkpoint(path, model, optimizer, state, history, best, config, ema=None):
     """Everything needed to continue exactly: weights, optimiser state, loop state, RNGs.
 
-    Arrays: the parameters, ``optim.<name>`` (the optimiser's step count and state arrays) and
+    Arrays: the parameters, ``optim.<name>`` (the optimiser's step count and state arrays,
+    and ``optim.ema``, the moving average of the weights, when there is one) and
     ``best.theta`` (the best epoch's weights, for early stopping). JSON: the config, the
     :class:`LoopState` (epoch, step, batch, data-order RNG state, running sums), the metrics so
     far (``history``), the best epoch and the dropout RNG state.
     """
     arrays = dict(model.state_dict())
     arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+    if ema is not None:
+        arrays["optim.ema"] = to_numpy(ema.theta)
     if best.get("theta") is not None:
         arrays["best.theta"] = to_numpy(best["theta"])
     meta = {"format": CHECKPOINT_FORMAT, "model": model.config(), "config": config.to_dict(),
@@ -342,8 +367,8 @@ def load_run_for_resume(run_dir):
     return config, (arrays, meta, path)
 
 
-def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None):
-    """Load a checkpoint into ``model`` and ``optimizer``; return ``(state, history, best)``.
+def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, ema=None):
+    """Load a checkpoint into ``model``, ``optimizer`` (and ``ema``); return ``(state, history, best)``.
 
     Every part is checked against the run being resumed, so that a checkpoint that does not
     belong to it (or was forged) is refused here with :class:`ModelFileError` rather than
@@ -371,6 +396,11 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None):
             check(a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
                   f"optim.{name} must be finite, of shape {model.theta.shape}")
         optimizer.load_state_dict(optim_state, model.theta)
+        if ema is not None:
+            a = optim_state.get("ema")
+            check(a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
+                  f"optim.ema must be finite, of shape {model.theta.shape}")
+            ema.theta[...] = model.xp.asarray(a, dtype=model.dtype)
         # the loop's position and its random-number generators
         state = LoopState(**meta["state"])
         ints = (state.epoch, state.step, state.batch, state.epoch_correct, state.epoch_seen)

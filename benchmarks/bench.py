@@ -1,0 +1,277 @@
+"""Speed of steadynet against PyTorch (CPU) and scikit-learn, interleaved epoch by epoch.
+
+For each case, the three trainers start from the same initial weights (steadynet's, copied),
+use the same optimiser and batch size, and see the training images in the same order every
+epoch. Epoch e of each trainer runs back to back with epoch e of the others, so a busy moment
+of the machine hits all of them alike. Timed: the training epoch only. Not timed: test
+accuracy after each epoch.
+
+Also measured: the GEMM floor (only the matrix products of forward and backward, at the
+network's real shapes, with preallocated outputs, for one epoch of steps), and peak memory
+of a whole `steadynet train` process.
+
+Run: ``python benchmarks/bench.py`` (all cases, ~10 minutes) or ``--cases seed-128``.
+Results: benchmarks/RESULTS.md (written with ``--write``).
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import steadynet
+from steadynet.config import TrainConfig
+from steadynet.data import load_data
+from steadynet.model import MLP
+from steadynet.optim import make_optimizer
+from steadynet.train.loop import LoopState, rng_state_of, train_loop
+
+# name -> (hidden, activation, optimizer, learning rate, batch size, epochs)
+CASES = {
+    "seed-32": ((30,), "sigmoid", "nesterov", 0.05, 32, 6),
+    "seed-128": ((30,), "sigmoid", "nesterov", 0.1, 128, 6),
+    "784-100-10": ((100,), "relu", "adam", 1e-3, 128, 6),
+    "784-800-10": ((800,), "relu", "adam", 1e-3, 128, 4),
+    "deep-512x3": ((512, 512, 512), "relu", "adam", 1e-3, 128, 4),
+}
+TARGET = 0.97  # time to this test accuracy is reported
+
+
+# ----------------------------------------------------------------------------- trainers
+
+
+class Steadynet:
+    name = "steadynet"
+
+    def __init__(self, case, data, seed):
+        hidden, act, opt, lr, bs, epochs = case
+        self.config = TrainConfig(hidden=hidden, activation=act, optimizer=opt, learning_rate=lr,
+                                  batch_size=bs, epochs=epochs, schedule="constant", augment_shift=0,
+                                  val_size=0, seed=seed)
+        self.model = MLP((784, *hidden, 10), act, seed=seed)
+        optimizer = make_optimizer(opt, self.model.n_weights, 0.0, 0.9)
+        self.epochs = train_loop(self.model, optimizer, self.config, data.x_train, data.y_train,
+                                 data.image_shape, state=LoopState())
+        self.data = data
+
+    def initial_weights(self):
+        return self.model.state_dict()
+
+    def epoch(self, e):
+        next(self.epochs)
+
+    def accuracy(self):
+        return self.model.evaluate(self.data.x_test, self.data.y_test)[1]
+
+
+class Torch:
+    name = "pytorch"
+
+    def __init__(self, case, data, seed, weights):
+        import torch
+
+        self.torch = torch
+        hidden, act, opt, lr, bs, epochs = case
+        layers, sizes = [], (784, *hidden, 10)
+        acts = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+        for i in range(1, len(sizes)):
+            linear = torch.nn.Linear(sizes[i - 1], sizes[i])
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(weights[f"W{i}"].T.copy()))
+                linear.bias.copy_(torch.from_numpy(weights[f"b{i}"]))
+            layers.append(linear)
+            if i < len(sizes) - 1:
+                layers.append(acts[act]())
+        self.net = torch.nn.Sequential(*layers)
+        if opt == "adam":
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True)
+        else:
+            self.opt = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9,
+                                       nesterov=opt == "nesterov", foreach=True)
+        # the same pixels: uint8 scaled per batch, like steadynet
+        self.X = torch.from_numpy(data.x_train)
+        self.y = torch.from_numpy(data.y_train)
+        self.Xt = torch.from_numpy(data.x_test.astype(np.float32) / 255)
+        self.yt = torch.from_numpy(data.y_test)
+        self.bs, self.seed = bs, seed
+        self.loss = torch.nn.CrossEntropyLoss()
+
+    def epoch(self, e):
+        torch = self.torch
+        order = torch.from_numpy(epoch_order(self.seed, e, len(self.y)))
+        X, y = self.X[order], self.y[order]
+        for s in range(0, len(y), self.bs):
+            Xb = X[s:s + self.bs].float().mul_(1 / 255)
+            self.opt.zero_grad(set_to_none=True)
+            self.loss(self.net(Xb), y[s:s + self.bs]).backward()
+            self.opt.step()
+
+    def accuracy(self):
+        with self.torch.no_grad():
+            return float((self.net(self.Xt).argmax(1) == self.yt).float().mean())
+
+
+class Sklearn:
+    name = "scikit-learn"
+
+    def __init__(self, case, data, seed, weights):
+        from sklearn.neural_network import MLPClassifier
+
+        hidden, act, opt, lr, bs, epochs = case
+        self.clf = MLPClassifier(hidden_layer_sizes=hidden, activation={"sigmoid": "logistic"}.get(act, act),
+                                 solver="adam" if opt == "adam" else "sgd", learning_rate_init=lr,
+                                 momentum=0.9, nesterovs_momentum=opt == "nesterov", alpha=0.0,
+                                 batch_size=bs, shuffle=False, random_state=seed)
+        self.X = data.x_train.astype(np.float32) / 255
+        self.y = data.y_train
+        self.Xt = data.x_test.astype(np.float32) / 255
+        self.yt = data.y_test
+        self.seed, self.weights, self.bs = seed, weights, bs
+
+    def epoch(self, e):
+        order = epoch_order(self.seed, e, len(self.y))
+        if e == 0:  # first call sets up the network; then start from the shared weights
+            self.clf.partial_fit(self.X[:self.bs], self.y[:self.bs], classes=np.arange(10))
+            n = len(self.clf.coefs_)
+            self.clf.coefs_ = [self.weights[f"W{i}"].copy() for i in range(1, n + 1)]
+            self.clf.intercepts_ = [self.weights[f"b{i}"].copy() for i in range(1, n + 1)]
+            del self.clf._optimizer  # a fresh optimiser state for the copied weights
+            self.clf.t_ = 0
+        self.clf.partial_fit(self.X[order], self.y[order])
+
+    def accuracy(self):
+        return float(self.clf.score(self.Xt, self.yt))
+
+
+def epoch_order(seed, epoch, n):
+    """The order steadynet's loop visits the training images in epoch ``epoch`` (0-based)."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state_of(seed, epoch)
+    return rng.permutation(n)
+
+
+# ----------------------------------------------------------------------------- floors
+
+
+def gemm_floor(case, n=60000, repeats=3):
+    """Seconds per epoch spent in the matrix products alone (float32, preallocated outputs)."""
+    hidden, _, _, _, bs, _ = case
+    sizes = (784, *hidden, 10)
+    rng = np.random.default_rng(0)
+    W = [rng.normal(size=(a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    A = [rng.normal(size=(bs, s)).astype(np.float32) for s in sizes]
+    dW = [np.empty_like(w) for w in W]
+    dA = [np.empty_like(a) for a in A]
+    steps = -(-n // bs)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            for i, w in enumerate(W):
+                np.matmul(A[i], w, out=A[i + 1])  # forward
+            for i in range(len(W) - 1, -1, -1):
+                np.matmul(A[i].T, A[i + 1], out=dW[i])  # weight gradient
+                if i:
+                    np.matmul(A[i + 1], W[i].T, out=dA[i])  # input gradient
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def peak_rss_of_training(epochs=2):
+    """Peak resident memory (MB) of a `steadynet train` process on MNIST with the defaults.
+
+    The process reports its own high-water mark (VmHWM, Linux): the rusage of a child would
+    also count the pages it shared with this process between fork and exec.
+    """
+    out = f"/tmp/steadynet-bench-{os.getpid()}-{time.time_ns()}"
+    code = ("import sys; from steadynet.cli.app import main; rc = main(sys.argv[1:]); "
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "train", "--epochs", str(epochs), "--quiet",
+                           "--out", out], check=True, capture_output=True, text=True)
+    kb = int(done.stdout.split("VmHWM:")[1].split()[0])
+    return kb / 1024
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def run_case(name, data, seed=0):
+    case = CASES[name]
+    epochs = case[-1]
+    sn = Steadynet(case, data, seed)
+    weights = sn.initial_weights()
+    trainers = [sn, Torch(case, data, seed, weights), Sklearn(case, data, seed, weights)]
+    times = {t.name: [] for t in trainers}
+    accs = {t.name: [] for t in trainers}
+    for e in range(epochs):
+        for t in trainers:  # interleaved: epoch e of each, back to back
+            start = time.perf_counter()
+            t.epoch(e)
+            times[t.name].append(time.perf_counter() - start)
+            accs[t.name].append(t.accuracy())
+    return times, accs, gemm_floor(case)
+
+
+def summarise(name, times, accs, floor):
+    rows = []
+    ref = times["steadynet"][1:]
+    for fw in times:
+        t = times[fw][1:]  # epoch 1 warms caches and allocators: report epochs 2..N
+        ratio = statistics.median(a / b for a, b in zip(t, ref))
+        cumulative = np.cumsum(times[fw])
+        hit = next((float(cumulative[i]) for i, a in enumerate(accs[fw]) if a >= TARGET), None)
+        rows.append(f"| {name} | {fw} | {statistics.median(t):.3f} | {min(t):.3f}-{max(t):.3f} | "
+                    f"{ratio:.2f}x | {accs[fw][-1]:.4f} | {'-' if hit is None else f'{hit:.2f}'} | "
+                    f"{floor:.3f} |")
+    return rows
+
+
+HEADER = ["| case | trainer | s/epoch (median, epochs 2..N) | range | time vs steadynet (median of "
+          "per-epoch ratios) | test acc after last epoch | s to 97.0% test | GEMM floor s/epoch |",
+          "|---|---|---|---|---|---|---|---|"]
+
+
+def environment():
+    import sklearn
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+                     for i in threadpool_info() if i["user_api"] == "blas")
+    return (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"Python {platform.python_version()}, steadynet {steadynet.__version__}, NumPy {np.__version__} "
+            f"[{blas}], PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"scikit-learn {sklearn.__version__}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description="steadynet vs PyTorch vs scikit-learn, epoch by epoch")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of {list(CASES)}")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    data = load_data("mnist")
+    lines = [environment(), ""] + HEADER
+    print("\n".join(lines), flush=True)
+    for name in args.cases.split(","):
+        times, accs, floor = run_case(name, data)
+        rows = summarise(name, times, accs, floor)
+        print("\n".join(rows), flush=True)
+        lines += rows
+    rss = peak_rss_of_training()
+    lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): {rss:.0f} MB"]
+    print(lines[-1])
+    if args.write:
+        path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+        with open(path, "w") as f:
+            f.write("# Benchmark results\n\nProduced by `python benchmarks/bench.py --write`.\n\n")
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
