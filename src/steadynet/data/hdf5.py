@@ -48,6 +48,15 @@ def read_hdf5_arrays(path):
     return arrays, {k: k for k in KEYS}, []
 
 
+def stored_layout(path):
+    """``{key: (dtype, shape)}`` of the four datasets as the file stores them (the reader may
+    hand back float pixels k/255 as uint8)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {k: (f[k].dtype, f[k].shape) for k in KEYS if k in f}
+
+
 def read_hdf5(path):
     """Read a data set in the seed's HDF5 layout. Returns a :class:`Dataset`."""
     arrays, _, _ = read_hdf5_arrays(path)

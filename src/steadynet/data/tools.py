@@ -41,13 +41,21 @@ def describe(spec):
     data = make_dataset(*arrays.values(), source=str(path), keys=tuple(names.values()))
     report = {"path": str(path), "format": fmt, "arrays": {}, "image_shape": list(data.image_shape),
               "n_classes": data.n_classes, "label_counts": {}, "notices": notices + data.notices}
+    if fmt == "hdf5":  # the HDF5 reader hands back float pixels k/255 as uint8: ask the file
+        from .hdf5 import stored_layout
+
+        stored = stored_layout(path)
+    else:
+        stored = {k: (a.dtype, a.shape) for k, a in arrays.items() if a is not None}
     for key, raw in arrays.items():
         loaded = getattr(data, key)
-        entry = {"stored_dtype": None if raw is None else str(raw.dtype),
-                 "stored_shape": None if raw is None else list(raw.shape),
+        dtype, shape = stored.get(key, (None, None))
+        entry = {"stored_dtype": None if raw is None else str(dtype),
+                 "stored_shape": None if raw is None else list(shape),
                  "dtype": str(loaded.dtype), "shape": list(loaded.shape)}
         if key.startswith("x") and raw is not None and raw.size:
-            entry["pixel_min"], entry["pixel_max"] = float(raw.min()), float(raw.max())
+            scale = 255.0 if raw.dtype == np.uint8 and np.dtype(dtype).kind == "f" else 1.0
+            entry["pixel_min"], entry["pixel_max"] = float(raw.min()) / scale, float(raw.max()) / scale
         report["arrays"][key] = entry
     for split in ("train", "test"):
         y = getattr(data, f"y_{split}")
