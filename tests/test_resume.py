@@ -25,6 +25,9 @@ CASES = {
     "dropout": dict(optimizer="momentum", learning_rate=0.05, dropout=0.3, input_dropout=0.1),
     "augment": dict(optimizer="adamw", learning_rate=0.01, weight_decay=1e-2, augment_shift=1),
     "full_batch": dict(optimizer="nesterov", batch_size="full", learning_rate=0.5, epochs=30),  # 1 step per epoch
+    "warps_maxnorm_ema_onecycle": dict(optimizer="nesterov", learning_rate=0.05, augment_shift=1, augment_rotate=10,
+                                       augment_scale=0.1, augment_shear=5, elastic_alpha=3, elastic_sigma=1,
+                                       max_norm=1.0, ema_decay=0.9, schedule="onecycle", dropout=0.2),
     "clip_warmup_smoothing": dict(optimizer="sgd", clip_norm=0.5, warmup_epochs=1.0, label_smoothing=0.1,
                                   schedule="step", decay_epochs=1.0, decay_factor=0.5, relu=None),
 }
@@ -230,3 +233,22 @@ def test_gpu_style_dropout_generator_is_reported_not_silently_inexact(data, tmp_
     lines = []
     train(None, out, data=data, resume=True, log=lines.append)
     assert any("dropout masks after this resume are drawn afresh" in line for line in lines)
+
+
+def test_distilled_run_with_averaged_weights_resumes_exactly(data, tmp_path):
+    """The teacher is reloaded on resume, and the average of the weights comes back from the
+    checkpoint (``optim.ema``), so the student ends as if never stopped."""
+    teacher = str(tmp_path / "teacher")
+    train(config_of("sgd").replace(hidden=(16,)), teacher, data=data)
+    config = config_of("nesterov").replace(teacher=teacher, distill_weight=0.6, distill_temperature=3.0,
+                                           ema_decay=0.95, augment_shift=1)
+    ref = train(config, str(tmp_path / "ref"), data=data)
+    out = str(tmp_path / "run")
+    result, _ = resume_until_done(config, out, data, (5, STEPS_PER_EPOCH + 3))
+    assert np.array_equal(result.model.theta, ref.model.theta)
+    assert without_seconds(result["epochs"]) == without_seconds(ref["epochs"])
+    arrays, _ = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    # the saved model is the average, the checkpoint keeps the raw weights beside it
+    assert np.array_equal(arrays["optim.ema"], ref.model.theta)
+    assert not np.array_equal(np.concatenate([arrays[k].ravel() for k in ("W1", "W2", "b1", "b2")]),
+                              ref.model.theta)

@@ -228,10 +228,14 @@ def softmax_cross_entropy(Z, y, label_smoothing=0.0, sample_weight=None):
 def distillation_cross_entropy(Z, y, P_teacher, temperature=4.0, weight=0.5, label_smoothing=0.0):
     """Knowledge-distillation loss and its gradient at the student's logits (Hinton et al. 2015).
 
-    The labels' cross-entropy mixed with the cross-entropy of the student's softened
-    probabilities against the teacher's::
+    The labels' cross-entropy mixed with the divergence of the student's softened
+    probabilities from the teacher's::
 
-        loss = (1 - weight) * CE(softmax(Z), y) + weight * T^2 * CE(softmax(Z / T), P_teacher)
+        loss = (1 - weight) * CE(softmax(Z), y) + weight * T^2 * KL(P_teacher || softmax(Z / T))
+
+    The KL divergence is the cross-entropy against the teacher less the teacher's own
+    entropy, a constant: the gradient is the same, and the loss stays 0 for a student that
+    matches both targets, so it reads like any other loss.
 
     The soft term's gradient at ``Z`` is ``T * (softmax(Z / T) - P_teacher) / n``: its
     ``1 / T`` from the chain rule is why the term carries ``T^2``, which keeps its pull the
@@ -268,7 +272,8 @@ def distillation_cross_entropy(Z, y, P_teacher, temperature=4.0, weight=0.5, lab
     n, T = Z.shape[0], float(temperature)
     hard, dZ = softmax_cross_entropy(Z, y, label_smoothing)
     log_Q = log_softmax(Z / Z.dtype.type(T))  # (n, k), the student's softened log-probabilities
-    soft = float(-(P_teacher * log_Q).sum()) * T * T / n
+    log_P = xp.log(xp.maximum(P_teacher, xp.finfo(Z.dtype).tiny))  # 0 * log 0 counts as 0
+    soft = float((P_teacher * (log_P - log_Q)).sum()) * T * T / n
     dZ_soft = xp.exp(log_Q)  # Q, (n, k)
     dZ_soft -= P_teacher
     dZ_soft *= Z.dtype.type(weight * T / n)

@@ -114,7 +114,7 @@ def config_from_args(args):
         changes["data"] = args.data
     if args.seed is not None:
         changes["seed"] = args.seed
-    if args.preset:
+    if getattr(args, "preset", None):  # other commands (doctor) reuse these options without --preset
         return TrainConfig.from_preset(args.preset, **changes)
     return dataclasses.replace(DEFAULTS, **changes).validate()
 

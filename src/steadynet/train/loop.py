@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.augment import random_shifts, random_warps
+from ..backend import to_numpy
+from ..data.augment import random_shifts, random_warps, shift_images
 from ..errors import NonFiniteError
 from ..functional import distillation_cross_entropy, softmax
 from ..model import as_float_batch
@@ -134,6 +135,10 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     warps = config.warps()
     shuffle = batches > 1 or config.augment_shift > 0 or warps
     constrained = hidden_weights(model) if config.max_norm else None
+    # distillation without warps: the teacher's outputs for every image at every whole-pixel
+    # offset are computed once, so each step only looks them up
+    P_cache = None if teacher is None or warps else teacher_outputs(teacher, X, image_shape, config, dtype)
+    P_epoch = None
     rng = np.random.default_rng()
     X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
     X_full = None  # full batch without augmentation: converted to float once
@@ -154,13 +159,20 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                                    index=order, out=X_epoch)
             y_epoch, rows = y[order], None
         elif config.augment_shift:
-            X_epoch = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch)
+            X_epoch, offsets = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch,
+                                             return_offsets=True)
             y_epoch, rows = y[order], None
+            if P_cache is not None:  # (m, k): the teacher's output for each shifted image
+                side = 2 * config.augment_shift + 1
+                P_epoch = P_cache[(offsets[:, 0] + config.augment_shift) * side + offsets[:, 1]
+                                  + config.augment_shift, order]
         elif shuffle:
             X_epoch, y_epoch, rows = X, y, order  # gathered batch by batch: no copy of the set
+            P_epoch = None if P_cache is None else P_cache[0]
         elif X_full is None:
             X_full = X_epoch = as_float_batch(X, dtype, xp)
             y_epoch, rows = y, None
+            P_epoch = None if P_cache is None else P_cache[0]
 
         for b in range(state.batch, batches):
             # the batch, as floats in [0, 1] on the model's device
@@ -174,7 +186,8 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             if teacher is None:
                 loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
             else:
-                loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config)
+                P_teacher = None if P_epoch is None else xp.asarray(P_epoch[picked])
+                loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher)
             grad_norm = math.sqrt(float(model.grad @ model.grad))
 
             # divergence guard, before the update: a refused step never reaches the weights
@@ -227,15 +240,33 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             return
 
 
-def distilled_loss_and_grad(model, teacher, Xb, yb, config):
+def distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher=None):
     """Like ``model.loss_and_grad``, with the teacher's softened outputs on the same batch
-    as a second target (see :func:`steadynet.functional.distillation_cross_entropy`)."""
+    (``P_teacher`` if already known) as a second target (see
+    :func:`steadynet.functional.distillation_cross_entropy`)."""
     T = config.distill_temperature
-    P_teacher = softmax(teacher.forward(Xb) / T).astype(model.dtype, copy=False)  # (n, k)
+    if P_teacher is None:
+        P_teacher = softmax(teacher.forward(Xb) / T).astype(model.dtype, copy=False)  # (n, k)
     Z = model.forward(Xb, training=True)
     loss, dZ = distillation_cross_entropy(Z, yb, P_teacher, T, config.distill_weight, config.label_smoothing)
     model.backward(dZ)
     return loss, Z
+
+
+def teacher_outputs(teacher, X, image_shape, config, dtype, chunk=8192):
+    """The teacher's probabilities at the distillation temperature for every training image
+    at every whole-pixel offset the shifts can draw: shape (offsets, n, n_classes), offset
+    code ``(dy + s) * (2s + 1) + (dx + s)`` as :func:`random_shifts` numbers them
+    (one offset, 0, without shifts). Costs ``(2s + 1)**2`` forward passes of the teacher
+    over the set, once, instead of one per step."""
+    s, T = config.augment_shift, config.distill_temperature
+    offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
+    P = np.empty((len(offsets), X.shape[0], teacher.n_classes), dtype=dtype)
+    for code, (dy, dx) in enumerate(offsets):
+        for start in range(0, X.shape[0], chunk):
+            Xc = as_float_batch(shift_images(X[start:start + chunk], image_shape, dy, dx), teacher.dtype, teacher.xp)
+            P[code, start:start + chunk] = to_numpy(softmax(teacher.forward(Xc) / T))
+    return P
 
 
 def rng_state_of(seed, epoch):
