@@ -82,3 +82,14 @@ def test_small_updates_at_the_end_of_a_schedule_are_not_warned_about():
     layers = [{"layer": 1, "update_ratio": 1e-8}]
     assert any("barely learns" in w for w in health_warnings(layers))
     assert health_warnings(layers, lr_decayed=True) == []
+
+
+def test_a_distilled_loss_is_not_compared_with_chance(blobs):
+    model = MLP((16, 8, 3), seed=0)
+    monitor = HealthMonitor(model, plain_loss=False)
+    config = TrainConfig(data="blobs", val_size=0, epochs=1, batch_size=32, hidden=(8,), augment_shift=0)
+    X = blobs.x_train * 50  # huge logits: the initial loss is far above ln(3)
+    for result in train_loop(model, make_optimizer("sgd", model.n_weights), config, X, blobs.y_train,
+                             blobs.image_shape, on_step=monitor.on_step, detector=lambda loss, g: None):
+        entry = monitor.on_epoch(result)
+    assert "initial_loss" not in entry and not any("initial loss" in w for w in entry["warnings"])

@@ -127,6 +127,9 @@ class HealthMonitor:
     recent : int, default=20
         How many of the last steps' ``(step, epoch, loss, grad_norm, learning_rate)`` to keep
         for a divergence report (:attr:`recent`).
+    plain_loss : bool, default=True
+        The loss is plain cross-entropy, so the first one is compared with ``ln(k)``; False
+        for a distilled loss, whose teacher term makes that comparison meaningless.
 
     Attributes
     ----------
@@ -138,9 +141,10 @@ class HealthMonitor:
         The loss of the first step (before any update), when the run started at step 1.
     """
 
-    def __init__(self, model, every=None, recent=20):
+    def __init__(self, model, every=None, recent=20, plain_loss=True):
         self.model = model
         self.every = every
+        self.plain_loss = plain_loss  # False: the loss is not plain cross-entropy (distillation)
         self.recent = deque(maxlen=recent)
         self.history = []
         self.initial_loss = None
@@ -190,10 +194,11 @@ class HealthMonitor:
         first = not self.history
         n_classes = self.model.n_classes
         entry = {"epoch": result.epoch, "layers": layers}
-        if first and self.initial_loss is not None:
+        if first and self.initial_loss is not None and self.plain_loss:
             entry.update(initial_loss=self.initial_loss, expected_initial_loss=math.log(n_classes))
         decayed = result.learning_rate < 0.1 * self._peak_lr
-        entry["warnings"] = health_warnings(layers, self.initial_loss if first else None, n_classes, decayed)
+        initial = self.initial_loss if first and self.plain_loss else None
+        entry["warnings"] = health_warnings(layers, initial, n_classes, decayed)
         self.history.append(entry)
         self._samples, self._ratios = [], []
         return entry

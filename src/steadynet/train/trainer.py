@@ -185,7 +185,8 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
     metrics = RunResult(config=config.to_dict(), status="running", epochs=history,
                         best_epoch=best["epoch"], train_seconds=None)
     bar = ProgressBar(config.epochs) if progress is True else (progress or None)
-    monitor = HealthMonitor(model)  # layer health, sampled a few steps per epoch
+    # layer health, sampled a few steps per epoch; a distilled loss is not compared with ln(k)
+    monitor = HealthMonitor(model, plain_loss=not config.teacher)
 
     def step_hook(info):
         monitor.on_step(info)
