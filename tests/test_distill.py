@@ -8,22 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import make_blobs
+from gradcheck_util import central_difference
 from steadynet import functional as F
 from steadynet import train
 from steadynet.errors import ConfigError
-
-
-def central_difference(f, Z, eps=1e-6):
-    G = np.zeros_like(Z)
-    for idx in np.ndindex(Z.shape):
-        old = Z[idx]
-        Z[idx] = old + eps
-        up = f(Z)
-        Z[idx] = old - eps
-        down = f(Z)
-        Z[idx] = old
-        G[idx] = (up - down) / (2 * eps)
-    return G
 
 
 def case(seed=0, n=6, k=4):

@@ -10,6 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from steadynet import functional as F
 
+from gradcheck_util import central_difference
+
 DTYPES = [np.float32, np.float64]
 
 # (n, k) float64 logits, moderate to huge magnitudes
@@ -61,20 +63,6 @@ def test_loss_is_nonnegative_and_finite(Z, data):
 def test_log_softmax_matches_log_of_softmax():
     Z = np.random.default_rng(0).normal(size=(5, 7)) * 3
     np.testing.assert_allclose(F.log_softmax(Z), np.log(F.softmax(Z)), atol=1e-12)
-
-
-def central_difference(f, X, eps=1e-6):
-    """d f / d X by central differences, element by element (float64)."""
-    G = np.zeros_like(X)
-    for i in np.ndindex(X.shape):
-        old = X[i]
-        X[i] = old + eps
-        up = f(X)
-        X[i] = old - eps
-        down = f(X)
-        X[i] = old
-        G[i] = (up - down) / (2 * eps)
-    return G
 
 
 def rel_error(a, b):
