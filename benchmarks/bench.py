@@ -90,10 +90,10 @@ class Torch:
                 layers.append(acts[act]())
         self.net = torch.nn.Sequential(*layers)
         if opt == "adam":
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True)
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
         else:
             self.opt = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9,
-                                       nesterov=opt == "nesterov", foreach=True)
+                                       nesterov=opt == "nesterov", fused=True)
         # the same pixels: uint8 scaled per batch, like steadynet
         self.X = torch.from_numpy(data.x_train)
         self.y = torch.from_numpy(data.y_train)
