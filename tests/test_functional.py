@@ -107,3 +107,18 @@ def test_sample_weight_is_a_weighted_mean():
 def test_unknown_activation_lists_options():
     with pytest.raises(ValueError, match=r"activation must be one of \['identity', 'leaky_relu'"):
         F.get_activation("swish")
+
+
+@given(logits_BK)
+def test_row_max_is_the_max_of_each_row(Z):
+    np.testing.assert_array_equal(F.row_max(Z), Z.max(axis=1, keepdims=True))
+    np.testing.assert_array_equal(F.row_max(Z.T.copy().T), Z.max(axis=1, keepdims=True))  # any layout
+
+
+@pytest.mark.parametrize("bad", [5, -1])
+def test_out_of_range_labels_are_refused(bad):
+    """Labels index a flat array of the logits: one out of range would silently read another
+    row's logit, so it is refused with the range it should have."""
+    Z = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"class indices 0 to 4 .* got"):
+        F.softmax_cross_entropy(Z, np.array([0, 1, bad, 2]))
