@@ -143,16 +143,22 @@ def plot_curves(metrics, title=None):
         if metrics.get("divergence"):
             ax.axvline(metrics["divergence"]["epoch"], color="C3", lw=1.5,
                        label=f"diverged (step {metrics['divergence']['step']})")
+    label_curve_axes(ax_loss, ax_acc, legend_size=9)
+    fig.suptitle(title or "Learning curves", fontsize=13)
+    return fig
+
+
+def label_curve_axes(ax_loss, ax_acc, legend_size):
+    """Axis labels, titles, grid and legend of a loss panel and an accuracy panel by epoch."""
+    for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
+        ax.legend(fontsize=legend_size)
     ax_loss.set_ylabel("cross-entropy loss (nats per image)")
     ax_loss.set_title("Loss")
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.set_title("Accuracy")
-    fig.suptitle(title or "Learning curves", fontsize=13)
-    return fig
 
 
 def plot_compare(runs, title=None):
@@ -174,15 +180,7 @@ def plot_compare(runs, title=None):
             x, acc = epoch_series(metrics, f"{split}_accuracy")
             ax_acc.plot(x, 100 * np.asarray(acc), ls=ls, color=color, lw=1.6 if split == "val" else 1,
                         label=f"{label} ({'validation' if split == 'val' else 'train'})")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax_loss.set_ylabel("cross-entropy loss (nats per image)")
-    ax_loss.set_title("Loss")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_acc.set_title("Accuracy")
+    label_curve_axes(ax_loss, ax_acc, legend_size=8)
     fig.suptitle(title or f"Comparison of {len(runs)} runs (solid: validation, dashed: train)",
                  fontsize=13)
     return fig
