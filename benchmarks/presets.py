@@ -32,7 +32,7 @@ def run_preset(preset, seed, out):
     command = [sys.executable, "-m", "steadynet", "train", "--preset", preset, "--seed", str(seed),
                "--out", out, "--no-plots", "--quiet"]
     print("$ " + " ".join(command[1:]), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the table
     with open(metrics_path) as f:
         return json.load(f)
 

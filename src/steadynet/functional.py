@@ -202,6 +202,7 @@ def softmax_cross_entropy(Z, y, label_smoothing=0.0, sample_weight=None):
     """
     xp = array_module_of(Z)
     n, k = Z.shape
+    y = xp.asarray(y)
     if n and not 0 <= int(y.min()) <= int(y.max()) < k:  # else a label would index another row
         raise ConfigError(f"labels must be class indices 0 to {k - 1} for {k} logits per row, "
                           f"got {int(y.min())} to {int(y.max())}.")
