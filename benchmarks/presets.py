@@ -38,7 +38,7 @@ def run_preset(preset, seed, out):
 
 
 def percent(values):
-    """'mean% ± half-range' over the seeds, e.g. '97.58% (97.51-97.62)'."""
+    """'mean% (min-max)' over the seeds, e.g. '97.58% (97.51-97.62)'."""
     values = [100 * v for v in values]
     if len(values) == 1:
         return f"{values[0]:.2f}%"

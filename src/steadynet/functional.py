@@ -155,15 +155,19 @@ def softmax(Z):
     return E
 
 
-def row_max(Z):
+def row_max(Z, row_starts=None):
     """The largest entry of each row of ``Z`` (n, k), as an (n, 1) column.
 
     Found through ``argmax``, which NumPy computes about five times faster than ``max`` over a
     short last axis (14 us against 2 us for a batch of 128 x 10 logits); the value is the same.
+    ``row_starts``, ``arange(n) * k`` (where each row begins in ``Z`` flattened), may be passed
+    by a caller that has it already.
     """
     xp = array_module_of(Z)
     n, k = Z.shape
-    return xp.ascontiguousarray(Z).ravel().take(Z.argmax(axis=1) + xp.arange(n) * k)[:, None]
+    if row_starts is None:
+        row_starts = xp.arange(n) * k
+    return xp.ascontiguousarray(Z).ravel().take(Z.argmax(axis=1) + row_starts)[:, None]
 
 
 def one_hot(y, n_classes, dtype="float32"):
@@ -206,9 +210,10 @@ def softmax_cross_entropy(Z, y, label_smoothing=0.0, sample_weight=None):
     if n and not 0 <= int(y.min()) <= int(y.max()) < k:  # else a label would index another row
         raise ConfigError(f"labels must be class indices 0 to {k - 1} for {k} logits per row, "
                           f"got {int(y.min())} to {int(y.max())}.")
-    true = xp.arange(n) * k + y  # (n,): where each sample's true class is in a flat (n, k) array
+    row_starts = xp.arange(n) * k  # (n,): where each row begins in a flat (n, k) array
+    true = row_starts + y  # (n,): where each sample's true class is
     # log-sum-exp, the row maximum subtracted first so that exp cannot overflow
-    S = Z - row_max(Z)  # (n, k), log P = S - log(sum exp S)
+    S = Z - row_max(Z, row_starts)  # (n, k), log P = S - log(sum exp S)
     E = xp.exp(S)  # (n, k)
     total = E.sum(axis=1, keepdims=True)  # (n, 1)
     log_total = xp.log(total)

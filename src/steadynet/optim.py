@@ -110,10 +110,10 @@ class Optimizer:
 
     def _flush_subnormals(self):
         """Zero the state entries that would turn subnormal within ``FLUSH_EVERY`` steps."""
+        if array_module_of(self._buf) is not np:  # GPUs handle subnormals at full speed
+            return
         for name, decay in self._decays().items():
             a = getattr(self, name)
-            if array_module_of(a) is not np:  # GPUs handle subnormals at full speed
-                return
             tiny = np.finfo(a.dtype).tiny / max(decay, 0.5) ** FLUSH_EVERY
             np.abs(a, out=self._buf)
             np.copyto(a, 0, where=self._buf < tiny)
