@@ -112,8 +112,8 @@ def test_schedules():
 
 
 @pytest.mark.parametrize("name", ["sgd", "nesterov", "adamw"])
-def test_blocked_threaded_update_equals_the_whole_array_update(name, monkeypatch):
-    """Large buffers are updated block by block on several threads: element for element the
+def test_blocked_update_equals_the_whole_array_update(name, monkeypatch):
+    """Large buffers are updated block by block: element for element the
     same arithmetic, so the result is bit-identical to one pass over the whole array."""
     from steadynet import optim
 

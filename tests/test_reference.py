@@ -1,7 +1,7 @@
 """The fast path against a plain reference, step for step.
 
 The training loop's fast path (one flat parameter buffer, fused softmax cross-entropy, the
-sigmoid written with tanh, optimisers updating the buffer block by block on several threads,
+sigmoid written with tanh, optimisers updating the buffer block by block with BLAS axpby,
 subnormal state flushed, uint8 batches gathered by index and scaled) must compute what the
 textbook computes. The reference below is written the plain way: a list of weight matrices,
 ``1 / (1 + exp(-Z))``, one-hot targets, ``P - Y`` divided by the batch size, and each
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from steadynet import optim
+from steadynet import blas, optim
 from steadynet.config import TrainConfig
 from steadynet.model import MLP
 from steadynet.optim import make_optimizer
@@ -74,11 +74,14 @@ def reference_steps(Ws, bs, X, y, activation, optimizer, lr, batch_size, epochs,
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 2e-4)])
 @pytest.mark.parametrize("activation, optimizer, lr", [("sigmoid", "nesterov", 0.1), ("relu", "adam", 3e-3)])
-def test_training_steps_match_the_plain_reference(activation, optimizer, lr, dtype, rtol, monkeypatch):
-    # small blocks and a short flush period, so this small network goes through the blocked,
-    # threaded update and the subnormal flush like a large one
+@pytest.mark.parametrize("with_blas", [True, False], ids=["blas", "numpy"])
+def test_training_steps_match_the_plain_reference(activation, optimizer, lr, dtype, rtol, with_blas, monkeypatch):
+    # small blocks and a short flush period, so this small network goes through the blocked
+    # update and the subnormal flush like a large one; with BLAS's axpby and without
     monkeypatch.setattr(optim, "BLOCK", 256)
     monkeypatch.setattr(optim, "FLUSH_EVERY", 4)
+    if not with_blas:
+        monkeypatch.setattr(blas, "_KERNELS", {})
     rng = np.random.default_rng(3)
     X = rng.integers(0, 256, size=(90, 64), dtype=np.uint8)
     X[:, :8] = 0  # inputs that are always 0: their weights never get a gradient

@@ -1,0 +1,85 @@
+"""``y = a * x + b * y`` in one pass, from the BLAS that NumPy already links.
+
+NumPy has no fused multiply-add: ``y *= b; y += a * x`` is three passes over the arrays and a
+temporary. BLAS has it (``axpby``, and ``axpy`` for ``b = 1``), and every NumPy build ships a
+BLAS for ``matmul``. This module finds its ``axpby``/``axpy`` through NumPy's own extension
+module (so it is the very library ``matmul`` uses, with the same threads) and calls them with
+ctypes. Where there is none to find (another BLAS, another platform, CuPy arrays), the same
+arithmetic runs as plain NumPy.
+
+Measured on 636K float32 values (2-core Xeon, OpenBLAS 0.3.31), each right after a GEMM as
+in training (median of 300): ``y *= b; y += a * x`` with NumPy 0.67-0.71 ms, ``axpby``
+0.29-0.31 ms, ``axpy`` (``b = 1``) 0.17-0.18 ms.
+"""
+
+import ctypes
+
+import numpy as np
+
+_KERNELS = None  # {(name, dtype char): ctypes function} once looked up; {} when none found
+
+
+def _lookup():
+    """The BLAS functions NumPy links, by ``(name, "f"/"d")``; empty when none are found."""
+    try:
+        from numpy._core import _multiarray_umath as extension
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath as extension
+    try:
+        library = ctypes.CDLL(extension.__file__)  # already loaded: the same handle, its BLAS visible
+    except OSError:
+        return {}
+    found = {}
+    for name in ("axpby", "axpy"):
+        for char in "sd":
+            # scipy-openblas (NumPy >= 2 wheels), OpenBLAS ILP64 (NumPy 1.x wheels), plain CBLAS
+            for symbol, integer in ((f"scipy_cblas_{char}{name}64_", ctypes.c_int64),
+                                    (f"cblas_{char}{name}64_", ctypes.c_int64),
+                                    (f"cblas_{char}{name}", ctypes.c_int)):
+                function = getattr(library, symbol, None)
+                if function is not None:
+                    real = ctypes.c_float if char == "s" else ctypes.c_double
+                    scalars = [real] if name == "axpy" else [real, real]
+                    function.argtypes = ([integer, scalars[0], ctypes.c_void_p, integer]
+                                         + scalars[1:] + [ctypes.c_void_p, integer])
+                    function.restype = None
+                    found[name, "f" if char == "s" else "d"] = function
+                    break
+    return found
+
+
+def kernels():
+    """The BLAS kernels found (looked up once)."""
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = _lookup()
+    return _KERNELS
+
+
+def axpby(a, x, b, y):
+    """``y = a * x + b * y`` in place.
+
+    Parameters
+    ----------
+    a, b : float
+    x, y : ndarray of shape (n,), the same dtype
+        ``y`` is overwritten. One BLAS call for contiguous float32/float64 NumPy arrays,
+        ``y *= b; y += a * x`` otherwise.
+    """
+    function = _kernel("axpby" if b != 1 else "axpy", x, y)
+    if function is None:
+        if b != 1:
+            y *= b
+        y += a * x
+    elif b != 1:
+        function(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+    else:
+        function(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+
+
+def _kernel(name, x, y):
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        return None
+    if x.dtype != y.dtype or x.shape != y.shape or x.ndim != 1 or not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    return kernels().get((name, x.dtype.char))
