@@ -64,17 +64,23 @@ def axpby(a, x, b, y):
     a, b : float
     x, y : ndarray of shape (n,), the same dtype
         ``y`` is overwritten. One BLAS call for contiguous float32/float64 NumPy arrays,
-        ``y *= b; y += a * x`` otherwise.
+        :func:`axpby_ufuncs` otherwise.
     """
     function = _kernel("axpby" if b != 1 else "axpy", x, y)
     if function is None:
-        if b != 1:
-            y *= b
-        y += a * x
+        axpby_ufuncs(a, x, b, y)
     elif b != 1:
         function(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
     else:
         function(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+
+
+def axpby_ufuncs(a, x, b, y):
+    """``y = a * x + b * y`` in place with array operations (NumPy or CuPy): ``y *= b``,
+    then ``y += a * x``, each product rounded on its own (and skipped where a factor is 1)."""
+    if b != 1:
+        y *= b
+    y += x if a == 1 else a * x
 
 
 def _kernel(name, x, y):
