@@ -59,3 +59,17 @@ def test_the_result_of_a_block_does_not_depend_on_where_the_block_starts():
         blas.axpby(0.1, x[:cut], 0.9, pieces[:cut])
         blas.axpby(0.1, x[cut:], 0.9, pieces[cut:])
         np.testing.assert_array_equal(pieces, whole)
+
+
+@pytest.mark.parametrize("with_blas", [True, False], ids=["blas", "numpy"])
+@pytest.mark.parametrize("scratch_is_x", [False, True])
+def test_scratch_space_gives_the_same_result(scratch_is_x, with_blas, monkeypatch):
+    if not with_blas:
+        monkeypatch.setattr(blas, "_KERNELS", {})
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=50).astype(np.float32), rng.normal(size=50).astype(np.float32)
+    plain = y.copy()
+    blas.axpby(-0.3, x, 0.7, plain)
+    scratch = x.copy() if scratch_is_x else np.full_like(y, np.nan)
+    blas.axpby(-0.3, scratch if scratch_is_x else x, 0.7, y, scratch)
+    np.testing.assert_array_equal(y, plain)

@@ -16,6 +16,8 @@ import ctypes
 
 import numpy as np
 
+from .backend import array_module_of
+
 _KERNELS = None  # {(name, dtype char): ctypes function} once looked up; {} when none found
 
 
@@ -56,7 +58,7 @@ def kernels():
     return _KERNELS
 
 
-def axpby(a, x, b, y):
+def axpby(a, x, b, y, scratch=None):
     """``y = a * x + b * y`` in place.
 
     Parameters
@@ -65,22 +67,31 @@ def axpby(a, x, b, y):
     x, y : ndarray of shape (n,), the same dtype
         ``y`` is overwritten. One BLAS call for contiguous float32/float64 NumPy arrays,
         :func:`axpby_ufuncs` otherwise.
+    scratch : ndarray shaped like ``y``, optional
+        Room for ``a * x`` if :func:`axpby_ufuncs` runs (it may be ``x`` itself, which is
+        then overwritten); without it, a temporary array.
     """
     function = _kernel("axpby" if b != 1 else "axpy", x, y)
     if function is None:
-        axpby_ufuncs(a, x, b, y)
+        axpby_ufuncs(a, x, b, y, scratch)
     elif b != 1:
         function(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
     else:
         function(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
 
 
-def axpby_ufuncs(a, x, b, y):
+def axpby_ufuncs(a, x, b, y, scratch=None):
     """``y = a * x + b * y`` in place with array operations (NumPy or CuPy): ``y *= b``,
-    then ``y += a * x``, each product rounded on its own (and skipped where a factor is 1)."""
+    then ``y += a * x``, each product rounded on its own (and skipped where a factor is 1).
+    ``scratch`` as for :func:`axpby`."""
     if b != 1:
         y *= b
-    y += x if a == 1 else a * x
+    if a == 1:
+        y += x
+    elif scratch is None:
+        y += a * x
+    else:
+        y += array_module_of(x).multiply(x, a, out=scratch)
 
 
 def _kernel(name, x, y):

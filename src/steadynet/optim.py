@@ -80,7 +80,8 @@ class Optimizer:
             theta[:self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
         elif self.weight_decay:
             # dW += weight_decay * W, the gradient of weight_decay / 2 * ||W||^2
-            self.axpby(self.weight_decay, theta[:self.n_weights], 1.0, grad[:self.n_weights])
+            self.axpby(self.weight_decay, theta[:self.n_weights], 1.0, grad[:self.n_weights],
+                       self._buf[:self.n_weights])
         arrays = [theta, grad, self._buf] + [getattr(self, name) for name in self._state]
         if array_module_of(theta) is not np or theta.shape[0] <= 2 * BLOCK:  # a GPU: one launch
             self._step(float(lr), *arrays)
@@ -147,7 +148,7 @@ class SGD(Optimizer):
     fused = False
 
     def _step(self, lr, theta, grad, buf):
-        self.axpby(-lr, grad, 1.0, theta)
+        self.axpby(-lr, grad, 1.0, theta, buf)
 
 
 class Momentum(Optimizer):
@@ -174,10 +175,10 @@ class Momentum(Optimizer):
         mu = self.momentum
         self.axpby(1.0, grad, mu, v)  # v = mu v + g
         if self.nesterov:
-            self.axpby(-lr * mu, v, 1.0, theta)
-            self.axpby(-lr, grad, 1.0, theta)
+            self.axpby(-lr * mu, v, 1.0, theta, buf)
+            self.axpby(-lr, grad, 1.0, theta, buf)
         else:
-            self.axpby(-lr, v, 1.0, theta)
+            self.axpby(-lr, v, 1.0, theta, buf)
 
 
 class Adam(Optimizer):
@@ -203,16 +204,16 @@ class Adam(Optimizer):
 
     def _step(self, lr, theta, grad, buf, m, v):
         xp, b1, b2 = array_module_of(theta), self.beta1, self.beta2
-        self.axpby(1.0 - b1, grad, b1, m)  # m = b1 m + (1 - b1) g
+        self.axpby(1.0 - b1, grad, b1, m, buf)  # m = b1 m + (1 - b1) g
         xp.square(grad, out=buf)
-        self.axpby(1.0 - b2, buf, b2, v)  # v = b2 v + (1 - b2) g^2
+        self.axpby(1.0 - b2, buf, b2, v, buf)  # v = b2 v + (1 - b2) g^2
         # theta -= lr / bc1 * m / (sqrt(v / bc2) + eps), with sqrt(bc2) taken out of the
         # denominator: theta -= lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2))
         bc1, root_bc2 = 1.0 - b1 ** self.t, math.sqrt(1.0 - b2 ** self.t)
         xp.sqrt(v, out=buf)
         buf += self.eps * root_bc2
         xp.divide(m, buf, out=buf)
-        self.axpby(-lr * root_bc2 / bc1, buf, 1.0, theta)
+        self.axpby(-lr * root_bc2 / bc1, buf, 1.0, theta, buf)
 
 
 def make_optimizer(name, n_weights, weight_decay=0.0, momentum=0.9):
