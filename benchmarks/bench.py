@@ -1,6 +1,10 @@
 """Speed of steadynet against PyTorch (CPU) and scikit-learn, interleaved epoch by epoch.
 
-For each case, the three trainers start from the same initial weights (steadynet's, copied),
+A fourth trainer, "plain numpy", is the loop people write by hand in NumPy with nothing else
+(:class:`PlainNumpy`): the yardstick for what NumPy itself costs, and so for how much of
+steadynet's time is its own.
+
+For each case, the four trainers start from the same initial weights (steadynet's, copied),
 use the same optimiser and batch size, and see the training images in the same order every
 epoch. Epoch e of each trainer runs back to back with epoch e of the others, so a busy moment
 of the machine hits all of them alike. Timed: the training epoch only. Not timed: test
@@ -10,7 +14,7 @@ Also measured: the GEMM floor (only the matrix products of forward and backward,
 network's real shapes, with preallocated outputs, for one epoch of steps), and peak memory
 of a whole `steadynet train` process.
 
-Run: ``python benchmarks/bench.py`` (all cases, ~10 minutes) or ``--cases seed-128``.
+Run: ``python benchmarks/bench.py`` (all cases, about 10 minutes) or ``--cases seed-128``.
 Results: benchmarks/RESULTS.md (written with ``--write``).
 """
 
@@ -149,6 +153,94 @@ class Sklearn:
         return float(self.clf.score(self.Xt, self.yt))
 
 
+class PlainNumpy:
+    """The loop people write by hand, in NumPy and nothing else: a list of weight arrays, the
+    forward pass, softmax cross-entropy, the backward pass, and the optimiser array by array
+    (in place, with the temporaries its formulas make). No checks, no diagnostics, no flat
+    buffer: what NumPy itself costs per step, as a yardstick for steadynet's own overhead."""
+
+    name = "plain numpy"
+
+    def __init__(self, case, data, seed, weights):
+        hidden, self.act, self.opt, self.lr, self.bs, epochs = case
+        n_layers = len(hidden) + 1
+        self.W = [weights[f"W{i}"].copy() for i in range(1, n_layers + 1)]
+        self.b = [weights[f"b{i}"].copy() for i in range(1, n_layers + 1)]
+        params = self.W + self.b
+        self.m = [np.zeros_like(p) for p in params]  # momentum's v, or Adam's first moment
+        self.v = [np.zeros_like(p) for p in params]  # Adam's second moment
+        self.t = 0
+        self.X, self.y, self.seed = data.x_train, data.y_train, seed
+        self.Xt, self.yt = data.x_test, data.y_test
+
+    def forward(self, A):
+        """Every layer's output, the input first; the last is the logits."""
+        outputs = [A]
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            Z = outputs[-1] @ W
+            Z += b
+            if i < len(self.W) - 1:
+                if self.act == "sigmoid":  # 1 / (1 + exp(-Z)), as (1 + tanh(Z / 2)) / 2
+                    Z *= np.float32(0.5)
+                    np.tanh(Z, out=Z)
+                    Z += 1
+                    Z *= np.float32(0.5)
+                else:
+                    np.maximum(Z, 0, out=Z)
+            outputs.append(Z)
+        return outputs
+
+    def epoch(self, e):
+        order = epoch_order(self.seed, e, len(self.y))
+        for s in range(0, len(order), self.bs):
+            rows = order[s:s + self.bs]
+            A = self.X[rows].astype(np.float32)
+            A *= np.float32(1 / 255)
+            outputs = self.forward(A)
+            # softmax cross-entropy's gradient at the logits: (P - Y) / n
+            n = len(rows)
+            dZ = outputs.pop()
+            dZ -= dZ.max(axis=1, keepdims=True)
+            np.exp(dZ, out=dZ)
+            dZ /= dZ.sum(axis=1, keepdims=True)
+            dZ[np.arange(n), self.y[rows]] -= 1
+            dZ *= np.float32(1 / n)
+            grads_W, grads_b = [None] * len(self.W), [None] * len(self.W)
+            for i in range(len(self.W) - 1, -1, -1):
+                A = outputs[i]
+                grads_W[i] = A.T @ dZ
+                grads_b[i] = dZ.sum(axis=0)
+                if i:
+                    dA = dZ @ self.W[i].T
+                    dZ = dA * (A * (1 - A) if self.act == "sigmoid" else (A > 0))
+            self.update(self.W + self.b, grads_W + grads_b)
+
+    def update(self, params, grads):
+        self.t += 1
+        lr = self.lr
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            if self.opt == "adam":
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                denom = np.sqrt(v)
+                denom /= np.sqrt(1 - 0.999 ** self.t)
+                denom += 1e-8
+                p -= lr / (1 - 0.9 ** self.t) * m / denom
+            else:  # momentum 0.9, Nesterov or heavy ball
+                m *= 0.9
+                m += g
+                p -= lr * (g + 0.9 * m) if self.opt == "nesterov" else lr * m
+
+    def accuracy(self):
+        correct = 0
+        for s in range(0, len(self.yt), 8192):
+            A = self.Xt[s:s + 8192].astype(np.float32) / 255
+            correct += int((self.forward(A)[-1].argmax(axis=1) == self.yt[s:s + 8192]).sum())
+        return correct / len(self.yt)
+
+
 def epoch_order(seed, epoch, n):
     """The order steadynet's loop visits the training images in epoch ``epoch`` (0-based)."""
     rng = np.random.default_rng()
@@ -206,7 +298,8 @@ def run_case(name, data, seed=0):
     epochs = case[-1]
     sn = Steadynet(case, data, seed)
     weights = sn.initial_weights()
-    trainers = [sn, Torch(case, data, seed, weights), Sklearn(case, data, seed, weights)]
+    trainers = [sn, Torch(case, data, seed, weights), Sklearn(case, data, seed, weights),
+                PlainNumpy(case, data, seed, weights)]
     times = {t.name: [] for t in trainers}
     accs = {t.name: [] for t in trainers}
     for e in range(epochs):
@@ -251,7 +344,7 @@ def environment():
 
 
 def main():
-    parser = argparse.ArgumentParser(description="steadynet vs PyTorch vs scikit-learn, epoch by epoch")
+    parser = argparse.ArgumentParser(description="steadynet vs PyTorch, scikit-learn and plain NumPy, epoch by epoch")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of {list(CASES)}")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
     args = parser.parse_args()
