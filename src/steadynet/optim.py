@@ -91,9 +91,18 @@ class Optimizer:
             self._flush_subnormals()
 
     def _blocked_step(self, lr, arrays):
-        """``_step`` on consecutive blocks of ``BLOCK`` elements."""
-        for s in range(0, arrays[0].shape[0], BLOCK):
-            self._step(lr, *(a[s:s + BLOCK] for a in arrays))
+        """``_step`` on consecutive blocks of ``BLOCK`` elements.
+
+        Every block uses the same scratch space, the start of ``buf``, which so stays in
+        the cache: a block of its own for each would be fetched from memory and written back
+        every step, for nothing. (Adam, measured inside training, the two interleaved step by
+        step: 784-800-10 1.80-1.98 instead of 1.96-2.17 ms, 784-512-512-512-10 3.07 instead
+        of 3.39 ms per step.)"""
+        theta, grad, buf, *state = arrays
+        for s in range(0, theta.shape[0], BLOCK):
+            block = slice(s, s + BLOCK)
+            scratch = buf[:theta[block].shape[0]]
+            self._step(lr, theta[block], grad[block], scratch, *(a[block] for a in state))
 
     decoupled = False
     fused = True  # may use BLAS's axpby (see BLAS_MIN)
