@@ -129,6 +129,29 @@ def test_integer_sample_weights_equal_repeated_samples(blobs):
     np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("weights, message", [
+    (-1.0, r"sample_weight must be >= 0, got -1"),
+    ("negative", r"sample_weight must be >= 0, got -0.5"),
+    ("short", r"sample_weight must have shape \(30,\), one weight per sample, got \(29,\)"),
+    (0.0, r"sample_weight is zero for every sample"),
+])
+def test_bad_sample_weights_say_what_is_wrong(blobs, weights, message):
+    X, y = blobs.x_train[:30].astype(np.float64), blobs.y_train[:30]
+    w = {"negative": np.r_[np.ones(29), -0.5], "short": np.ones(29)}.get(weights, weights)
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=1).fit(X, y, sample_weight=w)
+
+
+def test_a_number_weighs_every_sample_alike(blobs):
+    X, y = blobs.x_train[:40].astype(np.float64), blobs.y_train[:40]
+    params = dict(hidden_layer_sizes=(4,), batch_size=40, shuffle=False, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scalar = MLPClassifier(**params).fit(X, y, sample_weight=2.0)
+        ones = MLPClassifier(**params).fit(X, y)
+    np.testing.assert_allclose(scalar.model_.theta, ones.model_.theta, rtol=1e-6, atol=1e-9)
+
+
 def test_l2_penalty_follows_sklearn_scaling(blobs):
     # one full-batch plain-SGD step: theta1 = theta0 - lr * (grad + alpha / n * W0 on weights)
     X, y = blobs.x_train[:50].astype(np.float64), blobs.y_train[:50]

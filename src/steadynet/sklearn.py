@@ -17,6 +17,7 @@ scikit-learn is an optional dependency: ``pip install steadynet[sklearn]``.
 """
 
 import math
+import numbers
 import sys
 import warnings
 
@@ -24,9 +25,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import ConfigError, NonFiniteError
 from .model import MLP
@@ -226,7 +227,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, reset=not continuing, dtype=(np.float64, np.float32))
         check_classification_targets(y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
 
         # labels -> class indices 0..k-1
         if not continuing:
@@ -392,3 +393,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                               f"and the loss has not converged yet.", ConvergenceWarning)
         if best_theta is not None:  # early stopping keeps the best epoch's weights
             model.theta[...] = best_theta
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """``sample_weight`` as a float array of shape (n_samples,): a number weighs every sample
+    alike; weights must be finite and >= 0, and not all 0."""
+    if isinstance(sample_weight, numbers.Real):
+        sample_weight = np.full(n_samples, sample_weight, dtype=dtype)
+    sample_weight = check_array(sample_weight, ensure_2d=False, dtype=dtype, input_name="sample_weight")
+    if sample_weight.shape != (n_samples,):
+        raise ConfigError(f"sample_weight must have shape ({n_samples},), one weight per sample, "
+                          f"got {sample_weight.shape}.")
+    if (sample_weight < 0).any():
+        raise ConfigError(f"sample_weight must be >= 0, got {float(sample_weight.min()):g}.")
+    if not sample_weight.any():
+        raise ConfigError("sample_weight is zero for every sample; at least one needs a positive weight.")
+    return sample_weight
