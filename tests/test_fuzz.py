@@ -229,6 +229,25 @@ TRAIN_VALUES = {
     "--warmup-epochs": ["0.5", "5", "nan"],
     "--patience": ["1", "0"],
     "--clip-norm": ["1", "0", "-inf"],
+    "--weight-decay": ["1e-4", "-1", "nan"],
+    "--decay-epochs": ["1", "0", "-2"],
+    "--decay-factor": ["0.5", "0", "2", "nan"],
+    "--on-diverge": ["stop", "recover", "explode"],
+    "--init": ["he_normal", "zeros", ""],
+    "--preset": ["seed", "fast", "best", "huge"],
+    # augmentation, regularisation and distillation
+    "--augment-rotate": ["10", "-5", "nan", "400"],
+    "--augment-scale": ["0.1", "1", "-0.1", "inf"],
+    "--augment-shear": ["10", "90", "nan"],
+    "--elastic-alpha": ["34", "0", "-1", "nan"],
+    "--elastic-sigma": ["5", "0", "-1"],
+    "--max-norm": ["3", "0", "-1", "nan"],
+    "--ema-decay": ["0.99", "1", "-0.5", "nan"],
+    "--input-dropout": ["0.2", "1", "-0.1"],
+    "--label-smoothing": ["0.1", "1", "-0.1", "nan"],
+    "--teacher": ["done", "done/model.npz", "junk.npz", "missing.npz", "tiny.npz", ""],
+    "--distill-temperature": ["2", "0", "-1", "nan"],
+    "--distill-weight": ["0.5", "1", "1.5", "nan"],
 }
 
 
@@ -253,7 +272,7 @@ def argvs(draw):
     command = draw(st.sampled_from(["train", "evaluate", "data", "bogus", "--version", "--help", "-x"]))
     argv = [command]
     if command == "train":
-        for flag in draw(st.lists(st.sampled_from(list(TRAIN_VALUES)), max_size=5, unique=True)):
+        for flag in draw(st.lists(st.sampled_from(list(TRAIN_VALUES)), max_size=6, unique=True)):
             argv += [flag, draw(st.sampled_from(TRAIN_VALUES[flag]))]
         if draw(st.booleans()):
             argv += ["--resume", draw(st.sampled_from(PATHS))]
@@ -272,7 +291,7 @@ def argvs(draw):
     return argv
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=argvs())
 def test_cli_always_exits_with_a_status_and_no_traceback(argv, cli_world):
     from steadynet.cli.app import main
