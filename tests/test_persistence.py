@@ -274,6 +274,24 @@ def test_atomic_write_keeps_the_previous_file_on_a_full_disk(tmp_path, monkeypat
     assert os.listdir(tmp_path) == ["f.bin"]  # no temporary file left behind
 
 
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are recognised by their process id on POSIX")
+def test_a_write_clears_what_killed_writers_left_and_nothing_else(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    path = tmp_path / "last.npz"
+    (tmp_path / f"last.npz.tmp-{dead_pid}").write_bytes(b"half a checkpoint")  # a writer killed mid-write
+    (tmp_path / f"last.npz.tmp-{os.getppid()}").write_bytes(b"in progress")  # a live writer's
+    (tmp_path / f"other.npz.tmp-{dead_pid}").write_bytes(b"another file's")
+    atomic_write(path, lambda f: f.write(b"new"))
+    assert sorted(os.listdir(tmp_path)) == sorted(["last.npz", f"last.npz.tmp-{os.getppid()}",
+                                                   f"other.npz.tmp-{dead_pid}"])
+    assert path.read_bytes() == b"new"
+
+
 def test_full_disk_during_training_keeps_the_last_checkpoint_and_resumes(tmp_path, monkeypatch):
     data = make_blobs()
     config = dict(epochs=3, hidden=(6,), batch_size=40, val_size=100, augment_shift=0, optimizer="adam",

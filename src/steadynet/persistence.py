@@ -89,6 +89,38 @@ def atomic_write(path, write):
             os.close(fd)
     except OSError:
         pass
+    remove_leftovers(path)
+
+
+def remove_leftovers(path):
+    """Remove the temporary files of ``path`` that writers killed mid-write left behind
+    (``NAME.tmp-PID`` whose process is gone). POSIX only: elsewhere they stay, harmless."""
+    if os.name != "posix":
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = name + ".tmp-"
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(prefix):]
+        if entry.startswith(prefix) and pid.isdigit() and not process_exists(int(pid)):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except OSError:
+                pass
+
+
+def process_exists(pid):
+    """Whether a process ``pid`` is running (POSIX: signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but belongs to someone else
+        return True
+    return True
 
 
 def save_arrays(path, arrays, meta):
