@@ -16,6 +16,13 @@ of a whole `steadynet train` process.
 
 Run: ``python benchmarks/bench.py`` (all cases, about 10 minutes) or ``--cases seed-128``.
 Results: benchmarks/RESULTS.md (written with ``--write``).
+
+On a GPU machine, ``--device gpu`` runs steadynet on CuPy against PyTorch on CUDA, with the
+GEMM floor taken by CuPy, and writes benchmarks/RESULTS-gpu.md. Such machines here reach no
+package index or download: carry the data in, e.g. write it here with
+``python -c "from steadynet.data import load_data; from steadynet.data.npz import write_npz;
+write_npz('data/mnist.npz', load_data('mnist'))"`` (11.5 MB, ignored by git), and run there
+``PYTHONPATH=src python3 benchmarks/bench.py --device gpu --data data/mnist.npz --write``.
 """
 
 import argparse
@@ -30,6 +37,7 @@ import time
 import numpy as np
 
 import steadynet
+from steadynet.backend import get_array_module
 from steadynet.config import TrainConfig
 from steadynet.data import load_data
 from steadynet.model import MLP
@@ -53,12 +61,12 @@ TARGET = 0.97  # time to this test accuracy is reported
 class Steadynet:
     name = "steadynet"
 
-    def __init__(self, case, data, seed):
+    def __init__(self, case, data, seed, device="cpu"):
         hidden, act, opt, lr, bs, epochs = case
         self.config = TrainConfig(hidden=hidden, activation=act, optimizer=opt, learning_rate=lr,
                                   batch_size=bs, epochs=epochs, schedule="constant", augment_shift=0,
-                                  val_size=0, seed=seed)
-        self.model = MLP((784, *hidden, 10), act, seed=seed)
+                                  val_size=0, seed=seed, device=device)
+        self.model = MLP((784, *hidden, 10), act, seed=seed, device=device)
         optimizer = make_optimizer(opt, self.model.n_weights, 0.0, 0.9)
         self.epochs = train_loop(self.model, optimizer, self.config, data.x_train, data.y_train,
                                  data.image_shape, state=LoopState())
@@ -69,6 +77,8 @@ class Steadynet:
 
     def epoch(self, e):
         next(self.epochs)
+        if self.model.xp is not np:  # the GPU's queue finished, for the timer
+            self.model.xp.cuda.get_current_stream().synchronize()
 
     def accuracy(self):
         return self.model.evaluate(self.data.x_test, self.data.y_test)[1]
@@ -77,10 +87,11 @@ class Steadynet:
 class Torch:
     name = "pytorch"
 
-    def __init__(self, case, data, seed, weights):
+    def __init__(self, case, data, seed, weights, device="cpu"):
         import torch
 
         self.torch = torch
+        self.device = device = "cuda" if device == "gpu" else device
         hidden, act, opt, lr, bs, epochs = case
         layers, sizes = [], (784, *hidden, 10)
         acts = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
@@ -92,29 +103,31 @@ class Torch:
             layers.append(linear)
             if i < len(sizes) - 1:
                 layers.append(acts[act]())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = torch.nn.Sequential(*layers).to(device)
         if opt == "adam":
             self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
         else:
             self.opt = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9,
                                        nesterov=opt == "nesterov", fused=True)
         # the same pixels: uint8 scaled per batch, like steadynet
-        self.X = torch.from_numpy(data.x_train)
-        self.y = torch.from_numpy(data.y_train)
-        self.Xt = torch.from_numpy(data.x_test.astype(np.float32) / 255)
-        self.yt = torch.from_numpy(data.y_test)
+        self.X = torch.from_numpy(data.x_train).to(device)
+        self.y = torch.from_numpy(data.y_train).to(device)
+        self.Xt = torch.from_numpy(data.x_test.astype(np.float32) / 255).to(device)
+        self.yt = torch.from_numpy(data.y_test).to(device)
         self.bs, self.seed = bs, seed
         self.loss = torch.nn.CrossEntropyLoss()
 
     def epoch(self, e):
         torch = self.torch
-        order = torch.from_numpy(epoch_order(self.seed, e, len(self.y)))
+        order = torch.from_numpy(epoch_order(self.seed, e, len(self.y))).to(self.device)
         X, y = self.X[order], self.y[order]
         for s in range(0, len(y), self.bs):
             Xb = X[s:s + self.bs].float().mul_(1 / 255)
             self.opt.zero_grad(set_to_none=True)
             self.loss(self.net(Xb), y[s:s + self.bs]).backward()
             self.opt.step()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
 
     def accuracy(self):
         with self.torch.no_grad():
@@ -251,26 +264,29 @@ def epoch_order(seed, epoch, n):
 # ----------------------------------------------------------------------------- floors
 
 
-def gemm_floor(case, n=60000, repeats=3):
+def gemm_floor(case, n=60000, repeats=3, device="cpu"):
     """Seconds per epoch spent in the matrix products alone (float32, preallocated outputs)."""
+    xp = get_array_module(device)
     hidden, _, _, _, bs, _ = case
     sizes = (784, *hidden, 10)
     rng = np.random.default_rng(0)
-    W = [rng.normal(size=(a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
-    A = [rng.normal(size=(bs, s)).astype(np.float32) for s in sizes]
-    dW = [np.empty_like(w) for w in W]
-    dA = [np.empty_like(a) for a in A]
+    W = [xp.asarray(rng.normal(size=(a, b)).astype(np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+    A = [xp.asarray(rng.normal(size=(bs, s)).astype(np.float32)) for s in sizes]
+    dW = [xp.empty_like(w) for w in W]
+    dA = [xp.empty_like(a) for a in A]
     steps = -(-n // bs)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(steps):
             for i, w in enumerate(W):
-                np.matmul(A[i], w, out=A[i + 1])  # forward
+                xp.matmul(A[i], w, out=A[i + 1])  # forward
             for i in range(len(W) - 1, -1, -1):
-                np.matmul(A[i].T, A[i + 1], out=dW[i])  # weight gradient
+                xp.matmul(A[i].T, A[i + 1], out=dW[i])  # weight gradient
                 if i:
-                    np.matmul(A[i + 1], W[i].T, out=dA[i])  # input gradient
+                    xp.matmul(A[i + 1], W[i].T, out=dA[i])  # input gradient
+        if xp is not np:
+            xp.cuda.get_current_stream().synchronize()
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -293,13 +309,14 @@ def peak_rss_of_training(epochs=2):
 # ----------------------------------------------------------------------------- running
 
 
-def run_case(name, data, seed=0):
+def run_case(name, data, seed=0, device="cpu"):
     case = CASES[name]
     epochs = case[-1]
-    sn = Steadynet(case, data, seed)
+    sn = Steadynet(case, data, seed, device)
     weights = sn.initial_weights()
-    trainers = [sn, Torch(case, data, seed, weights), Sklearn(case, data, seed, weights),
-                PlainNumpy(case, data, seed, weights)]
+    trainers = [sn, Torch(case, data, seed, weights, device)]
+    if device == "cpu":
+        trainers += [Sklearn(case, data, seed, weights), PlainNumpy(case, data, seed, weights)]
     times = {t.name: [] for t in trainers}
     accs = {t.name: [] for t in trainers}
     for e in range(epochs):
@@ -308,7 +325,7 @@ def run_case(name, data, seed=0):
             t.epoch(e)
             times[t.name].append(time.perf_counter() - start)
             accs[t.name].append(t.accuracy())
-    return times, accs, gemm_floor(case)
+    return times, accs, gemm_floor(case, device=device)
 
 
 def summarise(name, times, accs, floor):
@@ -330,39 +347,52 @@ HEADER = ["| case | trainer | s/epoch (median, epochs 2..N) | range | time vs st
           "|---|---|---|---|---|---|---|---|"]
 
 
-def environment():
-    import sklearn
+def environment(device="cpu"):
     import torch
+
+    where = (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+             f"Python {platform.python_version()}, steadynet {steadynet.__version__}, NumPy {np.__version__}")
+    if device == "gpu":
+        import cupy
+
+        gpu = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        return f"{where}; {gpu}, CuPy {cupy.__version__}, PyTorch {torch.__version__} (CUDA {torch.version.cuda})"
+    import sklearn
     from threadpoolctl import threadpool_info
 
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")
-    return (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}, steadynet {steadynet.__version__}, NumPy {np.__version__} "
-            f"[{blas}], PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
+    return (f"{where} [{blas}], PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"scikit-learn {sklearn.__version__}")
 
 
 def main():
     parser = argparse.ArgumentParser(description="steadynet vs PyTorch, scikit-learn and plain NumPy, epoch by epoch")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of {list(CASES)}")
-    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    parser.add_argument("--data", default="mnist", help="data set: a name or a file (default: mnist)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                        help="gpu: steadynet on CuPy against PyTorch on CUDA (no scikit-learn, no plain NumPy)")
+    parser.add_argument("--write", action="store_true",
+                        help="write benchmarks/RESULTS.md (RESULTS-gpu.md with --device gpu)")
     args = parser.parse_args()
-    data = load_data("mnist")
-    lines = [environment(), ""] + HEADER
+    data = load_data(args.data)
+    lines = [environment(args.device), ""] + HEADER
     print("\n".join(lines), flush=True)
     for name in args.cases.split(","):
-        times, accs, floor = run_case(name, data)
+        times, accs, floor = run_case(name, data, device=args.device)
         rows = summarise(name, times, accs, floor)
         print("\n".join(rows), flush=True)
         lines += rows
-    rss = peak_rss_of_training()
-    lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): {rss:.0f} MB"]
-    print(lines[-1])
+    if args.device == "cpu":
+        rss = peak_rss_of_training()
+        lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): {rss:.0f} MB"]
+        print(lines[-1])
     if args.write:
-        path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+        suffix = "-gpu" if args.device == "gpu" else ""
+        path = os.path.join(os.path.dirname(__file__), f"RESULTS{suffix}.md")
         with open(path, "w") as f:
-            f.write("# Benchmark results\n\nProduced by `python benchmarks/bench.py --write`.\n\n")
+            f.write(f"# Benchmark results\n\nProduced by `python benchmarks/bench.py --write"
+                    f"{' --device gpu' if suffix else ''}`.\n\n")
             f.write("\n".join(lines) + "\n")
 
 
