@@ -51,7 +51,8 @@ FLUSH_EVERY = 64
 class Optimizer:
     """Base class. Subclasses implement ``_step(lr, theta, grad, buf, *state)``, called on
     matching blocks of the flat arrays (``buf`` is scratch space, ``state`` the arrays named in
-    ``_state``, in that order).
+    ``_state``, in that order), and write ``y = a x + b y`` as ``self.axpby(a, x, b, y, buf)``
+    (see :mod:`steadynet.blas` and ``BLAS_MIN``).
 
     Parameters
     ----------
@@ -75,7 +76,6 @@ class Optimizer:
         if self._buf is None:
             self._init_state(theta)
         self.t += 1
-        self.axpby = blas.axpby if self.fused and theta.shape[0] >= BLAS_MIN else blas.axpby_ufuncs
         if self.weight_decay and self.decoupled:
             theta[:self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
         elif self.weight_decay:
@@ -123,6 +123,7 @@ class Optimizer:
 
     def _init_state(self, theta):
         xp = array_module_of(theta)
+        self.axpby = blas.axpby if self.fused and theta.shape[0] >= BLAS_MIN else blas.axpby_ufuncs
         self._buf = xp.empty_like(theta)
         for name in self._state:
             setattr(self, name, xp.zeros_like(theta))
