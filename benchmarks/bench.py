@@ -393,7 +393,8 @@ def main():
         lines += rows
     if args.device == "cpu":
         rss = peak_rss_of_training()
-        lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): {rss:.0f} MB"]
+        lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): "
+                      f"{rss:.0f} MB"]
         print(lines[-1])
     if args.write:
         suffix = "-gpu" if args.device == "gpu" else ""

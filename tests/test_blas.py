@@ -29,7 +29,8 @@ def test_axpby(a, b, n, dtype, with_blas, monkeypatch):
     want = expected(a, x, b, y)
     blas.axpby(a, x, b, y)
     assert y.dtype == dtype
-    np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-6 if dtype == "float32" else 1e-14)
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
 
 
 def test_views_that_blas_cannot_take_get_the_numpy_arithmetic():
