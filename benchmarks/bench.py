@@ -115,7 +115,6 @@ class Torch:
         self.X = torch.from_numpy(data.x_train).to(device)
         self.y = torch.from_numpy(data.y_train).to(device)
         self.Xt = torch.from_numpy(data.x_test.astype(np.float32) / 255).to(device)
-        self.yt = torch.from_numpy(data.y_test).to(device)
         self.bs, self.seed = bs, seed
         self.loss = torch.nn.CrossEntropyLoss()
 
@@ -150,7 +149,6 @@ class Sklearn:
         self.X = data.x_train.astype(np.float32) / 255
         self.y = data.y_train
         self.Xt = data.x_test.astype(np.float32) / 255
-        self.yt = data.y_test
         self.seed, self.weights, self.bs = seed, weights, bs
 
     def epoch(self, e):
@@ -186,7 +184,7 @@ class PlainNumpy:
         self.v = [np.zeros_like(p) for p in params]  # Adam's second moment
         self.t = 0
         self.X, self.y, self.seed = data.x_train, data.y_train, seed
-        self.Xt, self.yt = data.x_test, data.y_test
+        self.Xt = data.x_test
 
     def forward(self, A):
         """Every layer's output, the input first; the last is the logits."""
