@@ -74,3 +74,15 @@ def test_scratch_space_gives_the_same_result(scratch_is_x, with_blas, monkeypatc
     scratch = x.copy() if scratch_is_x else np.full_like(y, np.nan)
     blas.axpby(-0.3, scratch if scratch_is_x else x, 0.7, y, scratch)
     np.testing.assert_array_equal(y, plain)
+
+
+def test_without_a_loadable_blas_the_arithmetic_falls_back_to_numpy(monkeypatch):
+    def refuse(path):
+        raise OSError(f"cannot load {path}")
+
+    monkeypatch.setattr(blas.ctypes, "CDLL", refuse)
+    monkeypatch.setattr(blas, "_KERNELS", None)  # look up again, with nothing to find
+    assert blas.kernels() == {}
+    x, y = np.arange(4, dtype=np.float32), np.ones(4, dtype=np.float32)
+    blas.axpby(2.0, x, 0.5, y)
+    np.testing.assert_array_equal(y, [0.5, 2.5, 4.5, 6.5])
