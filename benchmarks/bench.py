@@ -319,9 +319,7 @@ def run_case(name, data, seed=0, device="cpu"):
     accs = {t.name: [] for t in trainers}
     for e in range(epochs):
         for t in trainers:  # interleaved: epoch e of each, back to back
-            start = time.perf_counter()
-            t.epoch(e)
-            times[t.name].append(time.perf_counter() - start)
+            times[t.name].append(seconds(lambda: t.epoch(e)))
             accs[t.name].append(float(np.mean(t.predict() == data.y_test)))
     predict = {t.name: min(seconds(t.predict) for _ in range(3)) for t in trainers}
     return times, accs, predict, gemm_floor(case, device=device)
