@@ -63,6 +63,7 @@ class TensorCheck:
     factor: float = None  # least-squares k in g ~ k n
     rows: list = None  # for "partial": the disagreeing rows / columns / entries
     cols: list = None
+    n_regions: int = None  # rows, columns or blocks each checked as a whole
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -116,16 +117,43 @@ class GradCheckResult:
 # ----------------------------------------------------------------------- the check
 
 
-def numerical_gradient(loss_fn, P, name, index, eps=1e-6):
+class LossProbe:
+    """The loss as a function of the parameters, evaluated the same way every time.
+
+    Wraps the user's ``loss_fn``: hands it their own kind of container (through
+    :class:`~steadynet.diagnostics.userparams.UserParams`), and resets NumPy's global random
+    state before each call, so that a dropout mask drawn with ``np.random`` is the same mask
+    at every evaluation. ``random`` is True when the loss still differs between two calls at
+    the same point (a mask from a generator the check cannot reach).
+    """
+
+    def __init__(self, loss_fn, layout):
+        self.loss_fn, self.layout = loss_fn, layout
+        self.rng_state = np.random.get_state()
+        self.calls = 0
+
+    def __call__(self, P):
+        np.random.set_state(self.rng_state)
+        self.calls += 1
+        with self.layout.bound():
+            value = self.loss_fn(self.layout.rebuild(P))
+        return value
+
+    def value(self, P):
+        return float(np.asarray(self(P), dtype=np.float64).reshape(-1)[0]) if np.size(self(P)) else float("nan")
+
+
+def numerical_gradient(loss_fn, P, name, index, eps=1e-6, with_sides=False):
     """Central differences of ``loss_fn(P)`` with respect to ``P[name].flat[index]``.
 
     ``P`` is a dict of float64 arrays; each element is moved by ``+-h`` in place (``h`` scaled
     to the element's size) and restored, so ``P`` is unchanged on return.
 
-    Returns an ndarray of shape (len(index),), float64.
+    Returns an ndarray of shape (len(index),), float64; with ``with_sides`` also the losses
+    at ``+h`` and ``-h`` and the steps ``h`` (each of that shape), to look for kinks.
     """
     flat = P[name].reshape(-1)  # a view: P[name] is contiguous float64
-    out = np.empty(len(index))
+    out, ups, downs, hs = (np.empty(len(index)) for _ in range(4))
     for j, i in enumerate(index):
         old = flat[i]
         h = eps * max(1.0, abs(old))
@@ -136,35 +164,105 @@ def numerical_gradient(loss_fn, P, name, index, eps=1e-6):
             down = float(loss_fn(P))
         finally:
             flat[i] = old
-        out[j] = (up - down) / (2 * h)
+        out[j], ups[j], downs[j], hs[j] = (up - down) / (2 * h), up, down, h
+    return (out, ups, downs, hs) if with_sides else out
+
+
+def directional_derivative(loss_fn, P, name, mask, v, eps):
+    """Central difference of the loss along ``v`` (nonzero only where ``mask``) in tensor ``name``."""
+    p = P[name]
+    old = p.copy()
+    scale = eps * max(1.0, float(np.abs(old[mask]).max()))
+    try:
+        p[mask] = old[mask] + scale * v
+        up = float(loss_fn(P))
+        p[mask] = old[mask] - scale * v
+        down = float(loss_fn(P))
+    finally:
+        p[...] = old
+    return (up - down) / (2 * scale)
+
+
+def regions(shape, most=512):
+    """Parts of a tensor that together cover every element: its rows and its columns (2-D),
+    or up to ``most`` contiguous blocks (1-D and others). Each is a (label, boolean mask)."""
+    size = int(np.prod(shape))
+    if len(shape) == 2 and shape[0] + shape[1] <= most and min(shape) > 1:
+        out = []
+        for r in range(shape[0]):
+            m = np.zeros(shape, bool)
+            m[r, :] = True
+            out.append((("row", r), m))
+        for c in range(shape[1]):
+            m = np.zeros(shape, bool)
+            m[:, c] = True
+            out.append((("column", c), m))
+        return out
+    blocks = min(most, size)
+    edges = np.linspace(0, size, blocks + 1).astype(int)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            m = np.zeros(size, bool)
+            m[a:b] = True
+            out.append((("block", (int(a), int(b))), m.reshape(shape)))
     return out
 
 
-def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=100, eps=1e-6, seed=0):
+def loss_precision(loss, P, eps):
+    """Whether the loss is computed in float64 precision: the derivative along a random
+    direction from a step of 1e-9 must agree with that from ``eps`` (a float32 loss rounds
+    the tiny step away)."""
+    rng = np.random.default_rng(12345)
+    V = {n: rng.standard_normal(p.shape) * np.maximum(np.abs(p), 1.0) for n, p in P.items()}
+    estimates = []
+    for h in (1e-9, eps * 10):
+        up = {n: p + h * V[n] for n, p in P.items()}
+        down = {n: p - h * V[n] for n, p in P.items()}
+        estimates.append((float(loss(up)) - float(loss(down))) / (2 * h))
+    a, b = estimates
+    return abs(a - b) <= 1e-3 * max(abs(a), abs(b), 1e-300) or (a == 0 and b == 0)
+
+
+def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=1000, eps=1e-6, seed=0,
+                    shapes=None, layout=None):
     """Check a hand-written backprop against central differences of its loss.
 
     Parameters
     ----------
-    loss_fn : callable(dict of str -> ndarray) -> float
-        The loss as a function of the parameters. It is called with float64 copies of
-        ``params`` (so that the differences are accurate whatever the model's dtype) and must
-        not modify them.
-    grads : dict of str -> ndarray, or callable(params) -> dict
-        The gradients the backprop produced, one per parameter name, each shaped like the
-        parameter; or a function computing them from ``params`` (called once, with the
-        arrays as given).
-    params : dict of str -> ndarray
+    loss_fn : callable(params) -> float
+        The loss as a function of the parameters: a **correct** cross-entropy (or other loss)
+        of your forward pass, since the check differentiates it. It is called with float64
+        copies of ``params``, in the same kind of container (dict, list, flat vector, or your
+        layer objects), and must not modify them. NumPy's global random state is reset
+        before every call, so a dropout mask drawn with ``np.random`` stays the same.
+    grads : dict, list or flat vector of ndarray, or callable(params) -> one of these
+        The gradients the backprop produced: by name (``W1``, or ``dW1``, ``W1_grad``,
+        ``grad_W1``: matched to the parameters, and the report says how), in the parameters'
+        order, or None for layer objects holding ``dW``/``grad_W`` attributes. A function is
+        called once, with the parameters as given.
+    params : dict of str -> ndarray, list or tuple of ndarray, flat ndarray, or layer objects
         The point at which to check, e.g. ``{"W1": (784, 30), "b1": (30,), ...}``.
     batch_size : int, optional
         Samples in the batch the loss averages over; lets a factor equal to it be named as
         "summed over the batch instead of averaged".
-    max_per_tensor : int, default=100
-        Larger tensors are checked on this many elements drawn at random (two loss
-        evaluations each).
+    max_per_tensor : int, default=1000
+        Up to this many elements of each tensor are checked one by one (all of them in
+        smaller tensors, a random draw in larger ones); in addition every row and every
+        column (or, for 1-D tensors, every block of a partition) is checked as a whole by
+        one directional derivative, so that a mistake in part of a tensor cannot hide
+        between the drawn elements.
     eps : float, default=1e-6
-        Step of the central differences, relative to each element's size (at least 1).
+        Step of the central differences, relative to each element's size (at least 1). A
+        loss found to be computed in float32 is differenced with ``1e-3`` instead.
     seed : int, default=0
         Seeds which elements are drawn.
+    shapes : sequence of tuple, optional
+        For ``params`` given as one flat vector: the shapes of the tensors in it.
+    layout : dict, optional
+        ``{"samples": "rows" | "columns", "weights": "in_out" | "out_in"}``, how the network
+        stores its arrays; the ``where`` hints write the formulas that way. Default rows and
+        ``(in, out)`` weights, as in ``Z = X @ W + b``.
 
     Returns
     -------
@@ -174,72 +272,187 @@ def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=1
     Raises
     ------
     ConfigError
-        If ``params`` is empty or holds something other than float arrays.
+        If ``params`` or ``grads`` cannot be read as arrays, one per parameter.
     """
-    if not params:
+    from .userparams import UserParams
+
+    if params is None or (hasattr(params, "__len__") and len(params) == 0):
         raise ConfigError("check_gradients: params must be a non-empty dict of arrays, got an empty one.")
-    for name, p in params.items():
-        if np.asarray(p).dtype.kind != "f":
-            raise ConfigError(f"check_gradients: params[{name!r}] must be a float array, "
-                              f"got dtype {np.asarray(p).dtype}.")
-    G = grads(params) if callable(grads) else grads
-    if not isinstance(G, dict):
-        raise ConfigError(f"check_gradients: grads must be a dict of arrays (or a function returning "
-                          f"one), got {type(G).__name__}.")
-    P = {name: np.array(p, dtype=np.float64) for name, p in params.items()}  # copies, contiguous
-    notes = []
-    loss0 = loss_fn(P)
+    if isinstance(params, dict):
+        for name, p in params.items():
+            if isinstance(p, np.ndarray) and p.dtype.kind not in "f":
+                raise ConfigError(f"check_gradients: params[{name!r}] must be a float array, "
+                                  f"got dtype {np.asarray(p).dtype}.")
+    user = UserParams(params, shapes)
+    raw = grads(params) if callable(grads) else grads
+    G, notes = user.match_gradients(raw)
+    notes = list(user.notes) + notes
+    P = user.arrays
+    probe = LossProbe(loss_fn, user)
+    loss0 = probe(P)
     if getattr(loss0, "dtype", None) == np.float32:
         notes.append("loss_fn returns float32: it casts the float64 parameters down, so the "
                      "central differences carry float32 rounding; compute the loss in float64.")
+    loss0 = float(np.asarray(loss0, dtype=np.float64))
+    if not np.isfinite(loss0):
+        notes.append(f"the loss is {loss0} at this point: nothing can be checked; fix the forward pass first.")
+        return GradCheckResult({name: TensorCheck(name, "fail", float("nan"), 0, P[name].size, "wrong",
+                                                  "the loss is not finite here") for name in P}, "", notes)
+    again = float(np.asarray(probe(P), dtype=np.float64))
+    if again != loss0:
+        notes.append(f"the loss is random: two calls at the same point gave {loss0:.10g} and {again:.10g} "
+                     f"(a dropout mask or noise drawn anew with a generator other than np.random); switch "
+                     f"dropout off, or fix its mask, for the check: its verdicts cannot be trusted as they are.")
+    low_precision = not loss_precision(probe, P, eps)
+    if low_precision:
+        notes.append("the loss is computed in float32 (or lower) precision: a step of 1e-9 is rounded "
+                     "away. The differences use a step of 1e-3 and float32 tolerances; for a sharper check, "
+                     "compute the loss in float64.")
+        eps = max(eps, 1e-3)
+    # differences below this are rounding of the loss, not gradient
+    noise = max(abs(loss0), 1e-3) * (1e-7 if low_precision else 1e-15) / eps
     rng = np.random.default_rng(seed)
     checks = {}
     for name, p in P.items():
         index = (np.arange(p.size) if p.size <= max_per_tensor
                  else np.sort(rng.choice(p.size, max_per_tensor, replace=False)))
-        n = numerical_gradient(loss_fn, P, name, index, eps)
+        n, ups, downs, hs = numerical_gradient(probe, P, name, index, eps, with_sides=True)
         g = G.get(name)
-        checks[name] = check_tensor(name, None if g is None else np.asarray(g), n, index, p.shape, batch_size)
-    flat = [name for name, c in checks.items() if c.status == "pass" and c.rel_error == 0.0
-            and name in G and not np.any(G[name])]
+        tol = TOLERANCES[np.dtype("float32")] if low_precision else None
+        checks[name] = check_tensor(name, None if g is None else np.asarray(g), n, index, p.shape, batch_size,
+                                    noise=noise, tol=tol)
+        c = checks[name]
+        if g is not None and c.status == "fail" and c.kind not in ("shape", "transposed", "missing"):
+            _look_for_kinks(c, probe, P, name, np.asarray(g), index, n, ups, downs, hs, loss0, batch_size, noise, tol)
+        if g is not None and c.status in ("pass", "warn") and p.size > len(index):
+            _check_regions(c, probe, P, name, np.asarray(g, dtype=np.float64), eps, noise, rng, tol)
+    flat = [name for name, c in checks.items() if c.detail.startswith("saturated")
+            or (c.status == "pass" and c.rel_error == 0.0 and name in G and not np.any(G[name]))]
     if flat:
         notes.append(f"{', '.join(flat)}: the loss does not change with {'it' if len(flat) == 1 else 'them'} "
-                     f"at all here (gradient exactly 0, numerically too): the units are saturated or dead "
-                     f"and cannot learn; check the initialisation scale and the input scale.")
-    return GradCheckResult(checks, locate(checks), notes)
+                     f"here (gradient 0 or below the rounding of the loss, numerically too): the units are "
+                     f"saturated or dead and cannot learn; check the initialisation scale and the input scale.")
+    return GradCheckResult(checks, locate(checks, layout), notes)
 
 
-def check_tensor(name, g, n, index, shape, batch_size=None):
+def _look_for_kinks(c, probe, P, name, g, index, n, ups, downs, hs, loss0, batch_size, noise, tol):
+    """A failing tensor whose disagreeing elements sit on a kink (a ReLU at 0 within the
+    difference step): the one-sided slopes differ there. Retry those with a step 1000x
+    smaller; elements still on the kink are left out, and the tensor warns instead."""
+    gs = g.astype(np.float64).reshape(-1)[index]
+    right, left = (ups - loss0) / hs, (loss0 - downs) / hs
+    jump = np.abs(right - left)
+    bad = np.abs(gs - n) > 1e-2 * np.maximum(np.abs(gs), np.abs(n)) + noise
+    kink = bad & (jump > 1e-3 * np.maximum(np.abs(right), np.abs(left)) + noise)
+    if not kink.any():
+        return
+    retry = numerical_gradient(probe, P, name, index[kink], eps=1e-3 * float(hs[kink].min()))
+    n = n.copy()
+    n[kink] = retry
+    still = np.zeros_like(kink)
+    still[kink] = np.abs(gs[kink] - retry) > 1e-2 * np.maximum(np.abs(gs[kink]), np.abs(retry)) + noise
+    keep = ~still
+    sub = check_tensor(name, g, n[keep], index[keep], P[name].shape, batch_size, noise=noise, tol=tol)
+    if sub.status in ("pass", "warn"):
+        c.status, c.kind = "warn", None
+        c.rel_error, c.cosine, c.factor = sub.rel_error, sub.cosine, sub.factor
+        c.detail = (f"{int(kink.sum())} checked element(s) sit on a kink (a ReLU or max at 0 within the difference "
+                    f"step); {int(still.sum())} stay on it with a step 1000x smaller and are left out; the rest "
+                    f"match (rel. error {sub.rel_error:.1e})")
+
+
+def _check_regions(c, probe, P, name, g, eps, noise, rng, tol):
+    """Check every row and column (or block) of a tensor as a whole, one directional
+    derivative each: a passing tensor fails when a region disagrees."""
+    tol_pass, tol_warn = tol or TOLERANCES.get(g.dtype, TOLERANCES[np.dtype("float32")])
+    shape = P[name].shape
+    if g.shape != shape:
+        return
+    bad = []
+    norm = float(np.linalg.norm(g))
+    parts = regions(shape)
+    c.n_regions = len(parts)
+    for label, mask in parts:
+        v = rng.standard_normal(int(mask.sum()))
+        num = directional_derivative(probe, P, name, mask, v, eps)
+        ana = float(g[mask] @ v)
+        # a region is judged against its own size and that of a typical region of the tensor, so
+        # that rounding in a region of tiny gradients (float32) is not taken for a mistake
+        typical = norm * np.sqrt(v.size / g.size)
+        scale = max(abs(num), abs(ana), typical, noise * np.sqrt(v.size))
+        if abs(num - ana) > max(tol_warn, 1e-4) * scale:
+            bad.append(label)
+    if not bad:
+        return
+    kinds = {k for k, _ in bad}
+    ids = sorted(i for _, i in bad)
+    what = "/".join(sorted(kinds)) + "s"
+    c.status, c.kind = "fail", "partial"
+    c.detail = (f"{KINDS['partial']}: {what} {short_list([str(i) for i in ids])} disagree as a whole "
+                f"(each checked by one directional derivative), though the elements drawn one by one matched")
+    if kinds == {"row"}:
+        c.rows = ids
+    elif kinds == {"column"}:
+        c.cols = ids
+    else:
+        c.rows = ids
+
+
+def check_tensor(name, g, n, index, shape, batch_size=None, *, noise=0.0, tol=None):
     """Compare one given gradient ``g`` with the numerical ``n`` (at flat ``index`` of a
-    parameter of ``shape``) and classify the difference. Returns a :class:`TensorCheck`."""
+    parameter of ``shape``) and classify the difference. Returns a :class:`TensorCheck`.
+
+    ``noise`` is the size below which a numerical derivative is rounding of the loss, not
+    gradient: elements where both are below it count as agreeing (an exact zero is not
+    compared on its rounding), and a tensor whose true gradient is below it everywhere is
+    too flat (saturated) to check. ``tol`` overrides the (pass, warn) tolerances."""
     size = int(np.prod(shape))
     base = dict(name=name, n_checked=len(index), n_elements=size)
     if g is None:
         return TensorCheck(status="fail", rel_error=1.0, kind="missing",
                            detail=f"{KINDS['missing']} (no {name!r} in grads)", **base)
-    tol_pass, tol_warn = TOLERANCES.get(g.dtype, TOLERANCES[np.dtype("float32")])
+    tol_pass, tol_warn = tol or TOLERANCES.get(g.dtype, TOLERANCES[np.dtype("float32")])
     if g.shape != tuple(shape):
         # a non-square W given as its transpose is still recognisable
-        if g.ndim == 2 and g.shape == tuple(shape)[::-1] and rel_error(g.T.reshape(-1)[index], n) < tol_warn:
+        if g.ndim == 2 and g.shape == tuple(shape)[::-1] and rel_error(g.T.reshape(-1)[index], n, noise) < tol_warn:
             return TensorCheck(status="fail", rel_error=1.0, kind="transposed",
                                detail=f"{KINDS['transposed']}; shape {g.shape}, parameter {tuple(shape)}", **base)
         return TensorCheck(status="fail", rel_error=1.0, kind="shape",
                            detail=f"{KINDS['shape']}: gradient {g.shape}, parameter {tuple(shape)}", **base)
     gs = g.astype(np.float64).reshape(-1)[index]
-    err = rel_error(gs, n)
+    if not np.all(np.isfinite(gs)):
+        return TensorCheck(status="fail", rel_error=float("inf"), kind="wrong",
+                           detail="the gradient holds NaN or infinity", **base)
+    err = rel_error(gs, n, noise)
     cos, k = cosine_and_factor(gs, n)
     base.update(rel_error=err, cosine=cos, factor=k)
+    flat = np.abs(n).max(initial=0.0) <= noise
+    if flat and np.abs(gs).max(initial=0.0) <= max(noise, 1e-12):
+        return TensorCheck(status="warn", detail=f"saturated: the true gradient is below {noise:.1e} everywhere "
+                           f"checked (the loss barely changes with {name}), too small to check; yours is as small. "
+                           f"Units this flat cannot learn: check the initialisation and input scale", **base)
     if err < tol_pass:
         return TensorCheck(status="pass", **base)
     if err < tol_warn:
         return TensorCheck(status="warn", detail=f"relative error {err:.1e} is borderline (pass < {tol_pass:g}); "
                            f"float rounding or a kink (ReLU at 0) near the checked point", **base)
+    if flat:
+        return TensorCheck(status="fail", kind="wrong", detail=f"the loss does not change with {name} here (true "
+                           f"gradient below {noise:.1e}: the units are saturated), yet your gradient reaches "
+                           f"{np.abs(gs).max():.3g}: the formula is wrong", **base)
+    if len(index) == 1 and size == 1:
+        return TensorCheck(status="fail", kind="wrong", detail=f"given {gs[0]:.6g}, numerically {n[0]:.6g} (a one-"
+                           f"element tensor: the kind of mistake cannot be read from one number)", **base)
     return TensorCheck(status="fail", **base, **classify(gs, n, index, shape, g, tol_warn, batch_size))
 
 
-def rel_error(g, n):
-    """``||g - n|| / max(||g||, ||n||)``, 0 when both are (near) zero."""
-    scale = max(np.linalg.norm(g), np.linalg.norm(n))
+def rel_error(g, n, noise=0.0):
+    """``||g - n|| / max(||g||, ||n||)``, 0 when both are (near) zero; elements where both are
+    below ``noise`` count as equal."""
+    if noise > 0:
+        both_tiny = (np.abs(g) <= noise) & (np.abs(n) <= noise)
+        g, n = g[~both_tiny], n[~both_tiny]
+    scale = max(np.linalg.norm(g), np.linalg.norm(n)) if g.size else 0.0
     return 0.0 if scale < 1e-300 else float(np.linalg.norm(g - n) / scale)
 
 
@@ -313,15 +526,32 @@ def short_list(ids, most=8):
 LAYER_NAME = re.compile(r"^(.*?)(\d+)$")
 
 
-def locate(checks):
+def formulas(layout=None):
+    """The backprop formulas written for the network's layout (see :func:`check_gradients`)."""
+    samples = (layout or {}).get("samples", "rows")
+    weights = (layout or {}).get("weights", "in_out" if samples == "rows" else "out_in")
+    if samples == "rows":
+        dW = "X.T @ dZ" if weights == "in_out" else "dZ.T @ X"
+        dA = "dZ{above} @ W{above}.T" if weights == "in_out" else "dZ{above} @ W{above}"
+        return {"dW": dW, "db": "dZ.sum(axis=0)", "dA": dA, "axis": "axis 1", "dW_T": "dZ.T @ X" if weights == "in_out"
+                else "X.T @ dZ"}
+    dW = "dZ @ X.T" if weights == "out_in" else "X @ dZ.T"
+    dA = "W{above}.T @ dZ{above}" if weights == "out_in" else "W{above} @ dZ{above}"
+    return {"dW": dW, "db": "dZ.sum(axis=1, keepdims=True)", "dA": dA, "axis": "axis 0 (samples are columns)",
+            "dW_T": "X @ dZ.T" if weights == "out_in" else "dZ @ X.T"}
+
+
+def locate(checks, layout=None):
     """Read the pattern of failures across layers and say where the mistake enters.
 
     Tensors named like ``W1, b1, W2, b2`` are grouped by layer number. Backprop runs from the
     last layer to the first, and each layer's gradient is built from the one above it, so:
     every layer failing the same way points at the output's ``dZ``; upper layers passing and a
     lower one failing points between them (the activation derivative, or ``dA = dZ @ W.T``);
-    one tensor of a layer failing alone points at its own formula.
+    one tensor of a layer failing alone points at its own formula. ``layout`` says how the
+    network stores its arrays, so that the formulas named are written its way.
     """
+    f = formulas(layout)
     failed = {name: c for name, c in checks.items() if c.status == "fail"}
     if not failed:
         return ""
@@ -335,8 +565,16 @@ def locate(checks):
             return ("every tensor is too large by the batch size: the output gradient dZ is not divided by "
                     "the batch size (take the mean once, at the loss).")
         if len(layer_of) == len(checks):
+            top = max(layer_of.values())
+            top_checks = [c for n, c in checks.items() if layer_of[n] == top and c.factor is not None]
+            if top_checks and all(c.cosine > 0.9 and c.factor > 2.5 for c in top_checks):
+                factors = ", ".join(f"{c.name} x{c.factor:.3g}" for c in top_checks)
+                return (f"every tensor fails, and the output layer's gradients point the right way but are "
+                        f"several times too large ({factors}, cosine near 1): the output activation's "
+                        f"derivative is missing from dZ{top}. For a sigmoid output with squared error, "
+                        f"dZ = (A - Y) * A * (1 - A); leaving out A * (1 - A) <= 0.25 makes it >= 4x too large.")
             return ("every tensor fails, the output layer's included: the error enters at the output, in "
-                    "the loss gradient dZ (check that softmax normalises over axis 1, the classes of each "
+                    f"the loss gradient dZ (check that softmax normalises over {f['axis']}, the classes of each "
                     "sample; that the labels are one-hot; and that dZ = (P - Y) / n).")
         return "every tensor fails."
     if len(layer_of) != len(checks):
@@ -349,17 +587,18 @@ def locate(checks):
         above = top_bad + 1
         passing = span("layer", above, layers[-1]) + (" passes" if above == layers[-1] else " pass")
         failing = span("layer", layers[0], top_bad) + (" fails" if layers[0] == top_bad else " fail")
+        dA = f["dA"].format(above=above)
         return (f"{passing} and {failing}: the error enters in the backward pass between layer {above} "
                 f"and layer {top_bad}, in the derivative of layer {top_bad}'s activation (it must be "
                 f"taken of the activation A, e.g. A * (1 - A) for sigmoid, not of the pre-activation Z) "
-                f"or in dA{top_bad} = dZ{above} @ W{above}.T.")
+                f"or in dA{top_bad} = {dA}.")
     alone = sorted(name for name in failed if not set(layer_names[layer_of[name]]) <= set(failed))
     if alone:
         one = len(alone) == 1
         return (f"{', '.join(alone)} {'fails' if one else 'fail'} while the rest of "
                 f"{'its layer passes' if one else 'their layers pass'}: the error is in "
-                f"{'its own formula' if one else 'their own formulas'} (e.g. db = dZ.sum(axis=0), "
-                f"dW = X.T @ dZ), not in the error propagated from above.")
+                f"{'its own formula' if one else 'their own formulas'} (e.g. db = {f['db']}, "
+                f"dW = {f['dW']}), not in the error propagated from above.")
     return ""
 
 
