@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from .config import TrainConfig  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
-from .diagnostics import check_gradients, check_model_gradients, doctor  # noqa: E402
+from .diagnostics import check_gradients, check_model_gradients, diagnose, doctor  # noqa: E402
 from .errors import (ChecksumError, ConfigError, DataFormatError, DownloadError,  # noqa: E402
                      ModelFileError, NonFiniteError, SteadynetError)
 from .model import MLP  # noqa: E402
@@ -23,6 +23,6 @@ from .images import predict_images, preprocess_digit  # noqa: E402
 from .train import train  # noqa: E402
 
 __all__ = ["MLP", "TrainConfig", "Dataset", "train", "load", "save", "load_data", "check_gradients",
-           "check_model_gradients", "doctor", "predict_images", "preprocess_digit", "SteadynetError",
+           "check_model_gradients", "diagnose", "doctor", "predict_images", "preprocess_digit", "SteadynetError",
            "ConfigError", "DataFormatError", "ChecksumError", "DownloadError", "ModelFileError",
            "NonFiniteError", "__version__"]

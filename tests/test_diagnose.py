@@ -1,0 +1,306 @@
+"""steadynet.diagnose on users' own networks as they wrote them: the seed's program with its
+nine mistakes in one call, each mistake and combinations of them, every layout, and the
+correct programs that must raise no false alarm."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import steadynet
+from steadynet.diagnostics import check_gradients, diagnose
+from steadynet.errors import ConfigError
+
+sys.path.insert(0, str(Path(__file__).parent / "programs"))
+import seed_program  # noqa: E402
+from user_nets import UserNet  # noqa: E402
+
+LAYOUTS = [("rows", "in_out"), ("rows", "out_in"), ("columns", "out_in"), ("columns", "in_out")]
+
+
+def run(net, **kw):
+    return diagnose(net.params, net.X, net.y, forward=net.forward, backward=net.backward, loss=net.loss,
+                    lr=kw.pop("lr", 0.5), **kw)
+
+
+def kinds(result):
+    return {f.kind for f in result.mistakes}
+
+
+# ------------------------------------------------------------------------ the seed
+
+
+@pytest.fixture(scope="module")
+def seed_data():
+    rng = np.random.default_rng(0)
+    # stands in for MNIST: 0/1-ish strokes on a dark background, float32 in [0, 1]
+    X = (rng.uniform(0, 1, (600, 784)) * (rng.uniform(0, 1, (600, 784)) > 0.8)).astype(np.float32)
+    y = rng.integers(0, 10, 600)
+    return X, np.array([y]).T.astype(np.int32)  # the seed's label column (n, 1)
+
+
+def test_seed_program_in_one_call_names_the_nine_mistakes(seed_data):
+    x_train, y_train = seed_data
+    params = seed_program.init_params(784)
+    before = {k: v.copy() for k, v in params.items()}
+    sp = seed_program
+    # the glue a user writes: five lines
+    result = steadynet.diagnose(params, x_train, y_train, lr=sp.alpha,
+                                forward=lambda p, X, y: sp.forward_prop(X, y, p)["A2"],
+                                backward=lambda p, X, y: sp.back_prop(X, y, p, sp.forward_prop(X, y, p)),
+                                loss=lambda p, X, y: sp.reported_loss(X, y, p))
+    named = {f.seed_mistake for f in result.mistakes if f.seed_mistake}
+    assert named >= {1, 2, 3, 4, 5, 6, 7, 8, 9}
+    assert result.verdict.startswith("Not the sigmoid: your backprop has 5 mistakes")
+    # in fix order: forward before loss before backprop before initialisation before the step
+    stages = [f.stage for f in result.mistakes]
+    assert stages == sorted(stages, key=["data", "forward", "loss", "backprop", "init", "step"].index)
+    assert stages[-1] == "step" and "multiplies the largest |W1|" in result.mistakes[-1].title
+    report = result.report()
+    assert "seed mistake 5" in report and "Z1" in report and "fix:" in report
+    assert all(np.array_equal(params[k], before[k]) for k in params)  # nothing changed
+    d = result.to_dict()
+    assert d["ok"] is False and len(d["findings"]) >= 10 and d["layout"] == {"samples": "rows", "weights": "in_out"}
+
+
+def test_seed_program_fixed_is_right(seed_data):
+    x_train, y_train = seed_data
+    rng = np.random.default_rng(1)
+    params = {"W1": rng.normal(0, 0.05, (784, 30)), "b1": np.zeros((1, 30)), "W2": rng.normal(0, 0.3, (30, 10)),
+              "b2": np.zeros((1, 10))}
+    y = y_train[:, 0]
+
+    def forward(p, X, y):
+        A1 = 1 / (1 + np.exp(-(X @ p["W1"] + p["b1"])))
+        Z2 = A1 @ p["W2"] + p["b2"]
+        E = np.exp(Z2 - Z2.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True), A1
+
+    def backward(p, X, y):
+        P, A1 = forward(p, X, y)
+        dZ2 = (P - np.eye(10)[y]) / X.shape[0]
+        dZ1 = dZ2 @ p["W2"].T * A1 * (1 - A1)
+        return {"dW1": X.T @ dZ1, "db1": dZ1.sum(0), "dW2": A1.T @ dZ2, "db2": dZ2.sum(0)}
+
+    result = diagnose(params, x_train, y, lr=0.5, forward=lambda p, X, y: forward(p, X, y)[0], backward=backward,
+                      loss=lambda p, X, y: -np.log(forward(p, X, y)[0][np.arange(len(y)), y]).mean())
+    assert result.ok, result.report()
+    assert result.verdict.startswith("Your network is right")
+    assert any("dW1 -> W1" in n for n in result.notes)
+
+
+# ------------------------------------------------------------------------ correct code, no false alarm
+
+
+@pytest.mark.parametrize("samples,weights", LAYOUTS)
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_correct_networks_in_every_layout_pass(samples, weights, activation):
+    net = UserNet(activation=activation, samples=samples, weights=weights)
+    result = run(net)
+    assert result.ok, result.report()
+    assert result.layout == {"samples": samples, "weights": weights}
+    assert activation in result.network
+
+
+def test_float32_code_is_no_false_alarm():
+    net = UserNet(dtype=np.float32)
+    result = run(net)
+    assert result.ok, result.report()
+    assert any("float32" in n for n in result.notes)
+
+
+def test_float32_loss_returning_a_python_float_is_no_false_alarm():
+    net = UserNet()
+    result = check_gradients(lambda p: float(net.loss({k: v.astype(np.float32) for k, v in p.items()}, net.X, net.y)),
+                             net.backward(net.params, net.X, net.y), net.params, batch_size=16)
+    assert result.passed, result.report()
+    assert any("float32" in n for n in result.notes)
+
+
+def test_dropout_mask_from_np_random_is_held_fixed():
+    net = UserNet(dropout=0.3)
+    np.random.seed(3)
+    result = run(net)
+    assert result.ok, result.report()
+
+
+def test_random_loss_from_another_generator_is_named_not_failed():
+    net = UserNet()
+    rng = np.random.default_rng(0)
+    noisy = lambda p, X, y: net.loss(p, X, y) + 1e-3 * rng.standard_normal()  # noqa: E731
+    result = check_gradients(lambda p: noisy(p, net.X, net.y), net.backward(net.params, net.X, net.y), net.params)
+    assert any("the loss is random" in n for n in result.notes)
+
+
+def test_rand_init_correct_backprop_is_not_blamed():
+    net = UserNet(sizes=(50, 20, 4), init="rand")
+    net.X = net.X * 20  # saturate every hidden unit, as the seed's init does
+    result = run(net)
+    assert kinds(result) & {"uniform_01", "saturated", "unscaled_inputs"}
+    assert not [f for f in result.mistakes if f.stage == "backprop"], result.report()
+    assert all(t.status != "fail" for t in result.gradcheck.tensors.values()), result.gradcheck.report()
+
+
+def test_exactly_zero_true_gradient_passes():
+    net = UserNet(activation="relu")
+    net.params["W2"][3, :] = 0.0  # hidden unit 3 feeds nothing: its weights' true gradient is exactly 0
+    net.params["b1"][3] = -50.0  # and it is dead: 0 in W1's column 3 too
+    G = net.backward(net.params, net.X, net.y)
+    G["W1"][:, 3] = 1e-19  # rounding noise where the true value is 0
+    result = check_gradients(lambda p: net.loss(p, net.X, net.y), G, net.params)
+    assert result.passed, result.report()
+
+
+def test_relu_kink_inside_the_difference_step_warns_not_fails():
+    net = UserNet(activation="relu", sizes=(6, 5, 3))
+    # put hidden unit 0 of sample 0 exactly at its kink
+    Z = net.X @ net.params["W1"] + net.params["b1"]
+    net.params["b1"][0] -= Z[0, 0]
+    result = check_gradients(lambda p: net.loss(p, net.X, net.y), lambda p: net.backward(p, net.X, net.y),
+                             net.params)
+    assert result.passed, result.report()
+
+
+def test_one_element_tensor_claims_no_kind():
+    net = UserNet(sizes=(3, 1, 2))
+    G = net.backward(net.params, net.X, net.y)
+    G["b1"] = G["b1"] * 3
+    result = check_gradients(lambda p: net.loss(p, net.X, net.y), G, net.params)
+    t = result.tensors["b1"]
+    assert t.status == "fail" and t.kind == "wrong" and "one-element" in t.detail
+
+
+# ------------------------------------------------------------------------ mistakes, alone and together
+
+SINGLE = {
+    "integer_labels": "integer_labels",
+    "sign": "sign",
+    "batch_sum": "batch_sum",
+    "extra_softmax_derivative": "extra_output_derivative",
+    "derivative_of_Z1": "derivative_of_Z",
+    "missing_derivative1": "missing_derivative",
+    "loss_classes": "loss_classes",
+    "softmax_axis": "softmax_batch_axis",
+}
+
+
+@pytest.mark.parametrize("samples,weights", LAYOUTS)
+@pytest.mark.parametrize("mistake", sorted(SINGLE))
+def test_each_mistake_is_named_in_every_layout(mistake, samples, weights):
+    net = UserNet(mistakes={mistake}, samples=samples, weights=weights)
+    result = run(net, lr=0.01)
+    assert SINGLE[mistake] in kinds(result), result.report()
+    extra = kinds(result) - {SINGLE[mistake], "step_too_large"}
+    assert not extra, result.report()
+
+
+@pytest.mark.parametrize("combo", [
+    {"sign", "batch_sum", "derivative_of_Z1"},
+    {"integer_labels", "extra_softmax_derivative"},
+    {"sign", "missing_derivative1", "loss_classes"},
+    {"softmax_axis", "sign", "batch_sum", "derivative_of_Z1"},
+])
+def test_combinations_are_all_named(combo):
+    net = UserNet(mistakes=combo)
+    result = run(net, lr=0.01)
+    assert {SINGLE[m] for m in combo} <= kinds(result), result.report()
+
+
+def test_deeper_net_names_the_layer():
+    net = UserNet(sizes=(10, 8, 6, 3), activation="tanh", mistakes={"derivative_of_Z1"})
+    result = run(net)
+    found = [f for f in result.mistakes if f.kind == "derivative_of_Z"]
+    assert len(found) == 1 and found[0].title.startswith("layer 1") and found[0].tensors == ["W1", "b1"]
+
+
+def test_missing_sigmoid_derivative_at_a_sigmoid_output():
+    net = UserNet(output="sigmoid", mistakes={"missing_output_derivative"})
+    result = run(net)
+    assert "missing_output_derivative" in kinds(result), result.report()
+    # check_gradients alone says where, instead of "scale" on one tensor and "wrong" on the rest
+    G = net.backward(net.params, net.X, net.y)
+    where = check_gradients(lambda p: net.loss(p, net.X, net.y), G, net.params).where
+    assert "derivative is missing" in where
+
+
+def test_a_formula_no_known_mistake_explains_is_still_found():
+    net = UserNet()
+    bw = net.backward
+
+    def backward(p, X, y):
+        G = bw(p, X, y)
+        G["W1"] = G["W1"] + 0.3 * np.sin(np.arange(G["W1"].size)).reshape(G["W1"].shape)
+        return G
+
+    result = diagnose(net.params, net.X, net.y, forward=net.forward, backward=backward)
+    assert "unexplained" in kinds(result) and not result.ok
+
+
+# ------------------------------------------------------------------------ containers and names
+
+
+def test_params_as_a_list_and_gradients_as_a_list():
+    net = UserNet()
+    order = ["W1", "b1", "W2", "b2"]
+    plist = [net.params[k] for k in order]
+    as_dict = lambda p: dict(zip(order, p))  # noqa: E731
+    result = check_gradients(lambda p: net.loss(as_dict(p), net.X, net.y),
+                             lambda p: [net.backward(as_dict(p), net.X, net.y)[k] for k in order], plist)
+    assert result.passed and set(result.tensors) == set(order)
+
+
+def test_flat_vector_with_a_mistake_in_a_small_part_is_found_for_every_seed():
+    net = UserNet(sizes=(30, 20, 4))
+    order = ["W1", "b1", "W2", "b2"]
+    shapes = [net.params[k].shape for k in order]
+    theta = np.concatenate([net.params[k].ravel() for k in order])
+
+    def unflat(t):
+        out, i = {}, 0
+        for k, s in zip(order, shapes):
+            out[k] = t[i:i + int(np.prod(s))].reshape(s)
+            i += int(np.prod(s))
+        return out
+
+    g = np.concatenate([net.backward(net.params, net.X, net.y)[k].ravel() for k in order])
+    g[100:106] *= 2.0  # six of 600 W1 entries wrong
+    caught = 0
+    for seed in range(12):
+        result = check_gradients(lambda t: net.loss(unflat(t), net.X, net.y), g, theta, shapes=shapes,
+                                 max_per_tensor=50, seed=seed)
+        caught += result.tensors["W1"].status == "fail"
+    assert caught == 12
+
+
+def test_layer_objects_with_their_own_gradients():
+    class Dense:
+        def __init__(self, W, b):
+            self.W, self.b = W, b
+
+    net = UserNet()
+    layers = [Dense(net.params["W1"], net.params["b1"]), Dense(net.params["W2"], net.params["b2"])]
+    as_dict = lambda ls: {"W1": ls[0].W, "b1": ls[0].b, "W2": ls[1].W, "b2": ls[1].b}  # noqa: E731
+    G = net.backward(net.params, net.X, net.y)
+    layers[0].dW, layers[0].db, layers[1].dW, layers[1].db = G["W1"], G["b1"], G["W2"], -G["b2"]
+    result = check_gradients(lambda ls: net.loss(as_dict(ls), net.X, net.y), None, layers)
+    assert result.failed == ["b2"] and result.kinds()["b2"] == "sign"
+    assert layers[0].W is net.params["W1"]  # the user's own arrays are put back
+
+
+def test_where_hint_follows_the_layout():
+    net = UserNet(samples="columns", weights="out_in", mistakes={"derivative_of_Z1"})
+    result = run(net)
+    assert "W2.T @ dZ2" in result.gradcheck.where
+
+
+def test_unusable_input_is_one_config_error():
+    net = UserNet()
+    with pytest.raises(ConfigError, match="none of its gradients"):
+        diagnose(net.params, net.X, net.y, forward=net.forward, backward=lambda p, X, y: {"foo": 1, "bar": 2})
+    with pytest.raises(ConfigError, match="forward"):
+        diagnose(net.params, net.X, net.y, forward=None)
+    with pytest.raises(ConfigError, match="raised ValueError"):
+        diagnose(net.params, net.X, net.y, forward=lambda p, X, y: p["W1"] @ p["W1"])
+    with pytest.raises(ConfigError, match="mix"):
+        check_gradients(lambda p: 0.0, {}, [np.zeros(3), "x"])
