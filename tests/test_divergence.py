@@ -54,7 +54,11 @@ def test_huge_learning_rate_stops_at_the_exploding_step_and_ranks_learning_rate_
     report = err.report
     step = report["step"]
     assert step == len(weights)  # weights[0..step-1] were accepted; step `step` was refused
-    np.testing.assert_array_equal(model.theta, weights[step - 1])  # the weights from before it
+    # the loss of step `step` is the first to show the damage of step `step - 1`, a step that
+    # moved the weights by far more than 1% of their norm: the model goes back to before it
+    kept = report["kept"]
+    assert kept["restored"] and kept["step"] == step - 2
+    np.testing.assert_array_equal(model.theta, weights[step - 2])
     assert np.isfinite(model.theta).all()
     explained = explain_divergence(report, model, config, X, monitor.recent)
     assert explained["causes"][0]["cause"] == "learning_rate"
@@ -82,6 +86,37 @@ def test_overflowing_update_stops_within_the_step_and_keeps_finite_weights(blobs
     np.testing.assert_array_equal(model.theta, weights[0])  # the initial weights, untouched
     explained = explain_divergence(err.report, model, config, X, monitor.recent)
     assert explained["causes"][0]["cause"] == "learning_rate"
+
+
+def test_full_batch_huge_rate_keeps_the_weights_from_before_the_step_that_exploded(blobs, tmp_path):
+    from steadynet import train
+    from steadynet.functional import softmax_cross_entropy
+    from steadynet.model import as_float_batch
+    from steadynet.persistence import load_model
+
+    with pytest.raises(DivergenceError) as caught:
+        train(data=blobs, batch_size="full", learning_rate=50, epochs=5, hidden=(16,), val_size=0, augment_shift=0,
+              out=str(tmp_path / "run"), plots=False)
+    report = caught.value.report
+    assert report["kept"] == {"step": 0, "loss": report["norm_history"][0]["loss"], "restored": True}
+    kept = load_model(str(tmp_path / "run" / "last_finite.npz"))
+    X = as_float_batch(blobs.x_train, np.dtype("float32"))
+    loss_kept = softmax_cross_entropy(kept.forward(X), blobs.y_train)[0]
+    assert loss_kept == pytest.approx(report["kept"]["loss"], rel=1e-5)  # the start, not the exploded weights
+    assert loss_kept < 2 * math.log(3)
+    # the last line names the first-ranked cause's change
+    assert "Most likely learning_rate" in str(caught.value)
+
+
+def test_last_line_follows_the_first_ranked_cause(blobs, tmp_path):
+    from steadynet import Dataset, train
+
+    data = Dataset(blobs.x_train * 255, blobs.y_train, blobs.x_test * 255, blobs.y_test, image_shape=(4, 4))
+    with pytest.raises(DivergenceError) as caught:
+        train(data=data, learning_rate=0.5, optimizer="sgd", epochs=3, hidden=(16,), activation="relu",
+              val_size=0, augment_shift=0, plots=False)
+    first = caught.value.report["causes"][0]["cause"]
+    assert f"Most likely {first}" in str(caught.value)
 
 
 def test_seed_init_is_ranked_when_it_is_the_cause(blobs):

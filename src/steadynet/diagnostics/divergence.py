@@ -52,7 +52,8 @@ class ExplosionDetector:
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             return f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}"
         if loss > 100 * self.chance:
-            return f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: the logits have exploded"
+            return (f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: either the logits have "
+                    f"exploded, or this is not a mean cross-entropy (summed over the batch, or another formula)")
         if self.grad_norms:
             # the medians move slowly: sorting the window every 8th step keeps this off the
             # training hot path

@@ -142,6 +142,9 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     rng = np.random.default_rng()
     X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
     X_full = None  # full batch without augmentation: converted to float once
+    # the weights from before a large step (one moving them by over 1% of their norm), so that
+    # if the next step is refused the model goes back to before the step that did the damage
+    guard = StepGuard(model)
 
     while state.epoch < config.epochs:
         started = time.perf_counter()
@@ -202,11 +205,13 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                         log(f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
                             f"to {base_lr * state.lr_scale:g}, batch skipped")
                     continue
+                report["kept"] = guard.restore(state.step, loss, model)
                 raise DivergenceError(report_line(report), report)
 
             # update
             if config.clip_norm:
                 clip_grad_norm(model.grad, config.clip_norm)
+            guard.before_update(state.step, loss, lr * grad_norm)
             optimizer.step(model.theta, model.grad, lr)
             if constrained:
                 max_norm_(constrained, config.max_norm)
@@ -238,6 +243,45 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
         yield result
         if should_stop and should_stop():
             return
+
+
+class StepGuard:
+    """Keeps the weights from before the last large step, so that a divergence found at the
+    next step (whose loss is the first to show the damage) can go back to before the step
+    that did it.
+
+    A step is large when it would move the weights by more than ``threshold`` of their norm
+    (healthy steps move them by about 1e-3); only then are the weights copied, so ordinary
+    steps cost one comparison. The weights' norm is refreshed every ``every`` steps.
+    """
+
+    def __init__(self, model, threshold=0.01, every=16):
+        self.model, self.threshold, self.every = model, threshold, every
+        self.copy = None
+        self.copy_step = self.copy_loss = None  # the step the copy was taken before, its loss
+        self.norm, self.norm_step = None, None
+
+    def before_update(self, step, loss, update_norm):
+        """Called with the step about to be applied (``step`` completed so far, this batch's
+        ``loss`` at the current weights, and ``lr * |grad|``)."""
+        theta = self.model.theta
+        if self.norm is None or step - self.norm_step >= self.every:
+            self.norm, self.norm_step = math.sqrt(float(theta @ theta)), step
+        if update_norm > self.threshold * max(self.norm, 1e-12):
+            if self.copy is None:
+                self.copy = theta.copy()
+            else:
+                self.copy[...] = theta
+            self.copy_step, self.copy_loss = step, float(loss)
+
+    def restore(self, step, refused_loss, model):
+        """Called when the step after ``step`` completed steps is refused: go back to before
+        step ``step`` (the last one applied) if it was large. Returns what the model holds:
+        ``{"step": steps applied, "loss": its loss on the batch it last saw, "restored": bool}``."""
+        if self.copy is not None and self.copy_step == step - 1:
+            model.theta[...] = self.copy
+            return {"step": step - 1, "loss": self.copy_loss, "restored": True}
+        return {"step": step, "loss": float(refused_loss), "restored": False}
 
 
 def distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher=None):
@@ -292,8 +336,17 @@ def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason
             "learning_rate": lr, "first": first, "reason": reason, "weight_norms": norms}
 
 
-def report_line(report):
+def report_line(report, fix=None):
+    """The one line a diverged run ends with: where, why, which weights were kept, and the
+    change to try (``fix``: the first-ranked cause's, once the causes are known)."""
+    kept = report.get("kept") or {}
+    if kept.get("restored"):
+        weights = (f"the weights were put back to before step {kept['step'] + 1}, the large step that did the "
+                   f"damage (loss {kept['loss']:.4g} on its batch)")
+    elif kept:
+        weights = f"the weights after step {kept['step']} were kept (loss {kept['loss']:.4g} on this batch)"
+    else:
+        weights = "the weights were kept from the step before"
+    fix = fix or (f"Try a smaller --lr (e.g. {report['learning_rate'] / 10:g}) or --clip-norm 1.")
     return (f"training diverged at epoch {report['epoch']}, step {report['step']}: {report['reason']} "
-            f"(first: {report['first']}, learning rate {report['learning_rate']:g}); the weights "
-            f"were kept from the step before. Try a smaller --lr (e.g. {report['learning_rate'] / 10:g}) "
-            f"or --clip-norm 1.")
+            f"(first: {report['first']}, learning rate {report['learning_rate']:g}); {weights}. {fix}")

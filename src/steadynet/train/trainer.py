@@ -47,7 +47,7 @@ from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic
 from ..progress import ProgressBar, epoch_line
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
-from .loop import DivergenceError, LoopState, steps_per_epoch, train_loop
+from .loop import DivergenceError, LoopState, report_line, steps_per_epoch, train_loop
 from .weights import WeightAverage
 
 
@@ -237,10 +237,14 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
     except DivergenceError as exc:
         exc.report = explain_divergence(exc.report, model, config, X, monitor.recent)
         log(format_causes(exc.report))
+        # the last line names the change the first-ranked cause calls for
+        first = exc.report["causes"][0]
+        exc.args = (report_line(exc.report, f"Most likely {first['cause']}: {first['fix']}."),)
         metrics.update(status="diverged", divergence=exc.report)
         if out is not None:
             write_json(os.path.join(out, "divergence.json"), exc.report)
-            save_model(os.path.join(out, "last_finite.npz"), model, step=exc.report["step"])
+            save_model(os.path.join(out, "last_finite.npz"), model,
+                       step=exc.report.get("kept", {}).get("step", exc.report["step"]))
             write_json(os.path.join(out, "metrics.json"), metrics)
         raise
     finally:
