@@ -97,3 +97,17 @@ def test_doctor_on_mnist(mnist):
     assert seed.effective_learning_rate == pytest.approx(60.0)  # 0.001 x 60,000 samples
     assert {name for name, st in s.items() if st == "fail"} == {"initial loss", "gradient check",
                                                                "overfit one batch", "learning rate"}
+
+
+def test_doctor_says_whose_backprop_and_the_file_scale(blobs, tmp_path):
+    from steadynet.data import load_data
+
+    path = str(tmp_path / "px.npz")
+    write_npz(path, Dataset(blobs.x_train * 255, blobs.y_train, blobs.x_test * 255, blobs.y_test,
+                            blobs.image_shape))  # 0-255 floats
+    data = load_data(path)
+    result = doctor(TrainConfig(data=path, val_size=100), data, n_samples=300)
+    checks = {c.name: c for c in result.checks}
+    assert "0-255" in checks["input scale"].message
+    assert checks["gradient check"].message.startswith("steadynet's own backprop")
+    assert "steadynet.diagnose" in checks["gradient check"].message

@@ -129,7 +129,7 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
 
     checks = []
     log("doctor: input scale and labels")
-    checks.append(check_inputs(X, data.x_train.dtype))
+    checks.append(check_inputs(X, data.x_train.dtype, data.notices))
     checks.append(check_labels(data.y_train, k))
     log("doctor: initial loss")
     checks.append(check_initial_loss(new_model(), X, y))
@@ -146,12 +146,17 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
 # ------------------------------------------------------------------------------ checks
 
 
-def check_inputs(X, stored_dtype):
+def check_inputs(X, stored_dtype, notices=()):
+    """The scale of the inputs the network will see, and how the file stored them."""
     lo, hi, mean, std = float(X.min()), float(X.max()), float(X.mean()), float(X.std())
     values = {"min": lo, "max": hi, "mean": mean, "std": std, "stored_dtype": str(stored_dtype)}
     seen = f"inputs range {lo:.3g} to {hi:.3g} (mean {mean:.3g}, std {std:.3g})"
-    if stored_dtype == np.uint8:
-        seen += "; stored as 0-255 uint8 and scaled to [0, 1] per batch"
+    scaled = [n for n in notices if "0-255" in n or "scaled" in n]
+    if scaled:
+        values["file"] = scaled
+        seen += f"; the file held {scaled[0].split(': ', 1)[-1]}"
+    elif stored_dtype == np.uint8:
+        seen += "; the file held 0-255 uint8 pixels, scaled to [0, 1] per batch"
     if hi > 1.5 or lo < -1.5:
         return Check("input scale", "fail", seen, "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or "
                      "standardise each feature: large inputs make the first layer's pre-activations and "
@@ -197,9 +202,10 @@ def check_gradient(model, X, y, summed_gradients, batch):
     result = check_model_gradients(model, X, y, max_per_tensor=30)
     values = {"passed": result.passed, "max_rel_error": max(t.rel_error for t in result.tensors.values())}
     if not result.passed:
-        return Check("gradient check", "fail", f"steadynet's backprop disagrees with central differences "
+        return Check("gradient check", "fail", f"steadynet's own backprop disagrees with central differences "
                      f"({', '.join(result.failed)}): {result.where}", "report this as a steadynet bug", values)
-    seen = f"backprop matches central differences (max relative error {values['max_rel_error']:.1e})"
+    seen = (f"steadynet's own backprop for these settings matches central differences (max relative error "
+            f"{values['max_rel_error']:.1e}); to check your own code, use steadynet.diagnose")
     if summed_gradients:
         values["scale"] = batch
         return Check("gradient check", "fail", seen + f"; but your gradient is summed over the batch, so it is "
