@@ -207,6 +207,29 @@ def test_combinations_are_all_named(combo):
     assert {SINGLE[m] for m in combo} <= kinds(result), result.report()
 
 
+def test_l2_penalty_in_loss_and_gradient_is_right_and_its_absence_is_named():
+    net = UserNet(l2=0.05)
+    result = run(net)
+    assert result.ok, result.report()
+    assert "l2_penalty" in {f.kind for f in result.findings}
+    missing = run(UserNet(l2=0.05, mistakes={"missing_weight_decay"}))
+    assert "missing_weight_decay" in kinds(missing), missing.report()
+
+
+def test_weight_decay_in_the_gradient_without_a_loss_is_no_false_alarm():
+    net = UserNet(l2=0.05)
+    result = diagnose(net.params, net.X, net.y, forward=net.forward, backward=net.backward)
+    assert result.ok, result.report()
+    assert result.gradcheck.passed, result.gradcheck.report()
+
+
+def test_another_activations_derivative_is_named():
+    net = UserNet(activation="relu", mistakes={"sigmoid_derivative1"})
+    result = run(net)
+    found = [f for f in result.mistakes if f.kind == "derivative_of_other_activation"]
+    assert found and "sigmoid" in found[0].title, result.report()
+
+
 def test_deeper_net_names_the_layer():
     net = UserNet(sizes=(10, 8, 6, 3), activation="tanh", mistakes={"derivative_of_Z1"})
     result = run(net)
@@ -304,3 +327,45 @@ def test_unusable_input_is_one_config_error():
         diagnose(net.params, net.X, net.y, forward=lambda p, X, y: p["W1"] @ p["W1"])
     with pytest.raises(ConfigError, match="mix"):
         check_gradients(lambda p: 0.0, {}, [np.zeros(3), "x"])
+
+
+# ------------------------------------------------------------------------ a sweep of generated programs
+
+SWEEP_KINDS = {**SINGLE, "sigmoid_derivative1": "derivative_of_other_activation",
+               "missing_weight_decay": "missing_weight_decay", "transposed1": "gradient_transposed",
+               "no_bias1": "gradient_missing"}
+
+
+def test_sweep_of_generated_programs_names_every_mistake_and_raises_no_false_alarm():
+    import random
+
+    rng = random.Random(1)
+    missed, false_alarms, extra, n_correct, n_broken = [], [], [], 0, 0
+    for trial in range(60):
+        act = rng.choice(["sigmoid", "tanh", "relu"])
+        samples, weights = rng.choice(LAYOUTS)
+        sizes = rng.choice([(12, 7, 4), (9, 6, 5, 3), (20, 10, 6)])
+        dtype = rng.choice([np.float64, np.float32])
+        l2 = rng.choice([0.0, 0.0, 0.03])
+        pool = [m for m in SWEEP_KINDS if not (m == "sigmoid_derivative1" and act == "sigmoid")
+                and not (m == "derivative_of_Z1" and act == "relu") and not (m == "missing_weight_decay" and not l2)
+                and not (m == "transposed1" and l2)]
+        combo = set(rng.sample(pool, rng.choice([0, 0, 1, 1, 2, 3])))
+        if len(combo & {"missing_derivative1", "derivative_of_Z1", "sigmoid_derivative1"}) > 1:
+            continue  # one derivative per layer
+        net = UserNet(sizes=sizes, activation=act, samples=samples, weights=weights, mistakes=combo, dtype=dtype,
+                      l2=l2, seed=trial)
+        got = kinds(run(net, lr=0.01)) - {"step_too_large"}
+        want = {SWEEP_KINDS[m] for m in combo}
+        if not combo:
+            n_correct += 1
+            if got:
+                false_alarms.append((trial, got))
+        else:
+            n_broken += 1
+            if not want <= got:
+                missed.append((trial, combo, got))
+            if got - want:
+                extra.append((trial, combo, got))
+    assert n_correct >= 15 and n_broken >= 30
+    assert not false_alarms and not missed and not extra, (false_alarms, missed, extra)

@@ -17,9 +17,10 @@ ACT = {
 
 class UserNet:
     def __init__(self, sizes=(12, 7, 4), activation="sigmoid", samples="rows", weights="in_out", output="softmax",
-                 mistakes=(), dtype=np.float64, seed=0, init="normal", dropout=0.0):
+                 mistakes=(), dtype=np.float64, seed=0, init="normal", dropout=0.0, l2=0.0):
         self.sizes, self.activation, self.samples, self.weights = sizes, activation, samples, weights
         self.output, self.mistakes, self.dtype, self.dropout = output, set(mistakes), dtype, dropout
+        self.l2 = l2  # an L2 penalty l2 / 2 * sum(W**2) in the loss
         rng = np.random.default_rng(seed)
         self.params = {}
         for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
@@ -76,10 +77,11 @@ class UserNet:
     def loss(self, p, X, y):
         P = self._values(p, X)[2]
         n, k = P.shape
+        penalty = 0.5 * self.l2 * sum((p[w] ** 2).sum() for w in p if w.startswith("W"))
         if self.output == "sigmoid":
-            return 0.5 * ((P - np.eye(k)[y]) ** 2).sum() / n
+            return 0.5 * ((P - np.eye(k)[y]) ** 2).sum() / n + penalty
         total = -np.log(P[np.arange(n), y]).sum()
-        return total / (k if "loss_classes" in self.mistakes else n)
+        return total / (k if "loss_classes" in self.mistakes else n) + penalty
 
     def backward(self, p, X, y):
         m = self.mistakes
@@ -104,6 +106,8 @@ class UserNet:
             if f"transposed{l}" in m:
                 dW = dW.T
             G[f"W{l}"] = dW if self.weights == "in_out" else dW.T
+            if self.l2 and "missing_weight_decay" not in m:
+                G[f"W{l}"] = G[f"W{l}"] + self.l2 * p[f"W{l}"]
             G[f"b{l}"] = db if self.samples == "rows" else db[:, None]
             if f"no_bias{l}" in m:
                 G[f"b{l}"] = np.zeros_like(G[f"b{l}"])
@@ -114,6 +118,8 @@ class UserNet:
                     dZ = dA * f_grad(Zs[l - 2])
                 elif f"missing_derivative{l - 1}" in m:
                     dZ = dA
+                elif f"sigmoid_derivative{l - 1}" in m:
+                    dZ = dA * self.H[l - 1] * (1 - self.H[l - 1])
                 else:
                     dZ = dA * f_grad(self.H[l - 1])
         return G

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import mistakes as M
-from .gradcheck import check_gradients
+from .gradcheck import check_gradients, formulas
 from .userparams import UserParams
 
 STAGES = ("data", "forward", "loss", "backprop", "init", "step")
@@ -382,6 +382,13 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
     P_ref_forward = Pc  # the probabilities the reference loss is taken of
     if forward_wrong and net is not None:
         P_ref_forward = M.OUTPUTS["softmax"](net.forward(arrays, Xs)[0][-1])
+    weight_names = ([wn for wn, _ in net.layers] if net is not None else
+                    [nm for nm in names if arrays[nm].ndim == 2 and min(arrays[nm].shape) > 1])
+
+    def sum_w2(Q):
+        return float(sum((np.asarray(Q[w], np.float64) ** 2).sum() for w in weight_names))
+
+    l2 = None  # the L2 coefficient of the user's loss, once known
     if loss is not None:
         value, _ = call(loss, arrays, "loss")
         value_again, _ = call(loss, arrays, "loss")
@@ -390,13 +397,13 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
             findings.append(Finding("loss", "random_loss", "warning", "your loss is random",
                                     "two calls at the same weights gave different values (a dropout mask drawn anew)",
                                     "draw the mask once per step, or switch dropout off to diagnose"))
-        points = [(Pc, value)]
+        points = [(Pc, value, sum_w2(arrays))]
         if net is not None:  # a second point, with every layer out of saturation
             shrunk = M.shrink(net, arrays, Xs)
             P2, _ = call_forward(shrunk)
             v2, _ = call(loss, shrunk, "loss")
-            points.append((net.outputs(P2), float(np.asarray(v2, np.float64).reshape(-1)[0])))
-        rtol = 1e-5 if Pc.dtype == np.float64 else 1e-3
+            points.append((net.outputs(P2), float(np.asarray(v2, np.float64).reshape(-1)[0]), sum_w2(shrunk)))
+        rtol = 1e-3 if low_precision else 1e-5
         with np.errstate(all="ignore"):
             matched = M.match_loss(points, y_s, rtol=max(rtol, 1e-4))
         ce = M.reference_loss("cross_entropy", P_ref_forward, y_s)
@@ -407,9 +414,14 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
                                     "the mean over samples of -log P[i, y_i] is the cross-entropy; the gradient "
                                     "is checked against it"))
         else:
-            t, norm = matched
+            t, norm, l2 = matched
             if t in M.CORRECT_TERMS:
                 term = t
+            if l2:
+                findings.append(Finding("loss", "l2_penalty", "note", f"your loss adds an L2 penalty "
+                                        f"lambda / 2 * sum(W**2) with lambda = {l2:.4g}",
+                                        f"reproduced at two sets of weights over {', '.join(weight_names)}",
+                                        "the gradient must then hold lambda * W for each weight matrix"))
             if t == "rows_v_y":
                 findings.append(Finding("loss", "rows_v_y", "mistake",
                                         "the cross-entropy picks whole rows P[y] instead of each sample's "
@@ -439,6 +451,17 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
         # the reference: a correct loss of the forward pass (theirs where it is right, the correct one otherwise)
         # in float64 where the user's code is not: their own network, read as an MLP, is the reference
         use_ours = net is not None and (forward_wrong or low_precision)
+        if net is not None:
+            rtol = 1e-6 if all(np.asarray(g).dtype == np.float64 for g in grads.values()) else 2e-3
+            with np.errstate(all="ignore"):
+                reading = M.match_backprop(net, arrays, Xs, y_s, grads, Pc, term, n_full, rtol=rtol, l2=l2)
+            lams = list(reading.decay.values())
+            if l2 is None and lams and len(lams) == len(weight_names) and max(lams) - min(lams) <= 1e-4 * max(lams):
+                # a weight-decay term in the gradient, and no loss said to carry it: check against it too
+                l2 = float(np.mean(lams))
+                notes.append(f"your gradient holds a weight-decay term lambda * W (lambda = {l2:.4g}); the gradient "
+                             f"check takes the loss to carry lambda / 2 * sum(W**2)")
+        l2_ref = l2 or 0.0
 
         def reference(container):
             Q = user.named(container)
@@ -450,7 +473,7 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
                 out = np.asarray(out)
                 Pq = out if samples_in == "rows" else out.T
             with np.errstate(all="ignore"):
-                value = M.reference_loss(term, Pq.astype(np.float64) if Pq.dtype == np.float64 else Pq, y_s)
+                value = M.reference_loss(term, Pq, y_s, l2_ref, sum_w2(Q) if l2_ref else 0.0)
             return value
 
         result = check_gradients(reference, {nm: g for nm, g in grads.items()}, params, batch_size=n, seed=seed,
@@ -463,15 +486,12 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
             notes.append(f"your forward pass computes in {np.asarray(P_raw).dtype}: the gradients are checked "
                          f"against central differences of the same network computed in float64")
         notes += [nt for nt in result.notes if nt not in notes]
-        if net is not None:
-            rtol = 1e-6 if all(np.asarray(g).dtype == np.float64 for g in grads.values()) else 2e-3
-            with np.errstate(all="ignore"):
-                reading = M.match_backprop(net, arrays, Xs, y_s, grads, Pc, term, n_full, rtol=rtol)
+        if reading is not None:
             findings += backprop_findings(reading, net, result, n, n_full, y_form)
         if not reading or not reading.matched:
             for name in result.failed:
-                if reading is not None and name not in reading.unexplained:
-                    continue
+                if reading is not None and (name not in reading.unexplained or result.tensors[name].kind == "wrong"):
+                    continue  # explained by the reading, or left to its "unexplained" finding
                 t = result.tensors[name]
                 findings.append(Finding("backprop", f"gradient_{t.kind}", "mistake", f"{name}: {t.detail}",
                                         f"relative error {t.rel_error:.2e} against central differences",
@@ -579,15 +599,37 @@ def backprop_findings(reading, net, result, n, n_full, y_form):
                                f"layer {l}: the derivative formula applies the {act} again to A{l}",
                                f"reproduced with {act}'({act}(Z{l})): the activation applied twice",
                                f"dZ{l} = dA{l} * {want.replace('A', f'A{l}')}, with A{l} = {act}(Z{l}) already"))
-    if reading.unexplained:
-        names = ", ".join(reading.unexplained)
-        closest = ", ".join(f"{nm} {reading.errors[nm]:.1e}" for nm in reading.unexplained)
+    for wn, _ in net.layers:
+        if sw.get(f"shape_{wn}") == "transposed":
+            out.append(Finding("backprop", "gradient_transposed", "mistake", f"d{wn} is transposed",
+                               f"its transpose reproduces the gradient; d{wn} must have {wn}'s shape",
+                               f"d{wn} = {formulas(net.layout)['dW']}", tensors=[wn]))
+        got, want = sw.get(f"decay_{wn}"), correct.get(f"decay_{wn}")
+        if got == "none" and want == "included":
+            out.append(Finding("backprop", "missing_weight_decay", "mistake",
+                               f"d{wn} misses the weight-decay term of your loss's L2 penalty",
+                               f"reproduced without lambda * {wn}", f"d{wn} = A_prev.T @ dZ + lambda * {wn}",
+                               tensors=[wn]))
+    for l in range(top - 1, 0, -1):
+        d = sw.get(f"derivative_{l}") or ""
+        if d.startswith("other:"):
+            other = d[6:]
+            out.append(Finding("backprop", "derivative_of_other_activation", "mistake",
+                               f"layer {l}: the derivative of {other} is used for a {net.activation} layer",
+                               f"reproduced with dZ{l} = dA{l} * {M.DERIVATIVE_TEXT[other]}",
+                               f"dZ{l} = dA{l} * {M.DERIVATIVE_TEXT[net.activation].replace('A', f'A{l}')}",
+                               tensors=[n_ for n_ in net.layers[l - 1] if n_]))
+    # tensors no combination reproduces, and that the gradient check cannot name more precisely
+    vague = [nm for nm in reading.unexplained if nm not in result.tensors or result.tensors[nm].kind in (None, "wrong")]
+    if vague:
+        names = ", ".join(vague)
+        closest = ", ".join(f"{nm} {reading.errors[nm]:.1e}" for nm in vague)
         out.append(Finding("backprop", "unexplained", "mistake",
                            f"{names}: wrong in a way no known mistake (or combination) reproduces",
                            f"closest rebuilt gradients differ by {closest} (relative)",
                            result.where or "compare each line of your backward pass with dZ = (P - Y) / n at the "
                            "output, dW = A_prev.T @ dZ, db = dZ.sum(axis=0), dA_prev = dZ @ W.T, dZ_prev = dA_prev "
-                           "* f'(A_prev)", tensors=reading.unexplained))
+                           "* f'(A_prev)", tensors=vague))
     return out
 
 

@@ -252,15 +252,17 @@ def loss_terms(P, y):
 
 
 def match_loss(points, y, rtol=1e-5):
-    """Which formula reproduces the user's loss: ``(term, normaliser)`` or None.
+    """Which formula reproduces the user's loss: ``(term, normaliser, l2)`` or None.
 
-    ``points`` is a list of ``(P, value)``: the user's probabilities (n, k) and their loss at
-    one set of weights each. A formula must reproduce every point; at weights where every
-    sample gets the same probabilities (saturated units), several formulas agree, and a second
-    point tells them apart.
+    ``points`` is a list of ``(P, value, sum_w2)``: the user's probabilities (n, k), their
+    loss, and the sum of the squared weights, at one set of weights each. A formula must
+    reproduce every point; at weights where every sample gets the same probabilities
+    (saturated units), several formulas agree, and a second point tells them apart. When no
+    formula does, a correct one plus an L2 penalty ``l2 / 2 * sum_w2`` with the same ``l2`` at
+    every point is tried.
     """
     found = None
-    for P, value in points:
+    for P, value, _ in points:
         n, k = P.shape
         divide = {"samples": n, "classes": k, "none": 1, "elements": n * k}
         here = set()
@@ -270,15 +272,31 @@ def match_loss(points, y, rtol=1e-5):
                 if np.isfinite(guess) and abs(guess - value) <= rtol * max(abs(value), 1e-300):
                     here.add((term, norm))
         found = here if found is None else found & here
-    if not found:
-        return None
-    return min(found, key=lambda tn: ((tn[0] not in CORRECT_TERMS) + (tn[1] != "samples"), tn))
+    if found:
+        term, norm = min(found, key=lambda tn: ((tn[0] not in CORRECT_TERMS) + (tn[1] != "samples"), tn))
+        return term, norm, 0.0
+    fits = []
+    for term in LOSS_TERMS:
+        for norm in NORMALISERS:
+            lams = []
+            for P, value, sum_w2 in points:
+                n, k = P.shape
+                d = {"samples": n, "classes": k, "none": 1, "elements": n * k}[norm]
+                total = loss_terms(P, y).get(term, float("nan")) / d
+                lams.append(2 * (value - total) / sum_w2 if sum_w2 > 0 else float("nan"))
+            if all(np.isfinite(lams)) and min(lams) > 0 and max(lams) - min(lams) <= max(rtol, 1e-4) * max(lams):
+                fits.append(((term not in CORRECT_TERMS) + (norm != "samples"), term, norm, float(np.mean(lams))))
+    if fits:
+        _, term, norm, lam = min(fits)
+        return term, norm, lam
+    return None
 
 
-def reference_loss(term, P, y):
-    """The mean over samples of a correct loss term (the reference a gradient is checked on)."""
+def reference_loss(term, P, y, l2=0.0, sum_w2=0.0):
+    """The mean over samples of a correct loss term, plus ``l2 / 2 * sum_w2`` (the reference a
+    gradient is checked on)."""
     total = loss_terms(P, y)[term if term in CORRECT_TERMS else "cross_entropy"]
-    return total / P.shape[0]
+    return total / P.shape[0] + 0.5 * l2 * sum_w2
 
 
 # -------------------------------------------------------------------------- the backprop
@@ -300,6 +318,7 @@ class Reading:
     matched: bool
     unexplained: list = field(default_factory=list)
     correct_grads: dict = field(default_factory=dict)
+    decay: dict = field(default_factory=dict)  # weight name -> the lambda of a lambda * W term found
 
     @property
     def mistakes(self):
@@ -338,6 +357,9 @@ def output_dZ(sw, P_correct, P_theirs, Z, y, n_full):
 
 
 def hidden_dZ(derivative, activation, dA, Z, A):
+    """``dZ`` of a hidden layer from ``dA`` with the chosen derivative: ``of_A`` (right),
+    ``of_Z`` (the output-form formula applied to Z), ``missing``, ``of_f_of_A`` (the activation
+    applied again), or ``other:NAME`` (another activation's derivative)."""
     f_out = DERIVATIVE_OF_OUTPUT[activation]
     if derivative == "of_A":
         return dA * f_out(A)
@@ -345,13 +367,39 @@ def hidden_dZ(derivative, activation, dA, Z, A):
         return dA * f_out(Z)
     if derivative == "of_f_of_A":
         return dA * f_out(ACTIVATIONS[activation](A))
+    if derivative.startswith("other:"):
+        return dA * DERIVATIVE_OF_OUTPUT[derivative[6:]](A)
     return dA  # "missing"
 
 
-HIDDEN_OPTIONS = ["of_A", "of_Z", "missing", "of_f_of_A"]
+def hidden_options(activation):
+    same_on_Z = activation in ("relu", "leaky_relu", "identity")  # of_Z is the same function there
+    options = ["of_A"] + ([] if same_on_Z else ["of_Z"]) + ["missing", "of_f_of_A"]
+    return options + [f"other:{a}" for a in ("sigmoid", "tanh", "relu") if a != activation]
 
 
-def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6):
+def fit_weight(rebuilt, g, W, l2):
+    """How well ``rebuilt`` (+ a weight-decay term) reproduces the user's ``g`` of weights ``W``.
+
+    Returns ``(error without decay, error with decay, lambda)``: ``l2`` when the loss's L2
+    coefficient is known, else the one that fits best (0 when none helps)."""
+    if g is None:
+        return 0.0, 0.0, 0.0
+    if np.shape(g) != rebuilt.shape and np.shape(g) == rebuilt.T.shape:
+        g = np.asarray(g).T  # a transposed gradient (named on its own): the rest can still be read
+    err0 = rel_error(rebuilt, g)
+    lam = l2
+    if lam is None:
+        with np.errstate(all="ignore"):
+            d = np.asarray(g, np.float64) - rebuilt
+            ww = float((W * W).sum())
+            lam = float((d * W).sum() / ww) if ww > 0 and np.all(np.isfinite(d)) else 0.0
+        lam = lam if lam > 0 else 0.0
+    err1 = rel_error(rebuilt + lam * W, g) if lam else err0
+    return err0, err1, lam
+
+
+def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6, l2=None):
     """Rebuild the user's backprop with every combination of known mistakes and keep the one
     that reproduces their gradients ``G`` (a dict by parameter name, the user's layout).
 
@@ -373,6 +421,10 @@ def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6):
         Samples of the whole set, for "divided by a fixed count".
     rtol : float
         Relative error to count as reproduced (rounding of the user's dtype).
+    l2 : float, optional
+        The L2 coefficient of the user's loss (``lambda / 2 * sum(W**2)`` over the weight
+        matrices), when the loss was found to carry one; the gradient must then hold
+        ``lambda * W``.
 
     Returns
     -------
@@ -386,8 +438,30 @@ def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6):
         options["probabilities"] = ["correct"]
     if n_full == P_correct.shape[0]:
         options["batch"] = ["mean", "sum", "mean_twice"]
-    errors, switches, unexplained = {}, {}, []
+    errors, switches, unexplained, correct_grads = {}, {}, [], {}
+    decay = {}  # weight name -> lambda found in the user's gradient
+
+    def settle(wn, bn, rebuilt_W, rebuilt_b, g_W, g_b, correct_W, correct_b, W):
+        transposed = g_W is not None and np.shape(g_W) != rebuilt_W.shape
+        switches[f"shape_{wn}"], correct[f"shape_{wn}"] = "transposed" if transposed else "as_parameter", "as_parameter"
+        err0, err1, lam = fit_weight(rebuilt_W, g_W, W, l2)
+        with_decay = err1 < err0 and err1 <= rtol
+        errors[wn] = err1 if with_decay else err0
+        if with_decay:
+            decay[wn] = lam
+        switches[f"decay_{wn}"] = "included" if with_decay else "none"
+        correct[f"decay_{wn}"] = "included" if l2 else switches[f"decay_{wn}"]
+        if g_W is not None and errors[wn] > rtol:
+            unexplained.append(wn)
+        correct_grads[wn] = correct_W + (l2 or 0.0) * W
+        if bn is not None:
+            errors[bn] = rel_error(rebuilt_b, g_b) if g_b is not None else 0.0
+            correct_grads[bn] = correct_b
+            if g_b is not None and errors[bn] > rtol:
+                unexplained.append(bn)
+
     wn, bn = net.layers[-1]
+    W = net.weight(P, wn)
     g_W = net.gradient_canonical(wn, G[wn]) if wn in G else None
     g_b = net.gradient_canonical(bn, G[bn]) if bn is not None and bn in G else None
     keys = list(options)
@@ -396,56 +470,37 @@ def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6):
         sw = dict(zip(keys, values))
         with np.errstate(all="ignore"):
             dZ = output_dZ(sw, P_correct, P_theirs, Zs[-1], y, n_full)
-            err_W = rel_error(As[-2].T @ dZ, g_W) if g_W is not None else 0.0
+            err0, err1, _ = fit_weight(As[-2].T @ dZ, g_W, W, l2)
+            err_W = min(err0, err1)
             err_b = rel_error(dZ.sum(axis=0), g_b) if g_b is not None else 0.0
         mistakes = sum(v != correct[k] for k, v in sw.items())
-        score = (round(max(err_W, 0.0), 9) > rtol, err_W if err_W > rtol else 0.0, mistakes, err_b)
+        score = (err_W > rtol, err_W if err_W > rtol else 0.0, mistakes, err_b)
         if best is None or score < best[0]:
-            best = (score, sw, dZ, err_W, err_b)
-    _, sw, dZ, err_W, err_b = best
+            best = (score, sw, dZ)
+    _, sw, dZ = best
     switches.update(sw)
     correct_dZ = output_dZ(correct, P_correct, P_theirs, Zs[-1], y, n_full)
-    correct_grads = {wn: As[-2].T @ correct_dZ}
-    if bn is not None:
-        correct_grads[bn] = correct_dZ.sum(axis=0)
-    errors[wn] = err_W
-    if g_W is not None and err_W > rtol:
-        unexplained.append(wn)
-    if bn is not None:
-        errors[bn] = err_b
-        if g_b is not None and err_b > rtol:
-            # the bias's own formula: summed over the wrong axis, or missing
-            unexplained.append(bn)
+    settle(wn, bn, As[-2].T @ dZ, dZ.sum(axis=0), g_W, g_b, As[-2].T @ correct_dZ, correct_dZ.sum(axis=0), W)
     # hidden layers, from the top down: the user's own (possibly wrong) dZ flows down
     for l in range(L - 2, -1, -1):
-        wn_up = net.layers[l + 1][0]
-        W_up = net.weight(P, wn_up)
+        W_up = net.weight(P, net.layers[l + 1][0])
         wn, bn = net.layers[l]
+        W = net.weight(P, wn)
         dA, dA_correct = dZ @ W_up.T, correct_dZ @ W_up.T
         g_W = net.gradient_canonical(wn, G[wn]) if wn in G else None
         g_b = net.gradient_canonical(bn, G[bn]) if bn is not None and bn in G else None
         best = None
-        for derivative in HIDDEN_OPTIONS:
+        for derivative in hidden_options(net.activation):
             with np.errstate(all="ignore"):
                 dZl = hidden_dZ(derivative, net.activation, dA, Zs[l], As[l + 1])
-                err_W = rel_error(As[l].T @ dZl, g_W) if g_W is not None else 0.0
-                err_b = rel_error(dZl.sum(axis=0), g_b) if g_b is not None else 0.0
+                err0, err1, _ = fit_weight(As[l].T @ dZl, g_W, W, l2)
+                err_W = min(err0, err1)
             score = (err_W > rtol, err_W if err_W > rtol else 0.0, derivative != "of_A")
             if best is None or score < best[0]:
-                best = (score, derivative, dZl, err_W, err_b)
-        _, derivative, dZ, err_W, err_b = best
+                best = (score, derivative, dZl)
+        _, derivative, dZ = best
         switches[f"derivative_{l + 1}"] = derivative
         correct[f"derivative_{l + 1}"] = "of_A"
         correct_dZ = hidden_dZ("of_A", net.activation, dA_correct, Zs[l], As[l + 1])
-        correct_grads[wn] = As[l].T @ correct_dZ
-        if bn is not None:
-            correct_grads[bn] = correct_dZ.sum(axis=0)
-        errors[wn] = err_W
-        if g_W is not None and err_W > rtol:
-            unexplained.append(wn)
-        if bn is not None:
-            errors[bn] = err_b
-            if g_b is not None and err_b > rtol:
-                unexplained.append(bn)
-    matched = not unexplained
-    return Reading(switches, correct, errors, matched, unexplained, correct_grads)
+        settle(wn, bn, As[l].T @ dZ, dZ.sum(axis=0), g_W, g_b, As[l].T @ correct_dZ, correct_dZ.sum(axis=0), W)
+    return Reading(switches, correct, errors, not unexplained, unexplained, correct_grads, decay)
