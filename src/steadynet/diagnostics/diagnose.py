@@ -21,6 +21,7 @@ and ``.to_dict()``.
 """
 
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 
@@ -115,10 +116,18 @@ class Diagnosis:
                 "findings": [f.to_dict() for f in self.findings], "notes": self.notes, "step": self.step,
                 "gradcheck": self.gradcheck.to_dict() if self.gradcheck is not None else None}
 
-    def report(self):
-        lines = [self.verdict]
+    def report(self, width=79):
+        """The verdict, then each finding with what was seen and the fix, wrapped to ``width``."""
+        def wrap(text, first, rest="     "):
+            return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest,
+                                 break_on_hyphens=False, break_long_words=False)
+
+        lines = [wrap(self.verdict, "", "")]
+        if self.mistakes and "sigmoid" in self.network and self.count("backprop", "loss", "forward"):
+            lines.append(wrap("A stable sigmoid would only silence the overflow warnings: the numbers below are "
+                              "what blows up.", "", ""))
         if self.network:
-            lines.append(f"network: {self.network}")
+            lines.append(wrap(f"network: {self.network}", "", "  "))
         numbered = 0
         for f in self.findings:
             if f.severity == "mistake":
@@ -127,12 +136,12 @@ class Diagnosis:
             else:
                 tag = "warning:" if f.severity == "warning" else "note:"
             seed = f" [seed mistake {f.seed_mistake}]" if f.seed_mistake else ""
-            lines.append(f"{tag} {STAGE_TITLES[f.stage]}: {f.title}{seed}")
+            lines.append(wrap(f"{tag} {STAGE_TITLES[f.stage]}: {f.title}{seed}", "", "    "))
             if f.evidence:
-                lines.append(f"     seen: {f.evidence}")
+                lines.append(wrap(f.evidence, "    seen: ", "          "))
             if f.fix:
-                lines.append(f"     fix:  {f.fix}")
-        lines += [f"note: {n}" for n in self.notes]
+                lines.append(wrap(f.fix, "    fix:  ", "          "))
+        lines += [wrap(n, "note: ", "      ") for n in self.notes]
         if self.gradcheck is not None:
             lines.append("")
             lines.append(self.gradcheck.report())

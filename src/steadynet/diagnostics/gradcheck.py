@@ -20,6 +20,7 @@ where in the backward pass the mistake enters.
 """
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,20 +96,25 @@ class GradCheckResult:
         return {"passed": self.passed, "failed": self.failed, "where": self.where, "notes": self.notes,
                 "tensors": {name: t.to_dict() for name, t in self.tensors.items()}}
 
-    def report(self):
-        """A readable report: one line per tensor, then the diagnosis."""
+    def report(self, columns=79):
+        """A readable report: one line per tensor, then the diagnosis, wrapped to ``columns``."""
         width = max(len(n) for n in self.tensors)
+        indent = " " * (width + 10)
+
+        def wrap(text, first, rest):
+            return textwrap.fill(text, columns, initial_indent=first, subsequent_indent=rest,
+                                 break_on_hyphens=False, break_long_words=False)
+
         lines = [f"gradient check: {'PASSED' if self.passed else 'FAILED'} "
                  f"({len(self.failed)} of {len(self.tensors)} tensors fail)"]
         for name, t in self.tensors.items():
             checked = f"{t.n_checked}/{t.n_elements}" if t.n_checked < t.n_elements else f"{t.n_elements}"
-            line = f"  {name:<{width}}  {t.status.upper():<4}  rel. error {t.rel_error:9.2e}  ({checked} checked)"
+            lines.append(f"  {name:<{width}}  {t.status.upper():<4}  rel. error {t.rel_error:9.2e}  ({checked} checked)")
             if t.status != "pass":
-                line += f"\n  {'':<{width}}        {t.detail}"
-            lines.append(line)
+                lines.append(wrap(t.detail, indent, indent))
         if self.where:
-            lines.append(f"where: {self.where}")
-        lines += [f"note: {n}" for n in self.notes]
+            lines.append(wrap(self.where, "where: ", "       "))
+        lines += [wrap(n, "note: ", "      ") for n in self.notes]
         return "\n".join(lines)
 
     __str__ = report
