@@ -369,3 +369,16 @@ def test_sweep_of_generated_programs_names_every_mistake_and_raises_no_false_ala
                 extra.append((trial, combo, got))
     assert n_correct >= 15 and n_broken >= 30
     assert not false_alarms and not missed and not extra, (false_alarms, missed, extra)
+
+
+@pytest.mark.mnist
+def test_the_seed_example_on_real_mnist_names_the_nine_mistakes(mnist):
+    import subprocess
+
+    path = Path(__file__).parent.parent / "examples" / "diagnose_seed.py"
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=600, check=True).stdout
+    text = " ".join(out.split())
+    assert text.startswith("Not the sigmoid: your backprop has 5 mistakes")
+    for k in range(1, 10):
+        assert f"[seed mistake {k}]" in text
+    assert "multiplies the largest |W1| by 7.00e+08" in text  # the seed README: about 7.6e8 after one step

@@ -135,13 +135,15 @@ class Diagnosis:
                 tag = f"{numbered}."
             else:
                 tag = "warning:" if f.severity == "warning" else "note:"
-            seed = f" [seed mistake {f.seed_mistake}]" if f.seed_mistake else ""
+            # the tag is kept on one line: its spaces are not break points
+            seed = f" [seed\0mistake\0{f.seed_mistake}]" if f.seed_mistake else ""
             lines.append(wrap(f"{tag} {STAGE_TITLES[f.stage]}: {f.title}{seed}", "", "    "))
             if f.evidence:
                 lines.append(wrap(f.evidence, "    seen: ", "          "))
             if f.fix:
                 lines.append(wrap(f.fix, "    fix:  ", "          "))
         lines += [wrap(n, "note: ", "      ") for n in self.notes]
+        lines = [line.replace("\0", " ") for line in lines]
         if self.gradcheck is not None:
             lines.append("")
             lines.append(self.gradcheck.report())
