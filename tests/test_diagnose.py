@@ -382,3 +382,37 @@ def test_the_seed_example_on_real_mnist_names_the_nine_mistakes(mnist):
     for k in range(1, 10):
         assert f"[seed mistake {k}]" in text
     assert "multiplies the largest |W1| by 7.00e+08" in text  # the seed README: about 7.6e8 after one step
+
+
+def test_forward_returning_logits_or_a_cache_and_a_per_sample_loss():
+    net = UserNet()
+
+    def forward(p, X, y):  # logits and a cache, as many people write it
+        Zs, As, P = net._values(p, X)
+        return Zs[-1], {"A": As}
+
+    def per_sample_loss(p, X, y):  # -log P per sample, not yet averaged
+        P = net.forward(p, X)
+        return -np.log(P[np.arange(len(y)), y]) / len(y)
+
+    result = diagnose(net.params, net.X, net.y, forward=forward, backward=net.backward, loss=per_sample_loss)
+    assert result.ok, result.report()
+    assert any("logits" in n for n in result.notes) and any("their sum" in n for n in result.notes)
+
+
+def test_softmax_with_squared_error_and_its_true_gradient_is_no_false_alarm():
+    net = UserNet(sizes=(6, 5, 3))
+    k = 3
+
+    def loss(p, X, y):
+        return 0.5 * ((net.forward(p, X) - np.eye(k)[y]) ** 2).sum() / len(y)
+
+    def backward(p, X, y):  # through the softmax's Jacobian, written out
+        Zs, As, P = net._values(p, X)
+        dP = (P - np.eye(k)[y]) / len(y)
+        dZ2 = P * (dP - (dP * P).sum(axis=1, keepdims=True))
+        dZ1 = dZ2 @ p["W2"].T * As[1] * (1 - As[1])
+        return {"W1": As[0].T @ dZ1, "b1": dZ1.sum(0), "W2": As[1].T @ dZ2, "b2": dZ2.sum(0)}
+
+    result = diagnose(net.params, net.X, net.y, forward=net.forward, backward=backward, loss=loss)
+    assert result.ok, result.report()

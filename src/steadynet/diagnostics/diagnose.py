@@ -197,9 +197,35 @@ def _call(fn, params, X, y, what, rng_state=None):
     return out, overflow
 
 
+def probabilities_of(out, n):
+    """The output probabilities in what a forward pass returned: the array itself, the first
+    2-D array of a tuple (``(P, cache)``), or a dict's entry named like an output."""
+    if isinstance(out, (tuple, list)):
+        arrays = [o for o in out if isinstance(o, np.ndarray) and o.ndim == 2 and n in o.shape]
+        if not arrays:
+            raise ConfigError(f"forward: returned a {type(out).__name__} holding no (n, k) array of outputs; "
+                              f"return the probabilities, e.g. lambda p, X, y: my_forward(X, p)[0].")
+        return arrays[0]
+    if isinstance(out, dict):
+        for key in ("P", "probs", "probabilities", "y_hat", "yhat", "output", "out", "A_out"):
+            if key in out:
+                return out[key]
+        layered = sorted((k for k in out if str(k)[:1] == "A" and str(k)[1:].isdigit()), key=lambda k: int(k[1:]))
+        if layered:
+            return out[layered[-1]]
+        raise ConfigError(f"forward: returned a dict without the outputs (keys {', '.join(map(str, out))}); "
+                          f"return the probabilities, e.g. lambda p, X, y: my_forward(X, p)['A2'].")
+    return out
+
+
 def _take(a, idx, axis):
     a = np.asarray(a)
     return np.take(a, idx, axis=axis) if a.ndim > axis else a
+
+
+def scalar(value):
+    """A loss as one float (the sum, where a function returned the per-sample values)."""
+    return float(np.asarray(value, dtype=np.float64).sum())
 
 
 def _fmt(x):
@@ -282,8 +308,24 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
         with user.bound():
             return _call(fn, user.rebuild(P), Xa, ya, what, state)
 
+    reads = {}  # how the forward's output is read, settled at the first call
+
     def call_forward(P, Xa=Xs, ya=ys):
-        return call(forward, P, "forward", Xa, ya)
+        out, warns = call(forward, P, "forward", Xa, ya)
+        out = probabilities_of(out, n)
+        if "logits" not in reads:
+            finite = np.asarray(out)[np.isfinite(out)]
+            reads["logits"] = bool(finite.size and (finite.min() < 0 or finite.max() > 1))
+            if reads["logits"]:
+                notes.append("your forward pass returns values outside [0, 1]: read as logits, and the checks "
+                             "take their softmax over the classes")
+        if reads["logits"]:
+            axis = 1 if np.shape(out)[0] == n else 0
+            with np.errstate(all="ignore"):
+                Zq = np.asarray(out, np.float64)
+                E = np.exp(Zq - Zq.max(axis=axis, keepdims=True))
+                out = (E / E.sum(axis=axis, keepdims=True)).astype(np.asarray(out).dtype)
+        return out, warns
 
     P_raw, overflow = call_forward(arrays)
     low_precision = np.asarray(P_raw).dtype.kind == "f" and np.asarray(P_raw).dtype.itemsize < 8
@@ -381,12 +423,15 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
             P3, warns = call_forward(shifted)
             P3 = np.asarray(P3, np.float64)
             if not np.all(np.isfinite(P3)) or not np.allclose(P3, P_out, rtol=1e-2, atol=1e-4):
-                findings.append(Finding("forward", "softmax_overflow", "mistake",
+                # a warning while the outputs are finite: it breaks once the logits grow
+                axis = "axis=1" if samples_in == "rows" else "axis=0"
+                findings.append(Finding("forward", "softmax_overflow", "warning",
                                         "the softmax does not subtract the maximum logit",
                                         "adding 1000 to every logit (which leaves a softmax unchanged) gave "
                                         + ("NaN/inf" if not np.all(np.isfinite(P3)) else "different outputs"),
-                                        "compute exp(Z - Z.max(axis=1, keepdims=True)): exp overflows above 709 in "
-                                        "float64 and 88 in float32", seed_mistake=2))
+                                        f"compute exp(Z - Z.max({axis}, keepdims=True)): exp overflows above 709 "
+                                        f"in float64 and 88 in float32, and then the outputs are NaN",
+                                        seed_mistake=2))
 
     # ------------------------------------------------------------------ loss
     term = "cross_entropy" if net is None or net.output != "sigmoid" else "half_squared_error"
@@ -401,10 +446,12 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
 
     l2 = None  # the L2 coefficient of the user's loss, once known
     if loss is not None:
-        value, _ = call(loss, arrays, "loss")
-        value_again, _ = call(loss, arrays, "loss")
-        value = float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
-        if float(np.asarray(value_again, np.float64).reshape(-1)[0]) != value:
+        raw_value, _ = call(loss, arrays, "loss")
+        if np.size(raw_value) != 1:
+            notes.append(f"your loss returns {np.size(raw_value)} values, not one number: their sum is taken "
+                         f"as the loss you report")
+        value, value_again = scalar(raw_value), scalar(call(loss, arrays, "loss")[0])
+        if value_again != value:
             findings.append(Finding("loss", "random_loss", "warning", "your loss is random",
                                     "two calls at the same weights gave different values (a dropout mask drawn anew)",
                                     "draw the mask once per step, or switch dropout off to diagnose"))
@@ -413,7 +460,7 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
             shrunk = M.shrink(net, arrays, Xs)
             P2, _ = call_forward(shrunk)
             v2, _ = call(loss, shrunk, "loss")
-            points.append((net.outputs(P2), float(np.asarray(v2, np.float64).reshape(-1)[0]), sum_w2(shrunk)))
+            points.append((net.outputs(P2), scalar(v2), sum_w2(shrunk)))
         rtol = 1e-3 if low_precision else 1e-5
         with np.errstate(all="ignore"):
             matched = M.match_loss(points, y_s, rtol=max(rtol, 1e-4))
@@ -480,7 +527,8 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
                 with np.errstate(all="ignore"):
                     Pq = M.OUTPUTS["softmax"](net.forward(Q, Xs)[0][-1])
             else:
-                out, _ = _call(forward, container, Xs, ys, "forward", state)
+                with user.bound():
+                    out, _ = call_forward(Q)
                 out = np.asarray(out)
                 Pq = out if samples_in == "rows" else out.T
             with np.errstate(all="ignore"):
@@ -591,8 +639,9 @@ def backprop_findings(reading, net, result, n, n_full, y_form):
             continue
         act = net.activation
         want = M.DERIVATIVE_TEXT[act]
+        want = f"({want})" if " " in want else want
         if d == "of_Z":
-            text = want.replace("A", "Z")
+            text = want.replace("A", f"Z{l}")
             out.append(Finding("backprop", "derivative_of_Z", "mistake",
                                f"layer {l}: the {act} derivative {text} is taken of the pre-activation Z{l}, "
                                f"not of the activation A{l}",
@@ -631,7 +680,7 @@ def backprop_findings(reading, net, result, n, n_full, y_form):
                                f"dZ{l} = dA{l} * {M.DERIVATIVE_TEXT[net.activation].replace('A', f'A{l}')}",
                                tensors=[n_ for n_ in net.layers[l - 1] if n_]))
     # tensors no combination reproduces, and that the gradient check cannot name more precisely
-    vague = [nm for nm in reading.unexplained if nm not in result.tensors or result.tensors[nm].kind in (None, "wrong")]
+    vague = [nm for nm in reading.unexplained if nm in result.failed and result.tensors[nm].kind in (None, "wrong")]
     if vague:
         names = ", ".join(vague)
         closest = ", ".join(f"{nm} {reading.errors[nm]:.1e}" for nm in vague)

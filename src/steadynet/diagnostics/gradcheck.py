@@ -423,6 +423,11 @@ def check_tensor(name, g, n, index, shape, batch_size=None, *, noise=0.0, tol=No
         if g.ndim == 2 and g.shape == tuple(shape)[::-1] and rel_error(g.T.reshape(-1)[index], n, noise) < tol_warn:
             return TensorCheck(status="fail", rel_error=1.0, kind="transposed",
                                detail=f"{KINDS['transposed']}; shape {g.shape}, parameter {tuple(shape)}", **base)
+        if g.size == 1 and size > 1:
+            return TensorCheck(status="fail", rel_error=1.0, kind="shape",
+                               detail=f"{KINDS['shape']}: a single number for a parameter of shape {tuple(shape)}: "
+                               f"summed over every axis; sum over the samples' axis only (keepdims=True for a "
+                               f"column or row bias)", **base)
         return TensorCheck(status="fail", rel_error=1.0, kind="shape",
                            detail=f"{KINDS['shape']}: gradient {g.shape}, parameter {tuple(shape)}", **base)
     gs = g.astype(np.float64).reshape(-1)[index]

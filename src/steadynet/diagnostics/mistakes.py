@@ -477,7 +477,9 @@ def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6, l2=None):
         score = (err_W > rtol, err_W if err_W > rtol else 0.0, mistakes, err_b)
         if best is None or score < best[0]:
             best = (score, sw, dZ)
-    _, sw, dZ = best
+    score, sw, dZ = best
+    if score[0]:  # no combination reproduces the output layer: claim none of its switches
+        sw = {k: correct[k] for k in sw}
     switches.update(sw)
     correct_dZ = output_dZ(correct, P_correct, P_theirs, Zs[-1], y, n_full)
     settle(wn, bn, As[-2].T @ dZ, dZ.sum(axis=0), g_W, g_b, As[-2].T @ correct_dZ, correct_dZ.sum(axis=0), W)
@@ -498,8 +500,8 @@ def match_backprop(net, P, X, y, G, P_theirs, term, n_full, rtol=1e-6, l2=None):
             score = (err_W > rtol, err_W if err_W > rtol else 0.0, derivative != "of_A")
             if best is None or score < best[0]:
                 best = (score, derivative, dZl)
-        _, derivative, dZ = best
-        switches[f"derivative_{l + 1}"] = derivative
+        score, derivative, dZ = best
+        switches[f"derivative_{l + 1}"] = "of_A" if score[0] else derivative
         correct[f"derivative_{l + 1}"] = "of_A"
         correct_dZ = hidden_dZ("of_A", net.activation, dA_correct, Zs[l], As[l + 1])
         settle(wn, bn, As[l].T @ dZ, dZ.sum(axis=0), g_W, g_b, As[l].T @ correct_dZ, correct_dZ.sum(axis=0), W)
