@@ -416,3 +416,20 @@ def test_softmax_with_squared_error_and_its_true_gradient_is_no_false_alarm():
 
     result = diagnose(net.params, net.X, net.y, forward=net.forward, backward=backward, loss=loss)
     assert result.ok, result.report()
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(y=np.arange(5)), "labels for the 16 samples"),
+    (dict(backward=lambda p, X, y: None), "backward: returned what cannot be read"),
+    (dict(loss=lambda p, X, y: "x"), "loss: expected a number"),
+    (dict(forward=lambda p, X, y: np.zeros((16, 4, 1))), "forward: expected probabilities"),
+    (dict(y=np.full(16, 0.5)), "integer class labels"),
+    (dict(loss=lambda p, X, y: 1 / 0), "raised ZeroDivisionError"),
+])
+def test_bad_arguments_get_one_line(change, message):
+    net = UserNet()
+    args = dict(X=net.X, y=net.y, forward=net.forward, backward=net.backward, loss=net.loss)
+    args.update(change)
+    with pytest.raises(ConfigError, match=message) as caught:
+        diagnose(net.params, args.pop("X"), args.pop("y"), **args)
+    assert "\n" not in str(caught.value)

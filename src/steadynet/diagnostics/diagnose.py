@@ -225,7 +225,10 @@ def _take(a, idx, axis):
 
 def scalar(value):
     """A loss as one float (the sum, where a function returned the per-sample values)."""
-    return float(np.asarray(value, dtype=np.float64).sum())
+    try:
+        return float(np.asarray(value, dtype=np.float64).sum())
+    except (TypeError, ValueError):
+        raise ConfigError(f"loss: expected a number, found {type(value).__name__} {str(value)[:40]!r}.") from None
 
 
 def _fmt(x):
@@ -293,7 +296,9 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
     sample_axis = 0 if rows_ok or X.shape[0] not in W_first.shape else 1
     n_full = X.shape[sample_axis]
     y_arr = np.asarray(y)
-    y_axis = 0 if y_arr.shape[0] == n_full else (1 if y_arr.ndim == 2 and y_arr.shape[1] == n_full else 0)
+    if y_arr.ndim == 0 or n_full not in y_arr.shape[:2]:
+        raise ConfigError(f"y: expected labels for the {n_full} samples of X, found shape {y_arr.shape}.")
+    y_axis = 0 if y_arr.shape[0] == n_full else 1
 
     # the samples the checks run on
     idx = np.sort(rng.choice(n_full, min(n_samples, n_full), replace=False))
@@ -500,7 +505,10 @@ def diagnose(params, X, y, *, forward, backward=None, loss=None, lr=None, shapes
     reading = None
     if backward is not None:
         raw, _ = call(backward, arrays, "backward")
-        grads, grad_notes = user.match_gradients(raw)
+        try:
+            grads, grad_notes = user.match_gradients(raw)
+        except ConfigError as e:
+            raise ConfigError(f"backward: returned what cannot be read as gradients: {e}") from None
         notes += grad_notes
         missing = [nm for nm in names if nm not in grads]
         if missing and len(missing) == len(names):
