@@ -13,7 +13,7 @@ A study folder holds::
     trials/0000/ ...   one run folder per trial: config.json, metrics.json, model.npz, checkpoints/
     best_config.json   the best trial's config.json, as is: `steadynet train --config best_config.json`
     summary.json       what `steadynet tune --json` prints
-    report.html        the study report: history, parameter importances, parallel coordinates
+    report.html        the study report: history, parameter importances, slices, every trial
 
 The journal is appended one record at a time under a lock, so a study killed at any moment
 (Ctrl-C or SIGKILL) keeps every finished trial, and ``resume=True`` continues it: the trials
@@ -368,11 +368,16 @@ def open_storage(out, url, optuna):
             import psycopg2  # noqa: F401
         except ImportError:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    from optuna.storages import RetryFailedTrialCallback
+    import warnings
 
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60,
-                                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
+                retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(1)}
+            else:
+                retry = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+            return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, **retry)
     except Exception as exc:  # SQLAlchemy/driver errors: an unreachable or unusable server
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuneError(f"--storage {redact(url)}: cannot use this database ({first}); check the URL, that "
@@ -584,8 +589,8 @@ def write_results(out, study, spec, seconds, log=None):
 
 
 def study_figures(study, optuna):
-    """``[(title, caption, png bytes)]``: optimisation history, parameter importances, parallel
-    coordinates; each only when the study has enough trials for it."""
+    """``[(title, caption, png bytes)]``: optimisation history, parameter importances, one slice plot
+    per setting; each only when the study has enough trials for it."""
     import warnings
 
     import matplotlib
@@ -604,8 +609,8 @@ def study_figures(study, optuna):
     plots += [("Parameter importances", "How much of the variation in validation accuracy each setting "
                "explains (fANOVA over the completed trials).", ovm.plot_param_importances,
                len(complete) >= 2 and bool(varied))]
-    plots += [("Parallel coordinates", "Each line is a completed trial through its settings, coloured by "
-               "its validation accuracy.", ovm.plot_parallel_coordinate, len(complete) >= 2 and bool(varied))]
+    plots += [("Slices", "Validation accuracy of each completed trial against each setting; darker dots are "
+               "later trials.", ovm.plot_slice, len(complete) >= 2 and bool(varied))]
     figures = []
     for title, caption, plot, enough in plots:
         if not enough:
@@ -613,11 +618,17 @@ def study_figures(study, optuna):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
             try:
-                ax = plot(study)
+                axes = plot(study)
             except (ValueError, RuntimeError):  # e.g. importances of a study too small to fit
                 continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-        fig.set_size_inches(9, 4.5)
+        axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
+        fig = axes[0].figure
+        for ax in axes:
+            if ax.get_ylabel() == "Objective Value":
+                ax.set_ylabel("validation accuracy")
+        if len(axes) == 1:  # Optuna lays out the slices (and their colour bar) itself
+            fig.set_size_inches(9.0, 4.0)
+            fig.tight_layout()
         figures.append((title, caption, figure_png(fig)))
         plt.close(fig)
     return figures
