@@ -187,21 +187,27 @@ def test_invalid_trial_settings_stop_the_search_with_the_trial_named(tmp_path, b
 # ------------------------------------------------------------------------- killed, resumed, shared
 
 
-def test_a_study_killed_mid_trial_resumes_to_the_same_number_of_trials(tmp_path, blobs_npz):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_study_killed_mid_trial_resumes_to_the_same_number_of_trials(tmp_path, blobs_npz, sig):
     out = str(tmp_path / "study")
     env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC), OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "steadynet", "tune", "--data", blobs_npz, "--val-size", "100",
-                             "--epochs", "120", "--seed", "3", "--trials", "3", "--out", out],
-                            env=env, stderr=subprocess.DEVNULL)
-    # kill it once the second trial has finished an epoch: mid-trial
+                             "--epochs", "60", "--seed", "3", "--trials", "3", "--out", out],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    # stop it once the second trial has finished an epoch: mid-trial
     second = os.path.join(out, "trials", "0001", "metrics.json")
     deadline = time.monotonic() + 120
     while not os.path.exists(second) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    err = proc.communicate()[1]
     before = study_trials(out)
-    assert [t[1] for t in before][:2] == ["COMPLETE", "RUNNING"]
+    if sig == signal.SIGKILL:  # no chance to record anything: the trial is left running
+        assert [t[1] for t in before][:2] == ["COMPLETE", "RUNNING"]
+    else:  # Ctrl-C: the trial is recorded as failed, and the last line says how to go on
+        assert proc.returncode == 130 and [t[1] for t in before][:2] == ["COMPLETE", "FAIL"]
+        assert err.strip().splitlines()[-1] == (f"steadynet tune: error: search interrupted; every finished trial "
+                                                f"is kept in the study, continue it with `steadynet tune --resume {out}`.")
 
     summary = tune(out, resume=True)
     after = study_trials(out)

@@ -309,11 +309,17 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
     study = open_study(out, spec, optuna, create=True)
     if resume:
         retry_unfinished(study, spec, optuna, log)
-    if workers == 1:
-        study = open_study(out, spec, optuna, seed_offset=(len(study.trials), 0))
-        run_worker(out, spec, study, optuna, worker=0, log=log)
-    else:
-        run_worker_processes(out, spec, workers, log)
+    try:
+        if workers == 1:
+            study = open_study(out, spec, optuna, seed_offset=(len(study.trials), 0))
+            run_worker(out, spec, study, optuna, worker=0, log=log)
+        else:
+            run_worker_processes(out, spec, workers, log)
+    except KeyboardInterrupt:
+        from .train import Interrupted
+
+        raise Interrupted(f"search interrupted; every finished trial is kept in the study, continue it with "
+                          f"`steadynet tune --resume {out}`.") from None
     summary = write_results(out, open_study(out, spec, optuna), spec, time.perf_counter() - started, log)
     return summary
 
@@ -420,7 +426,8 @@ def retry_unfinished(study, spec, optuna, log):
             study.tell(t.number, state=TrialState.FAIL)
             log(f"trial {t.number}: was running when the study stopped; trying its settings again")
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    # retried by us on an earlier resume, or by Optuna's heartbeat callback (database storages)
+    retried = {t.user_attrs.get("retry_of") for t in trials} | {t.system_attrs.get("failed_trial") for t in trials}
     for t in trials:
         if t.state == TrialState.FAIL and not t.user_attrs.get("surplus") and t.number not in retried:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
