@@ -39,7 +39,7 @@ def blobs_npz(tmp_path):
 
 def small(blobs_npz, **changes):
     """Keywords of a tiny search on the blobs."""
-    return dict(dict(data=blobs_npz, val_size=100, epochs=3, seed=3, trials=4), **changes)
+    return dict(dict(data=blobs_npz, val_size=100, epochs=3, seed=3, trials=4, report=False), **changes)
 
 
 def study_trials(out):
@@ -109,7 +109,7 @@ def test_tiny_search_completes_and_is_deterministic(tmp_path, blobs_npz):
 
 def test_trials_are_run_folders_measured_on_validation_only(tmp_path, blobs_npz):
     out = str(tmp_path / "study")
-    summary = tune(out, "seed", **small(blobs_npz))
+    summary = tune(out, "seed", **small(blobs_npz, report=True))
     for number, state, params, value, attrs in study_trials(out):
         run = os.path.join(out, attrs["run"])
         assert attrs["run"] == os.path.join("trials", f"{number:04d}")
@@ -124,7 +124,11 @@ def test_trials_are_run_folders_measured_on_validation_only(tmp_path, blobs_npz)
             assert metrics["status"] == "pruned"
     best = summary["best"]
     assert best["val_accuracy"] == max(t[3] for t in study_trials(out) if t[1] == "COMPLETE")
-    assert os.path.isfile(os.path.join(out, "report.html"))
+    # the report: one page, its plots embedded, every trial listed
+    with open(summary["report"], encoding="utf-8") as f:
+        page = f.read()
+    assert page.count("data:image/png;base64,") >= 2 and "<script" not in page and "src=\"http" not in page
+    assert page.count("<tr") == 1 + len(study_trials(out))
 
 
 def test_best_config_round_trips_through_train_config(tmp_path, blobs_npz):
@@ -283,16 +287,41 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_two_workers_against_a_postgresql_server(tmp_path, blobs_npz, postgres_url):
+def test_two_workers_against_a_postgresql_server(tmp_path, blobs_npz, postgres_url, monkeypatch, capsys):
     out = str(tmp_path / "study")
-    summary = tune(out, "seed", workers=2, storage=postgres_url, log=print, **small(blobs_npz, trials=4, epochs=10))
+    # the server trusts local connections, so the password is never checked: it must only never be written
+    url = postgres_url.replace("steadynet@", "steadynet:s3cret@")
+    argv = ["tune", "--data", blobs_npz, "--val-size", "100", "--epochs", "3", "--seed", "3", "--trials", "4",
+            "--workers", "2", "--storage", url, "--out", out, "--json"]
+    monkeypatch.setattr(sys, "argv", ["steadynet", *argv])
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["trials"]["COMPLETE"] + summary["trials"]["PRUNED"] == 4
+    assert summary["storage"] == url.replace("s3cret", "***")
     assert not os.path.exists(os.path.join(out, "journal.log"))
     # the study lives in the server: read it back from there
     study = optuna.load_study(study_name="study", storage=postgres_url)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 4 and len({t.number for t in finished}) == 4
     assert all(os.path.isfile(os.path.join(out, t.user_attrs["run"], "metrics.json")) for t in finished)
+    # resumed in this process (its trial's config.json records the command line): one more trial
+    argv = ["tune", "--resume", out, "--trials", "5", "--storage", url]
+    monkeypatch.setattr(sys, "argv", ["steadynet", *argv])
+    assert main(argv) == 0
+    assert len([t for t in optuna.load_study(study_name="study", storage=postgres_url).trials
+                if t.state.name in ("COMPLETE", "PRUNED")]) == 5
+    for folder, _, files in os.walk(out):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                assert b"s3cret" not in f.read(), os.path.join(folder, name)
+
+
+def test_a_password_is_redacted():
+    from steadynet.tune import redact
+
+    assert redact("postgresql://u:pw@db.example:5432/x") == "postgresql://u:***@db.example:5432/x"
+    assert redact("postgresql://u@db.example/x") == "postgresql://u@db.example/x"
+    assert redact("postgresql+psycopg://u:pw@/x?host=/tmp/s") == "postgresql+psycopg://u:***@/x?host=/tmp/s"
 
 
 def test_an_unreachable_storage_is_one_line(tmp_path, blobs_npz):
@@ -300,6 +329,7 @@ def test_an_unreachable_storage_is_one_line(tmp_path, blobs_npz):
     url = f"postgresql://nobody@/postgres?host={tmp_path}&port=1"
     with pytest.raises(TuneError, match="--storage .*: cannot use this database"):
         tune(str(tmp_path / "study"), "seed", storage=url, **small(blobs_npz))
+    assert not os.path.exists(tmp_path / "study" / "study.json")  # so the same command can simply be rerun
 
 
 # ------------------------------------------------------------------------- the command line

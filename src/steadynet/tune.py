@@ -216,7 +216,7 @@ def suggest(trial, space):
 
 
 def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None, epochs=None, seed=None,
-         workers=1, storage=None, study_name=None, resume=False, log=None, **overrides):
+         workers=1, storage=None, study_name=None, resume=False, report=True, log=None, **overrides):
     """Search training settings with Optuna; each trial is a run folder under ``out/trials``.
 
     Parameters
@@ -249,6 +249,8 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
     resume : bool, default=False
         Continue the study in ``out`` with the settings it was started with (``trials``,
         ``timeout``, ``workers`` and ``storage`` may be given anew).
+    report : bool, default=True
+        Write ``out/report.html`` at the end (needs matplotlib; skipped with a notice without).
     log : callable(str), optional
         Receives one line per finished trial, and notices.
     **overrides
@@ -274,7 +276,6 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
         raise TuneError(f"--trials must be an integer >= 1, got {trials!r}.")
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise TuneError(f"--timeout must be a number of seconds > 0, got {timeout!r}.")
-    spec_path = os.path.join(out, "study.json")
     if resume:
         spec = read_spec(out)
         spec.update({k: v for k, v in (("trials", trials), ("timeout", timeout)) if v is not None})
@@ -284,7 +285,7 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
             raise TuneError(f"--resume {out}: the study's storage URL held a password, which was not "
                             f"saved; give it again with --storage URL.")
     else:
-        if os.path.exists(spec_path):
+        if os.path.exists(os.path.join(out, "study.json")):
             raise TuneError(f"--out {out}: already holds a study; continue it with --resume {out} "
                             f"or choose another folder.")
         if trials is None and timeout is None:
@@ -303,10 +304,11 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
             os.makedirs(os.path.join(out, TRIALS_DIR), exist_ok=True)
         except OSError as exc:
             raise TuneError(f"--out {out}: cannot create the study folder there ({exc.strerror or exc}).") from None
-        write_spec(out, spec)
 
     started = time.perf_counter()
-    study = open_study(out, spec, optuna, create=True)
+    study = open_study(out, spec, optuna, create=True)  # first, so that a bad --storage leaves no study.json
+    if not resume:
+        write_spec(out, spec)
     if resume:
         retry_unfinished(study, spec, optuna, log)
     try:
@@ -320,8 +322,7 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
 
         raise Interrupted(f"search interrupted; every finished trial is kept in the study, continue it with "
                           f"`steadynet tune --resume {out}`.") from None
-    summary = write_results(out, open_study(out, spec, optuna), spec, time.perf_counter() - started, log)
-    return summary
+    return write_results(out, open_study(out, spec, optuna), spec, time.perf_counter() - started, report, log)
 
 
 def read_spec(out):
@@ -357,8 +358,7 @@ def redact(url):
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
 def open_storage(out, url, optuna):
@@ -458,7 +458,7 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
         try:
             config = base.replace(**changes)
         except ConfigError as exc:
-            raise ConfigError(f"trial {trial.number} ({short(changes)}): {exc}") from None
+            raise ConfigError(f"trial {trial.number} ({short(trial.params)}): {exc}") from None
         run_dir = os.path.join(out, TRIALS_DIR, f"{trial.number:04d}")
         shutil.rmtree(run_dir, ignore_errors=True)  # a number's folder is only ever this trial's
         trial.set_user_attr("run", os.path.join(TRIALS_DIR, f"{trial.number:04d}"))
@@ -524,6 +524,7 @@ def run_worker_processes(out, spec, workers, log):
     """Start ``workers`` processes on the study and wait for them; each gets one BLAS thread
     (set in its environment, so before it imports NumPy) so that they do not fight for cores."""
     env = dict(os.environ, **{name: "1" for name in BLAS_THREAD_VARIABLES})
+    env.pop("STEADYNET_TUNE_STORAGE", None)
     if spec.get("storage"):
         env["STEADYNET_TUNE_STORAGE"] = spec["storage"]  # the URL, password included, never on disk
     procs = [subprocess.Popen([sys.executable, "-c", WORKER_CODE, out, str(i)], env=env) for i in range(workers)]
@@ -562,7 +563,7 @@ def worker_main(argv):
 # ------------------------------------------------------------------------- results
 
 
-def write_results(out, study, spec, seconds, log=None):
+def write_results(out, study, spec, seconds, report=True, log=None):
     """``summary.json``, ``best_config.json`` and ``report.html``; returns the summary."""
     from .train.trainer import write_json
 
@@ -588,7 +589,8 @@ def write_results(out, study, spec, seconds, log=None):
                            "rerun": f"steadynet train --config {config_path}"}
     write_json(os.path.join(out, "summary.json"), summary)
     try:
-        summary["report"] = write_study_report(out, study, summary, optuna)
+        if report:
+            summary["report"] = write_study_report(out, study, summary, optuna)
     except ImportError:
         if log:
             log("report.html skipped: matplotlib is not installed (pip install 'steadynet[plot]')")

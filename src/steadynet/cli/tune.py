@@ -33,9 +33,10 @@ def add_parser(sub):
                    help="training images held out to compare trials on (default: 5000)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes on this machine sharing the study, one BLAS thread each (default: 1)")
-    p.add_argument("--storage", metavar="URL", default=None,
+    p.add_argument("--storage", metavar="URL", default=os.environ.get("STEADYNET_TUNE_STORAGE"),
                    help="a database the study lives in, e.g. postgresql://user:password@host/db, so that "
-                        "workers on other machines join it (default: a journal file in the study folder)")
+                        "workers on other machines join it; $STEADYNET_TUNE_STORAGE keeps a password out of "
+                        "the process list (default: a journal file in the study folder)")
     p.add_argument("--study-name", default=None, help="the study's name in --storage (default: the folder's name)")
     p.add_argument("--resume", metavar="STUDY", default=None,
                    help="continue a stopped study with its own settings (--trials, --timeout, --workers "
@@ -45,10 +46,13 @@ def add_parser(sub):
 
 def run(args):
     from ..errors import ConfigError
-    from ..tune import tune
+    from ..tune import redact, tune
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
+
+    if args.storage:  # each trial's config.json records the command line: never with a password
+        sys.argv = [redact(a) if a == args.storage else a for a in sys.argv]
 
     if args.resume:
         fixed = [flag for flag, value in (("--data", args.data), ("--seed", args.seed), ("--epochs", args.epochs),
