@@ -158,9 +158,17 @@ def test_python_space_file_and_the_median_pruner(tmp_path, blobs_npz):
     summary = tune(out, str(path), **small(blobs_npz, epochs=6))
     states = [t[1] for t in study_trials(out)]
     assert states == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
-    with open(os.path.join(out, "trials", "0002", "metrics.json")) as f:
-        metrics = json.load(f)
-    assert len(metrics["epochs"]) == 2 and metrics["status"] == "pruned"
+    study = optuna.load_study(study_name="study", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(os.path.join(out, "journal.log"))))
+    for number in (2, 3):
+        with open(os.path.join(out, "trials", f"000{number}", "metrics.json")) as f:
+            metrics = json.load(f)
+        # stopped before its 6 epochs, and the epoch that decided it is in its metrics
+        reported = study.trials[number].intermediate_values
+        last = max(reported)
+        assert 2 <= last < 6 and sorted(reported) == list(range(1, last + 1))
+        assert [e["epoch"] for e in metrics["epochs"]] == sorted(reported) and metrics["status"] == "pruned"
+        assert metrics["epochs"][-1]["val_accuracy"] == reported[last]
     assert summary["trials"]["PRUNED"] == 2
 
 

@@ -474,7 +474,7 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
             result = train(config, run_dir, data, on_epoch=on_epoch)
         except _Pruned as exc:
             mark_pruned(run_dir, f"pruned at epoch {exc.args[0].epoch}: validation accuracy behind the "
-                                 f"median of earlier trials")
+                                 f"median of earlier trials", exc.args[0])
             log(f"trial {trial.number}: pruned at epoch {exc.args[0].epoch} (val acc "
                 f"{exc.args[0].val_accuracy:.4f}; {short(trial.params)})")
             raise optuna.TrialPruned() from None
@@ -501,8 +501,9 @@ def short(changes):
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in changes.items())
 
 
-def mark_pruned(run_dir, reason):
-    """Record in the trial's ``metrics.json`` that it was stopped by the search."""
+def mark_pruned(run_dir, reason, result=None):
+    """Record in the trial's ``metrics.json`` that it was stopped by the search, with the epoch
+    that decided it (``result``: the pruner stops the run before :func:`train` writes it)."""
     from .train.trainer import write_json
 
     path = os.path.join(run_dir, "metrics.json")
@@ -511,6 +512,8 @@ def mark_pruned(run_dir, reason):
             metrics = json.load(f)
     except (OSError, ValueError):
         return
+    if result is not None and (not metrics["epochs"] or metrics["epochs"][-1]["epoch"] < result.epoch):
+        metrics["epochs"].append(result.to_dict())
     metrics.update(status="pruned", pruned=reason)
     write_json(path, metrics)
 
