@@ -83,7 +83,8 @@ def test_unknown_space_name():
 def test_toml_space_with_width_and_depth(tmp_path, blobs_npz):
     path = tmp_path / "space.toml"
     path.write_text('[fixed]\nactivation = "relu"\n\n[params.width]\nlow = 4\nhigh = 16\n\n'
-                    '[params.depth]\nchoices = [1, 2]\n\n[params.learning_rate]\nlow = 0.01\nhigh = 0.2\nlog = true\n')
+                    '[params.depth]\nchoices = [1, 2]\n\n'
+                    '[params.learning_rate]\nlow = 0.01\nhigh = 0.2\nlog = true\n')
     out = str(tmp_path / "study")
     tune(out, str(path), **small(blobs_npz, trials=3))
     for number, state, params, value, attrs in study_trials(out):
@@ -196,6 +197,15 @@ def test_invalid_trial_settings_stop_the_search_with_the_trial_named(tmp_path, b
         tune(str(tmp_path / "study"), str(path), **small(blobs_npz))
 
 
+def test_invalid_trial_settings_on_the_command_line_are_one_line(tmp_path, blobs_npz, capsys):
+    path = tmp_path / "space.toml"
+    path.write_text('[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n')
+    assert main(["tune", "--data", blobs_npz, "--val-size", "100", "--epochs", "3", "--trials", "2",
+                 "--space", str(path), "--out", str(tmp_path / "study")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("steadynet tune: error: trial 0 (warmup_epochs=")
+
+
 # ------------------------------------------------------------------------- killed, resumed, shared
 
 
@@ -218,8 +228,9 @@ def test_a_study_killed_mid_trial_resumes_to_the_same_number_of_trials(tmp_path,
         assert [t[1] for t in before][:2] == ["COMPLETE", "RUNNING"]
     else:  # Ctrl-C: the trial is recorded as failed, and the last line says how to go on
         assert proc.returncode == 130 and [t[1] for t in before][:2] == ["COMPLETE", "FAIL"]
-        assert err.strip().splitlines()[-1] == (f"steadynet tune: error: search interrupted; every finished trial "
-                                                f"is kept in the study, continue it with `steadynet tune --resume {out}`.")
+        assert err.strip().splitlines()[-1] == (f"steadynet tune: error: search interrupted; every finished "
+                                                f"trial is kept in the study, continue it with "
+                                                f"`steadynet tune --resume {out}`.")
 
     summary = tune(out, resume=True)
     after = study_trials(out)

@@ -79,7 +79,7 @@ def require_optuna():
         import optuna
     except ImportError:
         raise TuneError(INSTALL_HINT + ".") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported by steadynet, in one line
     return optuna
 
 
@@ -155,7 +155,8 @@ def check_space(space, where):
             (set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]
              and all(isinstance(c, (bool, int, float, str)) for c in spec["choices"]))
             or ({"low", "high"} <= set(spec) <= {"low", "high", "log", "step"}
-                and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) for k in ("low", "high"))
+                and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool)
+                        for k in ("low", "high"))
                 and spec["low"] < spec["high"] and (not spec.get("log") or spec["low"] > 0)))
         if not ok:
             raise TuneError(f"{where}: params.{name} must be {{choices = [...]}} or {{low = a, high = b}} with "
@@ -303,7 +304,8 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
         try:
             os.makedirs(os.path.join(out, TRIALS_DIR), exist_ok=True)
         except OSError as exc:
-            raise TuneError(f"--out {out}: cannot create the study folder there ({exc.strerror or exc}).") from None
+            raise TuneError(f"--out {out}: cannot create the study folder there "
+                            f"({exc.strerror or exc}).") from None
 
     started = time.perf_counter()
     study = open_study(out, spec, optuna, create=True)  # first, so that a bad --storage leaves no study.json
@@ -333,7 +335,8 @@ def read_spec(out):
         TrainConfig.from_dict(spec["base"])
         spec["space"] = spec["space"] if "python" in spec["space"] else check_space(spec["space"], path)
     except FileNotFoundError:
-        raise TuneError(f"--resume {out}: not a study folder (expected {path}, written by steadynet tune).") from None
+        raise TuneError(f"--resume {out}: not a study folder (expected {path}, written by "
+                        f"steadynet tune).") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TuneError(f"{path}: not a readable study description ({type(exc).__name__}: {exc}).") from None
     return spec
@@ -484,7 +487,8 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
             log(f"trial {trial.number}: pruned, diverged ({short(trial.params)})")
             raise optuna.TrialPruned() from None
         value = result["epochs"][-1]["val_accuracy"]
-        log(f"trial {trial.number}: val acc {value:.4f} ({short(trial.params)}) {time.perf_counter() - started:.1f}s")
+        seconds = time.perf_counter() - started
+        log(f"trial {trial.number}: val acc {value:.4f} ({short(trial.params)}) {seconds:.1f}s")
         return value
 
     def stop_when_enough(study, trial):

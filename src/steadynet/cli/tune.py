@@ -55,10 +55,10 @@ def run(args):
         sys.argv = [redact(a) if a == args.storage else a for a in sys.argv]
 
     if args.resume:
-        fixed = [flag for flag, value in (("--data", args.data), ("--seed", args.seed), ("--epochs", args.epochs),
-                                          ("--preset", args.preset), ("--out", args.out),
-                                          ("--study-name", args.study_name), ("--space", args.space), ("--val-size", args.val_size))
-                 if value is not None]
+        given = (("--data", args.data), ("--seed", args.seed), ("--epochs", args.epochs), ("--preset", args.preset),
+                 ("--out", args.out), ("--study-name", args.study_name), ("--space", args.space),
+                 ("--val-size", args.val_size))
+        fixed = [flag for flag, value in given if value is not None]
         if fixed:
             raise ConfigError(f"--resume continues a study with its own settings; drop {fixed}.")
         summary = tune(args.resume, trials=args.trials, timeout=args.timeout, workers=args.workers,
