@@ -4,7 +4,8 @@ Optuna (``pip install 'steadynet[tune]'``) samples the settings, stores the stud
 bad trials; steadynet trains each trial with :func:`steadynet.train` and reports the
 validation accuracy of every epoch, so a trial that is clearly behind stops early. The
 objective is the validation accuracy of the trial's last epoch (the model its run folder
-keeps); the test set is not even loaded into a trial, so no choice can be made on it.
+keeps); the test split is dropped from the data before the first trial, so no choice can be
+made on it.
 
 A study folder holds::
 
@@ -662,8 +663,8 @@ def write_study_report(out, study, summary, optuna):
     page = [f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>steadynet study "
             f"{esc(summary['study_name'])}</title><style>{STYLE}</style></head><body>",
             f"<h1>Study <code>{esc(summary['study_name'])}</code></h1>",
-            "<p class=note>Every trial is measured on the validation split only; the test set is not "
-            "loaded by a trial.</p>"]
+            "<p class=note>Every trial is measured on the validation split only; the test set never "
+            "reaches a trial.</p>"]
     cards = [(f"{k.lower()} trials", v) for k, v in summary["trials"].items()]
     cards += [("best val accuracy", best and best["val_accuracy"]), ("best trial", best and best["trial"]),
               ("wall time (s)", summary["wall_seconds"])]
