@@ -21,8 +21,10 @@ from .model import MLP  # noqa: E402
 from .persistence import load_model as load, save_model as save  # noqa: E402
 from .images import predict_images, preprocess_digit  # noqa: E402
 from .train import train  # noqa: E402
+from .tune import tune  # noqa: E402  (Optuna is imported only when a search runs)
 
 __all__ = ["MLP", "TrainConfig", "Dataset", "train", "load", "save", "load_data", "check_gradients",
-           "check_model_gradients", "diagnose", "doctor", "predict_images", "preprocess_digit", "SteadynetError",
+           "check_model_gradients", "diagnose", "doctor", "tune", "predict_images", "preprocess_digit",
+           "SteadynetError",
            "ConfigError", "DataFormatError", "ChecksumError", "DownloadError", "ModelFileError",
            "NonFiniteError", "__version__"]

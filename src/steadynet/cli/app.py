@@ -26,6 +26,7 @@ COMMANDS = {
     "gradcheck": "gradcheck",
     "doctor": "doctor",
     "serve": "serve",
+    "tune": "tune",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run
