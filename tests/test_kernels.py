@@ -9,11 +9,13 @@ import pytest
 from steadynet.config import TrainConfig
 from steadynet.errors import ConfigError
 from steadynet.functional import ACTIVATIONS
+from steadynet import kernels
 from steadynet.kernels import resolve_engine
 from steadynet.model import MLP
 from steadynet.optim import OPTIMIZERS, make_optimizer
 
-numba = pytest.importorskip("numba", reason="the compiled path needs numba: pip install 'steadynet[fast]'")
+needs_numba = pytest.mark.skipif(not kernels.available(),
+                                 reason="the compiled path needs numba and SciPy: pip install 'steadynet[fast]'")
 
 # float32: a few units in the last place of values around 1; float64: far below any step
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-11, atol=1e-13)}
@@ -31,6 +33,7 @@ def pair(sizes, activation, dtype):
     return reference, compiled
 
 
+@needs_numba
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("sizes", [(12, 7, 5), (12, 9, 6, 5), (12, 5)])
@@ -51,6 +54,7 @@ def test_compiled_loss_gradient_and_activations_agree_with_numpy(sizes, activati
             np.testing.assert_allclose(mine.A, theirs.A, **tol)
 
 
+@needs_numba
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -77,6 +81,7 @@ def test_compiled_updates_agree_with_numpy_over_many_steps(name, weight_decay, d
     assert not np.allclose(theta, rng.normal(size=n))  # it moved (a check that could fail)
 
 
+@needs_numba
 def test_a_label_out_of_range_is_refused_as_on_the_numpy_path():
     _, compiled = pair((12, 7, 5), "relu", "float32")
     X, y = batch()
@@ -85,6 +90,7 @@ def test_a_label_out_of_range_is_refused_as_on_the_numpy_path():
         compiled.loss_and_grad(X, y)
 
 
+@needs_numba
 def test_training_on_the_compiled_path_matches_numpy_to_rounding(tmp_path):
     """Two epochs of the real loop, each engine: the same weights to float32 rounding."""
     from steadynet import train
@@ -104,9 +110,31 @@ def test_training_on_the_compiled_path_matches_numpy_to_rounding(tmp_path):
     assert not np.array_equal(runs["numpy"].model.theta, MLP((64, 16, 10), seed=0).theta)
 
 
+@needs_numba
 def test_auto_picks_numba_where_it_covers_the_settings_and_numpy_otherwise():
     assert resolve_engine(TrainConfig()) == "numba"
     assert resolve_engine(TrainConfig(dropout=0.2)) == "numpy"
     assert resolve_engine(TrainConfig(engine="numpy")) == "numpy"
     with pytest.raises(ConfigError, match="--engine numba does not cover --dropout"):
         resolve_engine(TrainConfig(engine="numba", dropout=0.2))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_batch_gathering_equals_the_numpy_conversion_bit_for_bit(dtype):
+    from steadynet.kernels import float_batch
+    from steadynet.model import as_float_batch
+
+    X = np.random.default_rng(0).integers(0, 256, size=(50, 20), dtype=np.uint8)
+    rows = np.random.default_rng(1).permutation(50)[:17]
+    for picked in (rows, slice(40, 60)):
+        expected = as_float_batch(X[picked], np.dtype(dtype))
+        got = float_batch(X, picked, np.dtype(dtype))
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_without_numba_auto_falls_back_to_numpy_and_numba_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    assert resolve_engine(TrainConfig()) == "numpy"
+    with pytest.raises(ConfigError, match=r'--engine numba needs numba.*pip install "steadynet\[fast\]"'):
+        TrainConfig(engine="numba").validate()

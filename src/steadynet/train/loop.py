@@ -16,7 +16,8 @@ from ..backend import to_numpy
 from ..data.augment import random_shifts, random_warps, shift_images
 from ..errors import NonFiniteError
 from ..functional import distillation_cross_entropy, softmax
-from ..kernels import resolve_engine
+from ..kernels import float_batch, resolve_engine
+from ..kernels import load as load_kernels
 from ..model import as_float_batch
 from ..optim import clip_grad_norm
 from ..schedules import learning_rate
@@ -146,6 +147,8 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     # how the steps run: the engine (compiled or NumPy) and the BLAS threads (execution())
     how = execution(config, model.layer_sizes, n)
     model.engine = optimizer.engine = how["engine"]
+    if how["engine"] == "numba":
+        load_kernels()  # and the BLAS they call, before its threads are limited
     X_full = None  # full batch without augmentation: converted to float once
 
     while state.epoch < config.epochs:
@@ -184,7 +187,12 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                 # the batch, as floats in [0, 1] on the model's device
                 picked = (slice(b * batch_size, (b + 1) * batch_size) if rows is None
                           else rows[b * batch_size:(b + 1) * batch_size])
-                Xb = X_full if X_full is not None else as_float_batch(X_epoch[picked], dtype, xp)
+                if X_full is not None:
+                    Xb = X_full
+                elif model.engine == "numba":  # gathered, converted and scaled in one compiled pass
+                    Xb = float_batch(X_epoch, picked, dtype)
+                else:
+                    Xb = as_float_batch(X_epoch[picked], dtype, xp)
                 yb = xp.asarray(y_epoch[picked])
                 lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
                                                     warmup, decay_every, config.decay_factor)
