@@ -138,3 +138,14 @@ def test_without_numba_auto_falls_back_to_numpy_and_numba_says_how_to_install(mo
     assert resolve_engine(TrainConfig()) == "numpy"
     with pytest.raises(ConfigError, match=r'--engine numba needs numba.*pip install "steadynet\[fast\]"'):
         TrainConfig(engine="numba").validate()
+
+
+@needs_numba
+def test_the_float32_rational_tanh_stays_within_its_stated_error_and_keeps_nan():
+    from steadynet._numba import tanh_rational
+
+    x = np.concatenate([np.linspace(-12, 12, 20001), [0.0, 1e-30, -1e-30, 9.0, 1e4, -1e4]]).astype(np.float32)
+    got = np.array([tanh_rational(v) for v in x], dtype=np.float32)
+    assert np.abs(got.astype(np.float64) - np.tanh(x.astype(np.float64))).max() < 3.5e-7
+    assert np.abs(got).max() <= 1 and got[x == 1e4][0] == 1 and got[x == -1e4][0] == -1
+    assert np.isnan(tanh_rational(np.float32("nan")))

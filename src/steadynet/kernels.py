@@ -43,13 +43,11 @@ TANH_Q = np.array([1.0, 4.67180729e-01, 2.58941974e-02, 3.29368303e-04, 7.828520
 
 
 def available():
-    """Whether numba can be imported, and SciPy, whose BLAS its ``np.dot`` calls."""
-    try:
-        import numba  # noqa: F401
-        import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether numba is installed, and SciPy, whose BLAS its ``np.dot`` calls. Looked up, not
+    imported: configs are validated by commands that never train (numba costs ~1 s and ~100 MB)."""
+    from importlib.util import find_spec
+
+    return find_spec("numba") is not None and find_spec("scipy") is not None
 
 
 def unsupported(config):
