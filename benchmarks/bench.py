@@ -448,7 +448,8 @@ def run_contention(data, seed=0):
     weights = sn.initial_weights()
     trainers = [sn, Steadynet(case, data, seed, engine="numpy", threads=available_cores(),
                               name="steadynet numpy, BLAS default threads (before)"),
-                Torch(case, data, seed, weights), Torch(case, data, seed, weights, threads=1, name="pytorch 1 thread")]
+                Torch(case, data, seed, weights),
+                Torch(case, data, seed, weights, threads=1, name="pytorch 1 thread")]
     times = {t.name: {"quiet": [], "busy": []} for t in trainers}
     for e in range(case[-1]):
         busy = e % 2 == 1

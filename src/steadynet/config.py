@@ -80,7 +80,7 @@ class TrainConfig:
     on_diverge: str = "stop"  # stop, or recover (halve the learning rate and go on)
     checkpoint_every_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     threads: object = "auto"  # BLAS threads while training: an int, or auto (by the step's shapes: threads.py)
-    engine: str = "auto"  # the step: numpy (the reference), numba (compiled: steadynet[fast]), auto (numba if installed)
+    engine: str = "auto"  # the step: numpy (reference), numba (compiled: steadynet[fast]), auto (numba if installed)
 
     def resolved_learning_rate(self):
         """The learning rate actually used (the default of the optimiser when None)."""

@@ -53,6 +53,10 @@ class MLP:
         ``{"W1": (784, 30), "W2": (30, 10), "b1": (30,), "b2": (10,)}`` for the seed network.
     n_weights : int
         Length of the prefix of ``theta`` that holds weights (the rest are biases).
+    engine : {"numpy", "numba"}
+        How :meth:`loss_and_grad` runs: NumPy (the reference, default), or one compiled call
+        (:mod:`steadynet.kernels`) where the network has no dropout and the call no label
+        smoothing or sample weights. The training loop sets it from ``TrainConfig.engine``.
     """
 
     def __init__(self, layer_sizes=(784, 30, 10), activation="sigmoid", *, init=None,
@@ -105,7 +109,8 @@ class MLP:
         self._first_dense = next(j for j, layer in enumerate(self.layers) if isinstance(layer, Dense))
         # "numba": loss_and_grad runs as one compiled call where it can (steadynet.kernels)
         self.engine = "numpy"
-        self._hidden_buffers, self._kernel_args = {}, None  # batch size -> the compiled step's hidden activations
+        self._hidden_buffers = {}  # batch size -> the compiled step's hidden activations
+        self._kernel_args = self._activations = None  # the layers' arrays as the kernel takes them
 
     # ------------------------------------------------------------------ structure
 

@@ -210,7 +210,8 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                 if reason is None and lr * max(grad_norm, 1.0) > overflow:
                     reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
                 if reason:
-                    report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr, reason)
+                    report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr,
+                                               reason)
                     if config.on_diverge == "recover" and state.lr_scale > 1e-6:
                         state.lr_scale /= 2
                         if log:
