@@ -150,7 +150,10 @@ def float_batch(X, picked, dtype):
 
     if X.dtype != np.uint8 or X.ndim != 2 or not X.flags.c_contiguous:
         return as_float_batch(X[picked], dtype)
-    rows = np.arange(X.shape[0])[picked] if isinstance(picked, slice) else np.asarray(picked, dtype=np.int64)
+    if isinstance(picked, slice):
+        rows = np.arange(*picked.indices(X.shape[0]), dtype=np.int64)
+    else:
+        rows = np.asarray(picked, dtype=np.int64)
     out = np.empty((rows.shape[0], X.shape[1]), dtype)
     _compiled()["gather_scaled"](X, rows, out, dtype.type(1.0 / 255.0))
     return out
