@@ -15,8 +15,22 @@ Also measured: the GEMM floor (only the matrix products of forward and backward,
 network's real shapes, with preallocated outputs, for one epoch of steps), and peak memory
 of a whole `steadynet train` process.
 
-Run: ``python benchmarks/bench.py`` (all cases, about 10 minutes) or ``--cases seed-128``.
-Results: benchmarks/RESULTS.md (written with ``--write``).
+steadynet runs as a user's run would: the compiled step where numba is installed
+(``steadynet[fast]``) and the thread policy of :mod:`steadynet.threads`. Where the compiled step
+runs, a fifth trainer, "steadynet numpy", is the NumPy reference path on the same policy.
+
+Each case runs ``--repeats`` times (default 3), one run after the other; the table gives the
+spread of the per-run ratios, not one run's. The ``contention`` case trains the seed network
+(batch 64) epoch by epoch quiet and then beside one busy process (a plain Python loop that
+this benchmark starts, stops after each epoch, and which ends itself after ``BUSY_LIMIT``
+seconds whatever happens): steadynet, steadynet on the NumPy path with the BLAS's default
+threads (what steadynet did before the thread policy), PyTorch with its default threads and
+with one. The ``shifts`` line times one epoch's one-pixel shifts of the training set against an
+epoch of the seed network (the claim tests/test_augment.py once asserted).
+
+Run: ``python benchmarks/bench.py`` (every case, three runs: about 35 minutes on 2 cores),
+``--cases seed-128 --repeats 1``, or ``--cases contention``. Results: benchmarks/RESULTS.md
+(written with ``--write``).
 
 On a GPU machine, ``--device gpu`` runs steadynet on CuPy against PyTorch on CUDA, with the
 GEMM floor taken by CuPy, and writes benchmarks/RESULTS-gpu.md. Such machines here reach no
@@ -34,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -41,9 +56,11 @@ import steadynet
 from steadynet.backend import get_array_module
 from steadynet.config import TrainConfig
 from steadynet.data import load_data
+from steadynet.data.augment import random_shifts
 from steadynet.model import MLP
 from steadynet.optim import make_optimizer
-from steadynet.train.loop import LoopState, rng_state_of, train_loop
+from steadynet.threads import available_cores
+from steadynet.train.loop import LoopState, execution, rng_state_of, train_loop
 
 # name -> (hidden, activation, optimizer, learning rate, batch size, epochs)
 CASES = {
@@ -54,19 +71,27 @@ CASES = {
     "deep-512x3": ((512, 512, 512), "relu", "adam", 1e-3, 128, 4),
 }
 TARGET = 0.97  # time to this test accuracy is reported
+CONTENTION = ((30,), "sigmoid", "nesterov", 0.05, 64, 5)  # the seed network, as the issue measured it
+BUSY_LIMIT = 60  # seconds after which the busy process ends itself
 
 
 # ----------------------------------------------------------------------------- trainers
 
 
 class Steadynet:
+    """steadynet's own loop. ``engine`` and ``threads`` as TrainConfig's (default: a user's run)."""
+
     name = "steadynet"
 
-    def __init__(self, case, data, seed, device="cpu"):
+    def __init__(self, case, data, seed, device="cpu", engine="auto", threads="auto", name=None):
         hidden, act, opt, lr, bs, epochs = case
         self.config = TrainConfig(hidden=hidden, activation=act, optimizer=opt, learning_rate=lr,
                                   batch_size=bs, epochs=epochs, schedule="constant", augment_shift=0,
-                                  val_size=0, seed=seed, device=device)
+                                  val_size=0, seed=seed, device=device, engine=engine, threads=threads)
+        self.name = name or self.name
+        self.execution = execution(self.config, (784, *hidden, 10), len(data.y_train))
+        if self.execution["engine"] == "numba":
+            warm_up(hidden, act, opt, bs, data)
         self.model = MLP((784, *hidden, 10), act, seed=seed, device=device)
         optimizer = make_optimizer(opt, self.model.n_weights, 0.0, 0.9)
         self.epochs = train_loop(self.model, optimizer, self.config, data.x_train, data.y_train,
@@ -86,13 +111,29 @@ class Steadynet:
         return self.model.predict(self.data.x_test)
 
 
+def warm_up(hidden, act, opt, bs, data):
+    """One compiled step on a throwaway network: numba compiles its kernels once per machine
+    (about 13 s, then cached) and loads them in each new process (1-3 s), which is no part of
+    training time and would otherwise land in the first epoch, and so in the time to 97%."""
+    model = MLP((784, *hidden, 10), act)
+    optimizer = make_optimizer(opt, model.n_weights, engine="numba")
+    model.engine = "numba"
+    from steadynet.kernels import float_batch, load
+
+    load()
+    Xb = float_batch(data.x_train, slice(0, bs), model.dtype)
+    model.loss_and_grad(Xb, data.y_train[:bs])
+    optimizer.step(model.theta, model.grad, 0.0)
+
+
 class Torch:
     name = "pytorch"
 
-    def __init__(self, case, data, seed, weights, device="cpu"):
+    def __init__(self, case, data, seed, weights, device="cpu", threads=None, name=None):
         import torch
 
         self.torch = torch
+        self.threads, self.name = threads, name or self.name  # threads: None keeps PyTorch's default
         self.device = device = "cuda" if device == "gpu" else device
         hidden, act, opt, lr, bs, epochs = case
         layers, sizes = [], (784, *hidden, 10)
@@ -119,6 +160,16 @@ class Torch:
         self.loss = torch.nn.CrossEntropyLoss()
 
     def epoch(self, e):
+        torch = self.torch
+        default = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self._epoch(e)
+        finally:
+            torch.set_num_threads(default)
+
+    def _epoch(self, e):
         torch = self.torch
         order = torch.from_numpy(epoch_order(self.seed, e, len(self.y))).to(self.device)
         X, y = self.X[order], self.y[order]
@@ -315,6 +366,8 @@ def run_case(name, data, seed=0, device="cpu"):
     trainers = [sn, Torch(case, data, seed, weights, device)]
     if device == "cpu":
         trainers += [Sklearn(case, data, seed, weights), PlainNumpy(case, data, seed, weights)]
+    if sn.execution["engine"] != "numpy":  # the reference path beside the compiled one
+        trainers.append(Steadynet(case, data, seed, device, engine="numpy", name="steadynet numpy"))
     times = {t.name: [] for t in trainers}
     accs = {t.name: [] for t in trainers}
     for e in range(epochs):
@@ -331,24 +384,112 @@ def seconds(f):
     return time.perf_counter() - start
 
 
-def summarise(name, times, accs, predict, floor):
+def summarise(name, runs):
+    """Table rows of one case from its runs, each ``(times, accs, predict, floor)`` as
+    :func:`run_case` returns it. Times pool the runs' epochs 2..N; the ratio to steadynet is
+    the median of per-epoch ratios within each run, then the median and range over the runs."""
     rows = []
-    ref = times["steadynet"][1:]
-    for fw in times:
-        t = times[fw][1:]  # epoch 1 warms caches and allocators: report epochs 2..N
-        ratio = statistics.median(a / b for a, b in zip(t, ref))
-        cumulative = np.cumsum(times[fw])
-        hit = next((float(cumulative[i]) for i, a in enumerate(accs[fw]) if a >= TARGET), None)
+    for fw in runs[0][0]:
+        t = [x for times, *_ in runs for x in times[fw][1:]]  # epoch 1 warms caches: epochs 2..N
+        ratios = [statistics.median(a / b for a, b in zip(times[fw][1:], times["steadynet"][1:]))
+                  for times, *_ in runs]
+        hits = [time_to_target(times[fw], accs[fw]) for times, accs, *_ in runs]
+        hits = [h for h in hits if h is not None]
+        accs = runs[0][1][fw]
+        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(runs) > 1 else ""
         rows.append(f"| {name} | {fw} | {statistics.median(t):.3f} | {min(t):.3f}-{max(t):.3f} | "
-                    f"{ratio:.2f}x | {' '.join(f'{a:.4f}' for a in accs[fw])} | "
-                    f"{'-' if hit is None else f'{hit:.2f}'} | {predict[fw]:.3f} | {floor:.3f} |")
+                    f"{statistics.median(ratios):.2f}x{spread} | {' '.join(f'{a:.4f}' for a in accs)} | "
+                    f"{f'{statistics.median(hits):.2f}' if hits else '-'} | "
+                    f"{min(r[2][fw] for r in runs):.3f} | {min(r[3] for r in runs):.3f} |")
     return rows
 
 
-HEADER = ["| case | trainer | s/epoch (median, epochs 2..N) | range | time vs steadynet (median of "
-          "per-epoch ratios) | test acc after each epoch | s to 97.0% test | s to predict the 10,000 "
-          "test images (best of 3) | GEMM floor s/epoch |",
+def time_to_target(times, accs):
+    cumulative = np.cumsum(times)
+    return next((float(cumulative[i]) for i, a in enumerate(accs) if a >= TARGET), None)
+
+
+HEADER = ["| case | trainer | s/epoch (median, epochs 2..N of every run) | range | time vs steadynet "
+          "(median over runs of each run's median per-epoch ratio; range over runs) | test acc after each "
+          "epoch (first run) | s to 97.0% test (median of runs) | s to predict the 10,000 test images (best) "
+          "| GEMM floor s/epoch |",
           "|---|---|---|---|---|---|---|---|---|"]
+
+
+# ----------------------------------------------------------------------------- contention
+
+
+class BusyProcess:
+    """One other process keeping a core busy: a plain Python loop, as a browser tab or a
+    colleague's script would. It ends itself after ``limit`` seconds, so that no crash or
+    Ctrl-C of the benchmark can leave it running; :meth:`stop` ends it sooner."""
+
+    def __init__(self, limit=BUSY_LIMIT):
+        code = f"import time\nend = time.monotonic() + {limit}\nwhile time.monotonic() < end:\n    pass\n"
+        self.process = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(0.2)  # let it reach its loop
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run_contention(data, seed=0):
+    """Seconds per epoch of each trainer, quiet and beside one busy process, interleaved:
+    epoch e of every trainer quiet, then epoch e + 1 of every trainer busy, and so on."""
+    case = (*CONTENTION[:-1], 2 * CONTENTION[-1])  # epochs: half of them quiet, half busy
+    sn = Steadynet(case, data, seed)
+    weights = sn.initial_weights()
+    trainers = [sn, Steadynet(case, data, seed, engine="numpy", threads=available_cores(),
+                              name="steadynet numpy, BLAS default threads (before)"),
+                Torch(case, data, seed, weights),
+                Torch(case, data, seed, weights, threads=1, name="pytorch 1 thread")]
+    times = {t.name: {"quiet": [], "busy": []} for t in trainers}
+    for e in range(case[-1]):
+        busy = e % 2 == 1
+        with BusyProcess() if busy else nullcontext():
+            for t in trainers:
+                times[t.name]["busy" if busy else "quiet"].append(seconds(lambda: t.epoch(e)))
+    return times, sn.execution
+
+
+def summarise_contention(runs):
+    """Rows: per trainer, quiet and busy medians (every run's epochs after the first quiet
+    one), busy over quiet, and busy against steadynet busy, each with its range over runs."""
+    rows = []
+    for fw in runs[0][0]:
+        quiet = [x for times, _ in runs for x in times[fw]["quiet"][1:]]
+        busy = [x for times, _ in runs for x in times[fw]["busy"]]
+        slowdown = [statistics.median(t[fw]["busy"]) / statistics.median(t[fw]["quiet"][1:]) for t, _ in runs]
+        vs = [statistics.median(a / b for a, b in zip(t[fw]["busy"], t["steadynet"]["busy"])) for t, _ in runs]
+        rows.append(f"| {fw} | {statistics.median(quiet):.3f} ({min(quiet):.3f}-{max(quiet):.3f}) | "
+                    f"{statistics.median(busy):.3f} ({min(busy):.3f}-{max(busy):.3f}) | "
+                    f"{statistics.median(slowdown):.2f}x ({min(slowdown):.2f}-{max(slowdown):.2f}) | "
+                    f"{statistics.median(vs):.2f}x ({min(vs):.2f}-{max(vs):.2f}) |")
+    return rows
+
+
+CONTENTION_HEADER = ["| trainer (784-30-10 sigmoid, Nesterov, batch 64) | quiet s/epoch (median, range) | "
+                     "beside one busy process | busy / quiet (median of runs, range) | busy, time vs "
+                     "steadynet busy |", "|---|---|---|---|---|"]
+
+
+def shift_cost(data, seed=0):
+    """Seconds of one epoch's one-pixel shifts of the training set (in epoch order, into a
+    reused array, as the loop does them), and of one epoch of the seed network (batch 64)."""
+    X = data.x_train
+    order, out = np.random.default_rng(seed).permutation(len(X)), np.empty_like(X)
+    shifts = min(seconds(lambda: random_shifts(X, data.image_shape, 1, np.random.default_rng(1), index=order,
+                                               out=out)) for _ in range(3))
+    sn = Steadynet((*CONTENTION[:-1], 3), data, seed)
+    epoch = min(seconds(lambda: sn.epoch(e)) for e in range(3))
+    return shifts, epoch
 
 
 def environment(device="cpu"):
@@ -372,7 +513,9 @@ def environment(device="cpu"):
 
 def main():
     parser = argparse.ArgumentParser(description="steadynet vs PyTorch, scikit-learn and plain NumPy, epoch by epoch")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of {list(CASES)}")
+    parser.add_argument("--cases", default=",".join([*CASES, "contention"]),
+                        help=f"comma-separated of {[*CASES, 'contention']}")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case, one after the other (default 3)")
     parser.add_argument("--data", default="mnist", help="data set: a name or a file (default: mnist)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
                         help="gpu: steadynet on CuPy against PyTorch on CUDA (no scikit-learn, no plain NumPy)")
@@ -380,18 +523,41 @@ def main():
                         help="write benchmarks/RESULTS.md (RESULTS-gpu.md with --device gpu)")
     args = parser.parse_args()
     data = load_data(args.data)
-    lines = [environment(args.device), ""] + HEADER
+    names = args.cases.split(",")
+    unknown = sorted(set(names) - {*CASES, "contention"})
+    if unknown:
+        parser.error(f"--cases: unknown {unknown}; known are {[*CASES, 'contention']}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    how = execution(TrainConfig(device=args.device), (784, 30, 10), len(data.y_train))
+    lines = [environment(args.device), "", f"steadynet's step: {how['engine']} "
+             f"({'compiled with numba' if how['engine'] == 'numba' else 'NumPy'}); {args.repeats} run(s) per case.",
+             ""]
     print("\n".join(lines), flush=True)
-    for name in args.cases.split(","):
-        times, accs, predict, floor = run_case(name, data, device=args.device)
-        rows = summarise(name, times, accs, predict, floor)
+    table = [name for name in names if name in CASES]
+    if table:
+        lines += HEADER
+        print("\n".join(HEADER), flush=True)
+    for name in table:
+        rows = summarise(name, [run_case(name, data, device=args.device) for _ in range(args.repeats)])
         print("\n".join(rows), flush=True)
         lines += rows
-    if args.device == "cpu":
+    if "contention" in names and args.device == "cpu":
+        runs = [run_contention(data) for _ in range(args.repeats)]
+        block = ["", f"Contention (steadynet: {runs[0][1]['engine']}, {runs[0][1]['threads']} BLAS thread(s) "
+                     f"by its policy; {available_cores()} cores; {args.repeats} run(s)):", ""]
+        block += CONTENTION_HEADER + summarise_contention(runs)
+        print("\n".join(block), flush=True)
+        lines += block
+    if args.device == "cpu" and table:
+        shifts, epoch = shift_cost(data)
         rss = peak_rss_of_training()
-        lines += ["", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): "
+        lines += ["", f"Shifts: one epoch's one-pixel shifts of the {len(data.y_train):,} training images took "
+                      f"{shifts:.3f} s, {shifts / epoch:.2f} of an epoch of the seed network at batch 64 "
+                      f"({epoch:.3f} s; best of 3 each).",
+                  "", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): "
                       f"{rss:.0f} MB"]
-        print(lines[-1])
+        print("\n".join(lines[-3:]))
     if args.write:
         suffix = "-gpu" if args.device == "gpu" else ""
         path = os.path.join(os.path.dirname(__file__), f"RESULTS{suffix}.md")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .errors import ConfigError
 from .functional import ACTIVATIONS
 from .init import INITS
+from .kernels import ENGINES, resolve_engine
 from .optim import OPTIMIZERS
 from .presets import PRESETS
 from .schedules import SCHEDULES
@@ -78,6 +79,8 @@ class TrainConfig:
     device: str = "cpu"  # cpu (NumPy) or gpu (CuPy)
     on_diverge: str = "stop"  # stop, or recover (halve the learning rate and go on)
     checkpoint_every_steps: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
+    threads: object = "auto"  # BLAS threads while training: an int, or auto (by the step's shapes: threads.py)
+    engine: str = "auto"  # the step: numpy (reference), numba (compiled: steadynet[fast]), auto (numba if installed)
 
     def resolved_learning_rate(self):
         """The learning rate actually used (the default of the optimiser when None)."""
@@ -203,6 +206,10 @@ class TrainConfig:
         need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1", self.seed)
         need(is_int(self.checkpoint_every_steps) and self.checkpoint_every_steps >= 0, "checkpoint_every_steps",
              "an integer >= 0 (0: checkpoint at the end of each epoch only)", self.checkpoint_every_steps)
+        need(self.threads == "auto" or (is_int(self.threads) and 1 <= self.threads <= 1024), "threads",
+             "'auto' or an integer from 1 to 1024", self.threads)
+        need(one_of(self.engine, ENGINES), "engine", f"one of {list(ENGINES)}", self.engine)
+        resolve_engine(self)  # --engine numba: numba installed, and covering every setting used
         if n_features is None:
             return self
         # the network must fit in memory before anything is allocated: the parameters, their

@@ -53,6 +53,10 @@ class MLP:
         ``{"W1": (784, 30), "W2": (30, 10), "b1": (30,), "b2": (10,)}`` for the seed network.
     n_weights : int
         Length of the prefix of ``theta`` that holds weights (the rest are biases).
+    engine : {"numpy", "numba"}
+        How :meth:`loss_and_grad` runs: NumPy (the reference, default), or one compiled call
+        (:mod:`steadynet.kernels`) where the network has no dropout and the call no label
+        smoothing or sample weights. The training loop sets it from ``TrainConfig.engine``.
     """
 
     def __init__(self, layer_sizes=(784, 30, 10), activation="sigmoid", *, init=None,
@@ -103,6 +107,10 @@ class MLP:
                     self.layers.append(Dropout(self.dropout, drop_rng))
         # layers up to the first Dense see only the data: their input gradient is never needed
         self._first_dense = next(j for j, layer in enumerate(self.layers) if isinstance(layer, Dense))
+        # "numba": loss_and_grad runs as one compiled call where it can (steadynet.kernels)
+        self.engine = "numpy"
+        self._hidden_buffers = {}  # batch size -> the compiled step's hidden activations
+        self._kernel_args = self._activations = None  # the layers' arrays as the kernel takes them
 
     # ------------------------------------------------------------------ structure
 
@@ -179,10 +187,34 @@ class MLP:
         Z : ndarray of shape (n_samples, n_classes)
             The logits of the forward pass.
         """
+        if (self.engine == "numba" and not label_smoothing and sample_weight is None and self.xp is np
+                and not (self.dropout or self.input_dropout)):
+            return self._compiled_loss_and_grad(X, y)
         Z = self.forward(X, training=True)
         loss, dZ = softmax_cross_entropy(Z, y, label_smoothing, sample_weight)
         self.backward(dZ)
         return loss, Z
+
+    def _compiled_loss_and_grad(self, X, y):
+        """:meth:`loss_and_grad` as one compiled call (:func:`steadynet.kernels.loss_and_grad`).
+        The hidden activations go to arrays kept per batch size, which the Activation layers
+        then cache as ``A``, as on the NumPy path (health monitor, divergence report)."""
+        from . import kernels
+
+        n = X.shape[0]
+        hidden = self._hidden_buffers.get(n)
+        if hidden is None:
+            widths = self.layer_sizes[1:-1] or (0,)  # one unused array without hidden layers
+            hidden = self._hidden_buffers[n] = tuple(np.empty((n, w), self.dtype) for w in widths)
+        if self._kernel_args is None:
+            dense = range(1, len(self.layer_sizes))
+            self._kernel_args = tuple(tuple(source[f"{name}{i}"] for i in dense)
+                                      for source, name in ((self.params, "W"), (self.params, "b"),
+                                                           (self.grads, "W"), (self.grads, "b")))
+            self._activations = [layer for layer in self.layers if isinstance(layer, Activation)]
+        for layer, A in zip(self._activations, hidden):
+            layer.A = A
+        return kernels.loss_and_grad(X, y, *self._kernel_args, hidden, self.activation)
 
     # ------------------------------------------------------------------ inference
 

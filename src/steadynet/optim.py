@@ -76,6 +76,15 @@ class Optimizer:
         if self._buf is None:
             self._init_state(theta)
         self.t += 1
+        if self.engine == "numba" and array_module_of(theta) is np:
+            self._fused_step(float(lr), theta, grad)  # one compiled pass, weight decay included
+        else:
+            self._numpy_step(float(lr), theta, grad)
+        if self.t % FLUSH_EVERY == 0:
+            self._flush_subnormals()
+
+    def _numpy_step(self, lr, theta, grad):
+        """The reference: the update as NumPy (or CuPy) array operations."""
         if self.weight_decay and self.decoupled:
             theta[:self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
         elif self.weight_decay:
@@ -87,8 +96,6 @@ class Optimizer:
             self._step(float(lr), *arrays)
         else:
             self._blocked_step(float(lr), arrays)
-        if self.t % FLUSH_EVERY == 0:
-            self._flush_subnormals()
 
     def _blocked_step(self, lr, arrays):
         """``_step`` on consecutive blocks of ``BLOCK`` elements.
@@ -106,6 +113,7 @@ class Optimizer:
 
     decoupled = False
     fused = True  # may use BLAS's axpby (see BLAS_MIN)
+    engine = "numpy"  # "numba": the update is one compiled pass (_fused_step, steadynet.kernels)
 
     def _decays(self):
         """``{state name: factor it decays by each step without gradient}``."""
@@ -160,6 +168,11 @@ class SGD(Optimizer):
     def _step(self, lr, theta, grad, buf):
         self.axpby(-lr, grad, 1.0, theta, buf)
 
+    def _fused_step(self, lr, theta, grad):
+        from . import kernels
+
+        kernels.sgd_step(theta, grad, lr, self.n_weights, self.weight_decay)
+
 
 class Momentum(Optimizer):
     """SGD with heavy-ball or Nesterov momentum, in the form PyTorch's ``SGD`` uses::
@@ -189,6 +202,12 @@ class Momentum(Optimizer):
             self.axpby(-lr, grad, 1.0, theta, buf)
         else:
             self.axpby(-lr, v, 1.0, theta, buf)
+
+    def _fused_step(self, lr, theta, grad):
+        from . import kernels
+
+        kernels.momentum_step(theta, grad, self.v, lr, self.momentum, self.nesterov, self.n_weights,
+                              self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -225,14 +244,23 @@ class Adam(Optimizer):
         xp.divide(m, buf, out=buf)
         self.axpby(-lr * root_bc2 / bc1, buf, 1.0, theta, buf)
 
+    def _fused_step(self, lr, theta, grad):
+        from . import kernels
 
-def make_optimizer(name, n_weights, weight_decay=0.0, momentum=0.9):
-    """Build an optimiser by name (a key of ``OPTIMIZERS``)."""
+        kernels.adam_step(theta, grad, self.m, self.v, lr, self.beta1, self.beta2, self.eps, self.t,
+                          self.n_weights, self.weight_decay, self.decoupled)
+
+
+def make_optimizer(name, n_weights, weight_decay=0.0, momentum=0.9, engine="numpy"):
+    """Build an optimiser by name (a key of ``OPTIMIZERS``); ``engine="numba"`` makes its
+    update one compiled pass (:mod:`steadynet.kernels`)."""
     try:
         factory = OPTIMIZERS[name]
     except KeyError:
         raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}.") from None
-    return factory(n_weights, weight_decay, momentum)
+    optimizer = factory(n_weights, weight_decay, momentum)
+    optimizer.engine = engine
+    return optimizer
 
 
 OPTIMIZERS = {

@@ -8,6 +8,7 @@ import time
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..presets import PRESETS
+from ..threads import threads_setting
 from .app import add_common, print_json
 
 DEFAULTS = TrainConfig()
@@ -51,6 +52,11 @@ OPTIONS = {
     "--on-diverge": ("on_diverge", str, "stop, or recover (halve the learning rate and go on)"),
     "--checkpoint-every-steps": ("checkpoint_every_steps", int,
                                  "also write checkpoints/last.npz every this many steps (0: each epoch only)"),
+    "--threads": ("threads", threads_setting,
+                  "BLAS threads while training: a number, or auto (one on small networks, more where the "
+                  "matrix products gain; recorded in config.json)"),
+    "--engine": ("engine", str, "the training step: numpy (the reference), numba (compiled, needs "
+                                "steadynet[fast]) or auto (numba where installed)"),
 }
 
 

@@ -16,9 +16,12 @@ from ..backend import to_numpy
 from ..data.augment import random_shifts, random_warps, shift_images
 from ..errors import NonFiniteError
 from ..functional import distillation_cross_entropy, softmax
+from ..kernels import float_batch, resolve_engine
+from ..kernels import load as load_kernels
 from ..model import as_float_batch
 from ..optim import clip_grad_norm
 from ..schedules import learning_rate
+from ..threads import blas_threads, choose_threads
 from .weights import hidden_weights, max_norm_
 
 
@@ -141,6 +144,11 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
     P_epoch = None
     rng = np.random.default_rng()
     X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
+    # how the steps run: the engine (compiled or NumPy) and the BLAS threads (execution())
+    how = execution(config, model.layer_sizes, n)
+    model.engine = optimizer.engine = how["engine"]
+    if how["engine"] == "numba":
+        load_kernels()  # and the BLAS they call, before its threads are limited
     X_full = None  # full batch without augmentation: converted to float once
     # the weights from before a large step (one moving them by over 1% of their norm), so that
     # if the next step is refused the model goes back to before the step that did the damage
@@ -177,58 +185,67 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             y_epoch, rows = y, None
             P_epoch = None if P_cache is None else P_cache[0]
 
-        for b in range(state.batch, batches):
-            # the batch, as floats in [0, 1] on the model's device
-            picked = slice(b * batch_size, (b + 1) * batch_size) if rows is None else rows[b * batch_size:(b + 1) * batch_size]
-            Xb = X_full if X_full is not None else as_float_batch(X_epoch[picked], dtype, xp)
-            yb = xp.asarray(y_epoch[picked])
-            lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
-                                                warmup, decay_every, config.decay_factor)
+        with blas_threads(how["threads"]):  # the steps only: validation keeps the library's threads
+            for b in range(state.batch, batches):
+                # the batch, as floats in [0, 1] on the model's device
+                picked = (slice(b * batch_size, (b + 1) * batch_size) if rows is None
+                          else rows[b * batch_size:(b + 1) * batch_size])
+                if X_full is not None:
+                    Xb = X_full
+                elif model.engine == "numba":  # gathered, converted and scaled in one compiled pass
+                    Xb = float_batch(X_epoch, picked, dtype)
+                else:
+                    Xb = as_float_batch(X_epoch[picked], dtype, xp)
+                yb = xp.asarray(y_epoch[picked])
+                lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
+                                                    warmup, decay_every, config.decay_factor)
 
-            # forward and backward
-            if teacher is None:
-                loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
-            else:
-                P_teacher = None if P_epoch is None else xp.asarray(P_epoch[picked])
-                loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher)
-            grad_norm = math.sqrt(float(model.grad @ model.grad))
+                # forward and backward
+                if teacher is None:
+                    loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
+                else:
+                    P_teacher = None if P_epoch is None else xp.asarray(P_epoch[picked])
+                    loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher)
+                grad_norm = math.sqrt(float(model.grad @ model.grad))
 
-            # divergence guard, before the update: a refused step never reaches the weights
-            reason = detector(loss, grad_norm)
-            if reason is None and lr * max(grad_norm, 1.0) > overflow:
-                reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
-            if reason:
-                report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr, reason)
-                if config.on_diverge == "recover" and state.lr_scale > 1e-6:
-                    state.lr_scale /= 2
-                    if log:
-                        log(f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
-                            f"to {base_lr * state.lr_scale:g}, batch skipped")
-                    continue
-                report["kept"] = guard.restore(state.step, loss, model)
-                raise DivergenceError(report_line(report), report)
+                # divergence guard, before the update: a refused step never reaches the weights
+                reason = detector(loss, grad_norm)
+                if reason is None and lr * max(grad_norm, 1.0) > overflow:
+                    reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
+                if reason:
+                    report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr,
+                                               reason)
+                    if config.on_diverge == "recover" and state.lr_scale > 1e-6:
+                        state.lr_scale /= 2
+                        if log:
+                            log(f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
+                                f"to {base_lr * state.lr_scale:g}, batch skipped")
+                        continue
+                    report["kept"] = guard.restore(state.step, loss, model)
+                    raise DivergenceError(report_line(report), report)
 
-            # update
-            if config.clip_norm:
-                clip_grad_norm(model.grad, config.clip_norm)
-            guard.before_update(state.step, loss, lr * grad_norm)
-            optimizer.step(model.theta, model.grad, lr)
-            if constrained:
-                max_norm_(constrained, config.max_norm)
-            if ema is not None:
-                ema.update(model.theta, state.step)
+                # update
+                if config.clip_norm:
+                    clip_grad_norm(model.grad, config.clip_norm)
+                guard.before_update(state.step, loss, lr * grad_norm)
+                optimizer.step(model.theta, model.grad, lr)
+                if constrained:
+                    max_norm_(constrained, config.max_norm)
+                if ema is not None:
+                    ema.update(model.theta, state.step)
 
-            # bookkeeping
-            correct = int((Z.argmax(axis=1) == yb).sum())
-            state.step += 1
-            state.batch = b + 1
-            state.epoch_loss += loss * yb.shape[0]
-            state.epoch_correct += correct
-            state.epoch_seen += yb.shape[0]
-            if on_step:
-                on_step(StepInfo(epoch, state.step, b + 1, batches, loss, correct, int(yb.shape[0]), lr, grad_norm))
-            if should_stop and should_stop() and state.batch < batches:
-                return
+                # bookkeeping
+                correct = int((Z.argmax(axis=1) == yb).sum())
+                state.step += 1
+                state.batch = b + 1
+                state.epoch_loss += loss * yb.shape[0]
+                state.epoch_correct += correct
+                state.epoch_seen += yb.shape[0]
+                if on_step:
+                    on_step(StepInfo(epoch, state.step, b + 1, batches, loss, correct, int(yb.shape[0]), lr,
+                                     grad_norm))
+                if should_stop and should_stop() and state.batch < batches:
+                    return
 
         # evaluate on the validation split (with the averaged weights, if averaging)
         val_loss = val_acc = None
@@ -282,6 +299,14 @@ class StepGuard:
             model.theta[...] = self.copy
             return {"step": step - 1, "loss": self.copy_loss, "restored": True}
         return {"step": step, "loss": float(refused_loss), "restored": False}
+
+
+def execution(config, layer_sizes, n_train):
+    """How the steps of a run are executed, as its ``config.json`` records it:
+    ``{"engine": "numba" or "numpy", "threads": BLAS threads during the steps}`` (see
+    :func:`steadynet.kernels.resolve_engine` and :func:`steadynet.threads.choose_threads`)."""
+    batch = n_train if config.batch_size == "full" else min(config.batch_size, n_train)
+    return {"engine": resolve_engine(config), "threads": choose_threads(layer_sizes, batch, config.threads)}
 
 
 def distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher=None):

@@ -47,7 +47,7 @@ from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic
 from ..progress import ProgressBar, epoch_line
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
-from .loop import DivergenceError, LoopState, report_line, steps_per_epoch, train_loop
+from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
 from .weights import WeightAverage
 
 
@@ -318,7 +318,15 @@ def run_description(config, data, model):
                      "n_test": int(data.x_test.shape[0]), "n_features": data.n_features,
                      "n_classes": data.n_classes, "image_shape": list(data.image_shape)},
             "python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "command": sys.argv}
+            "machine": platform.machine(), "command": sys.argv, "execution": execution_record(config, data, model)}
+
+
+def execution_record(config, data, model):
+    """How the steps ran: ``{"engine": "numba" or "numpy", "threads": {"used", "blas"}}``."""
+    from ..threads import describe
+
+    how = execution(config, model.layer_sizes, max(int(data.x_train.shape[0]) - config.val_size, 1))
+    return {"engine": how["engine"], "threads": describe(how["threads"])}
 
 
 # ------------------------------------------------------------------------- checkpoints
