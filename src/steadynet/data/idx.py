@@ -142,6 +142,8 @@ def read_idx_arrays(folder):
         The file name of each array, for error messages.
     """
     paths = find_idx_files(folder)
+    for path in paths.values():  # all four checked before any is read
+        regular_file(path, "IDX file")
     return ({k: read_idx(paths[k]) for k in IDX_FILES},
             {k: os.path.basename(paths[k]) for k in IDX_FILES}, [])
 

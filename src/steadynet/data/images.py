@@ -103,7 +103,10 @@ def read_images(items, notices):
                 if im.mode != "L":
                     converted.add(im.mode)
                 x[i] = grey_uint8(im, path)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:  # Pillow refuses to open it at all
+            raise DataFormatError(f"{path}: the image is too large ({exc}); images of a data set may have "
+                                  f"at most {MAX_IMAGE_PIXELS:,} pixels.") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             if isinstance(exc, DataFormatError):
                 raise
             raise DataFormatError(f"{path}: not a readable image ({exc}).") from None
