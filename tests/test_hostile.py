@@ -543,3 +543,24 @@ def test_data_show_n_and_absurd_integers_are_refused_before_any_work(tmp_path, c
     assert main(["train", "--epochs", str(10 ** 23), "--out", str(tmp_path / "run")]) == 1
     assert "--epochs must be at most 1,000,000" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_connections_beyond_the_limit_get_503_json(tmp_path, model_file, monkeypatch):
+    pytest.importorskip("uvicorn")
+    import steadynet.web.server as web
+
+    monkeypatch.setattr(web, "MAX_CONNECTIONS", 3)
+    server = web.make_server(model_file, data=make_test_set(tmp_path))
+    with server:
+        held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", server.port))
+        extra.settimeout(5)
+        answer = b""
+        while chunk := extra.recv(65536):
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and b"application/json" in head
+        assert "limit" in json.loads(body)["error"]
+        for s in held + [extra]:
+            s.close()

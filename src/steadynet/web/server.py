@@ -43,7 +43,7 @@ MAX_MISTAKES = 500  # how many of the most confident mistakes are kept
 RELOAD_INTERVAL = 1.0  # seconds between checks of a run folder for a newer model
 REQUEST_TIMEOUT = 10.0  # seconds for a whole request (headers and body) to arrive
 KEEP_ALIVE_TIMEOUT = 5  # seconds a connection may stay idle between requests
-MAX_CONNECTIONS = 64  # connections served at once; uvicorn answers 503 beyond
+MAX_CONNECTIONS = 512  # connections open at once (half of a usual 1024 file descriptors); 503 beyond
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 SECURITY_HEADERS = [
     # everything comes from this server: no script, style, image or connection elsewhere
@@ -416,6 +416,8 @@ class Inspector:
         answer = {"run": self.run_dir, "version": self.version, "model_file": self.file,
                   "status": "starting", "epochs": [], "epochs_planned": None}
         try:
+            if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block this thread
+                raise OSError("not a regular file")
             with open(path) as f:
                 metrics = json.load(f)
         except FileNotFoundError:  # the first epoch has not ended yet
@@ -634,19 +636,26 @@ def is_loopback(host):
         return False
 
 
-def timed_h11_protocol(timeout=None):
-    """uvicorn's h11 protocol with a deadline for each request to arrive whole.
+def timed_h11_protocol(timeout=None, max_connections=None):
+    """uvicorn's h11 protocol with a deadline for each request to arrive whole, and a cap on
+    open connections.
 
     uvicorn times out idle keep-alive connections only: a client that sends its headers, or
     its body, a byte at a time (or connects and sends nothing) holds its connection for ever.
     Here a connection is closed when a request has not fully arrived ``timeout`` seconds
     (default :data:`REQUEST_TIMEOUT`) after the connection opened or the previous response
-    ended. Returns the protocol class, for ``uvicorn.Config(http=...)``.
+    ended, and one opened beyond ``max_connections`` (default :data:`MAX_CONNECTIONS`) gets a
+    503 JSON answer and is closed (uvicorn's own ``limit_concurrency`` answers in plain text).
+    Returns the protocol class, for ``uvicorn.Config(http=...)``.
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     limit = REQUEST_TIMEOUT if timeout is None else timeout
+    most = MAX_CONNECTIONS if max_connections is None else max_connections
+    body = json.dumps({"error": f"the server has {most} connections open, its limit; try again."}).encode()
+    busy = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
     class TimedH11Protocol(H11Protocol):
         deadline = None
@@ -667,6 +676,10 @@ def timed_h11_protocol(timeout=None):
 
         def connection_made(self, transport):
             super().connection_made(transport)
+            if len(self.connections) > most:
+                transport.write(busy)
+                transport.close()
+                return
             self.arm()
 
         def data_received(self, data):
@@ -717,11 +730,10 @@ class Server:
         self.url = f"http://{shown}:{self.port}/"
         # h11 and asyncio: the pure-Python choices, so nothing beyond uvicorn itself is needed.
         # Connections are bounded: REQUEST_TIMEOUT for a whole request to arrive (slow headers,
-        # slow bodies), KEEP_ALIVE_TIMEOUT idle between requests, MAX_CONNECTIONS at once
-        # (uvicorn answers 503 beyond it), so a local client cannot hold every file descriptor
+        # slow bodies), KEEP_ALIVE_TIMEOUT idle between requests, MAX_CONNECTIONS at once (503
+        # JSON beyond it), so a local client cannot hold every file descriptor
         config = uvicorn.Config(app, loop="asyncio", http=timed_h11_protocol(), ws="none", lifespan="off",
-                                log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-                                limit_concurrency=MAX_CONNECTIONS, backlog=MAX_CONNECTIONS)
+                                log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_TIMEOUT)
         self.server = uvicorn.Server(config)
         self.thread = None
 
