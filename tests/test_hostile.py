@@ -564,3 +564,36 @@ def test_connections_beyond_the_limit_get_503_json(tmp_path, model_file, monkeyp
         assert "limit" in json.loads(body)["error"]
         for s in held + [extra]:
             s.close()
+
+
+def test_download_larger_than_the_limit_is_refused(monkeypatch):
+    import http.server
+    import threading
+
+    import importlib
+
+    from steadynet.errors import DownloadError
+
+    fetching = importlib.import_module("steadynet.data.fetch")  # the module (steadynet.data.fetch is also a function)
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # no Content-Length: the limit is counted while reading
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(bytes(1 << 16))
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(fetching, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    try:
+        with pytest.raises(DownloadError, match="sent more than 1,048,576 bytes"):
+            fetching.download(f"http://127.0.0.1:{server.server_address[1]}/f.gz", timeout=10)
+    finally:
+        server.shutdown()
