@@ -9,7 +9,6 @@ import os
 import socket
 import struct
 import time
-import zipfile
 import zlib
 
 import numpy as np
@@ -242,7 +241,8 @@ def test_npz_header_promising_terabytes_is_one_line(tmp_path):
 def test_npz_member_shorter_than_its_header_says_so(tmp_path):
     a = small_arrays()
     short = npy_bytes(a["x_train"])[:-100]
-    members = [("x_train.npy", short, False)] + [(k + ".npy", npy_bytes(v), False) for k, v in a.items() if k != "x_train"]
+    members = [("x_train.npy", short, False)]
+    members += [(k + ".npy", npy_bytes(v), False) for k, v in a.items() if k != "x_train"]
     (tmp_path / "short.npz").write_bytes(data_npz(members))
     with pytest.raises(DataFormatError, match=r"x_train: its header promises shape \(6, 28, 28\) \(4,704 bytes\), "
                                               r"but the member holds 4,604 bytes"):
@@ -270,7 +270,8 @@ def test_compressed_bombs_are_refused_early_with_bounded_memory(tmp_path, kind):
         crc = zlib.crc32(tail, crc)
         stored = b"".join(parts)
         size = len(x) + n * 784
-        lh = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(stored), size, 11, 0) + b"x_train.npy"
+        lh = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(stored), size, 11, 0)
+        lh += b"x_train.npy"
         ce = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(stored), size,
                          11, 0, 0, 0, 0, 0, 0) + b"x_train.npy"
         body, directory = lh + stored, ce
@@ -286,8 +287,10 @@ def test_compressed_bombs_are_refused_early_with_bounded_memory(tmp_path, kind):
         path.mkdir()
         head = bytes([0, 0, 8, 3]) + struct.pack(">III", n, 28, 28)
         (path / "train-images-idx3-ubyte.gz").write_bytes(gzip_of_zeros(head, n * 784))
-        (path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", n) + bytes(n)))
-        for stem, data in (("t10k-images-idx3-ubyte", bytes([0, 0, 8, 3]) + struct.pack(">III", 1, 28, 28) + bytes(784)),
+        labels = bytes([0, 0, 8, 1]) + struct.pack(">I", n) + bytes(n)
+        (path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+        test_images = bytes([0, 0, 8, 3]) + struct.pack(">III", 1, 28, 28) + bytes(784)
+        for stem, data in (("t10k-images-idx3-ubyte", test_images),
                            ("t10k-labels-idx1-ubyte", bytes([0, 0, 8, 1]) + struct.pack(">I", 1) + bytes(1))):
             (path / stem).write_bytes(data)
         fragment = "train-images-idx3-ubyte.gz: claims"
@@ -332,7 +335,8 @@ def png_header_only(width, height):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def image_folder(root, files):
@@ -403,7 +407,8 @@ def test_csv_first_row_with_a_stray_non_number_is_reported_not_dropped():
         parse_csv(b"1,0,x,4\n2,5,6,7\n", "a.csv")
     with pytest.raises(DataFormatError, match="line 1, column 1: expected a number, found '\\?'"):
         parse_csv(b"?,0,3,4\n2,5,6,7\n", "a.csv")
-    for header in (b"label,pixel1,pixel2,pixel3\n", b"label,0,1,2\n", b"label,1,2,3\n", b"\xef\xbb\xbflabel,a,b,c\r\n"):
+    headers = (b"label,pixel1,pixel2,pixel3\n", b"label,0,1,2\n", b"label,1,2,3\n", b"\xef\xbb\xbflabel,a,b,c\r\n")
+    for header in headers:
         x, y = parse_csv(header + b"1,0,3,4\n2,5,6,7\n", "a.csv")
         assert x.shape == (2, 3) and y.tolist() == [1, 2]
     x, y = parse_csv(b"1,0,3,4\n2,5,6,7\n", "a.csv")  # no header: both rows kept
@@ -597,3 +602,19 @@ def test_download_larger_than_the_limit_is_refused(monkeypatch):
             fetching.download(f"http://127.0.0.1:{server.server_address[1]}/f.gz", timeout=10)
     finally:
         server.shutdown()
+
+
+def test_predict_with_a_model_whose_outputs_overflow_is_one_line(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from steadynet.cli.app import main
+
+    model = steadynet.MLP((784, 8, 10), "relu", seed=0)
+    model.theta[...] = 1e30
+    steadynet.save(tmp_path / "huge.npz", model)
+    image = np.full((40, 40), 255, np.uint8)
+    image[8:32, 18:22] = 0
+    (tmp_path / "one.png").write_bytes(png_of(image))
+    with np.errstate(all="ignore"):
+        assert main(["predict", str(tmp_path / "huge.npz"), str(tmp_path / "one.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "huge.npz: the model produces non-finite outputs" in err

@@ -66,7 +66,8 @@ def tight_scan(digit, side=8, up=64):
 
 
 def bicubic(digit, side):
-    return np.asarray(Image.fromarray(digit.reshape(28, 28)).resize((side, side), Image.BICUBIC), dtype=np.float64) / 255
+    im = Image.fromarray(digit.reshape(28, 28)).resize((side, side), Image.BICUBIC)
+    return np.asarray(im, dtype=np.float64) / 255
 
 
 def faint_ink(digit, rng):

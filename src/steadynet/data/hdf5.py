@@ -65,8 +65,9 @@ def check_dataset(d, where):
     if d.dtype.kind not in "biuf" or d.dtype.fields is not None:
         raise DataFormatError(f"{where}: expected numbers, found HDF5 type {d.dtype}.")
     if d.external or d.is_virtual:
-        raise DataFormatError(f"{where}: its data lives outside this file ({'virtual' if d.is_virtual else 'external'} "
-                              f"storage); expected a self-contained HDF5 file.")
+        kind = "virtual" if d.is_virtual else "external"
+        raise DataFormatError(f"{where}: its data lives outside this file ({kind} storage); expected a "
+                              f"self-contained HDF5 file.")
     claimed = int(np.prod(d.shape, dtype=object)) * d.dtype.itemsize
     stored = d.id.get_storage_size()  # bytes allocated in the file (compressed chunks: their size)
     if claimed > stored:  # compressed, or chunks never written: a limit on what it may claim
