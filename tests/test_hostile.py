@@ -390,6 +390,11 @@ def test_devices_and_fifos_are_refused_without_reading_or_blocking(tmp_path):
         assert rc == 1 and peak < PEAK_MB, (argv, err, peak)
         one_line_error(err, what)
         assert time.monotonic() - start < 60  # (a hang would have hit the timeout above)
+    from steadynet.images import load_image
+
+    for path, what in ((fifo, "a FIFO"), ("/dev/zero", "a device"), (tmp_path, "a folder")):
+        with pytest.raises(DataFormatError, match=f"expected a regular image file, found {what}"):
+            load_image(path)
     folder = tmp_path / "idx"
     folder.mkdir()
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):

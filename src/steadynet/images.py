@@ -237,18 +237,18 @@ def load_image(path):
     Raises
     ------
     DataFormatError
-        If the file is missing, empty, not an image, damaged, or larger than 40 megapixels
-        or 100 MB.
+        If the file is missing, not a regular file (a folder, FIFO or device), empty, not an
+        image, damaged, or larger than 40 megapixels or 100 MB.
     """
     try:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
         raise SteadynetError("reading images needs Pillow, which is not installed; install it "
                              "with `pip install steadynet[images]`.") from None
+    from .data.limits import regular_file
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataFormatError(f"{path}: no such file" + (" (it is a folder)." if os.path.isdir(path) else "."))
-    size = os.path.getsize(path)
+    size = regular_file(path, "image file")  # a FIFO is never opened, a device never read
     if size == 0:
         raise DataFormatError(f"{path}: the file is empty (0 bytes); expected an image (PNG, JPEG, ...).")
     if size > MAX_FILE_BYTES:
