@@ -57,13 +57,24 @@ def test_json_and_top(run_folder, pictures, capsys):
     assert result == predict_images(run_folder, [pictures[1]], top=5)[0]
 
 
-def test_bad_file_is_one_line_naming_it(run_folder, pictures, tmp_path, capsys):
+def test_bad_file_is_one_line_naming_it_and_hides_no_other_result(run_folder, pictures, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
-    assert main(["predict", str(run_folder), str(pictures[0]), str(tmp_path / "notes.txt")]) == 1
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    files = [str(pictures[0]), str(tmp_path / "notes.txt"), str(tmp_path / "noise.png"), str(pictures[1])]
+    assert main(["predict", str(run_folder), *files]) == 1
     captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.count("\n") == 1
-    assert captured.err.startswith("steadynet predict: error: ") and "notes.txt: not an image" in captured.err
+    expected = predict_images(run_folder, [pictures[0], pictures[1]])
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [r["image"] for r in expected]
+    errors = captured.err.splitlines()
+    assert len(errors) == 2 and all(line.startswith("steadynet predict: error: ") for line in errors)
+    assert "notes.txt: not an image" in errors[0]
+    assert "noise.png: no digit found" in errors[1]
+    # --json: one list, the bad images in their places with their error
+    assert main(["predict", str(run_folder), *files, "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert [("error" in r) for r in results] == [False, True, True, False]
+    assert results[0] == expected[0] and results[3] == expected[1]
 
 
 def test_model_that_is_not_28x28_is_refused(tmp_path, pictures, capsys):

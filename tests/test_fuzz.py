@@ -324,3 +324,140 @@ def test_cli_random_text_arguments_never_crash(argv):
         except SystemExit as exc:
             code = exc.code
     assert code in (0, 2) and "Traceback" not in err.getvalue()
+
+
+# ------------------------------------------------------------------ zip member layouts
+
+
+@st.composite
+def zip_layouts(draw):
+    """Zip archives whose *layout* is hostile, not only their values: members whose central
+    directory entries point inside other members, past the end or at no header, claim other
+    sizes, repeat a name, or nest (each member's data holding the next member whole).
+
+    Returns ``(raw, names)``: the archive's bytes and the member names it was built from."""
+    from hostile_files import LOCAL, central_entry, end_record, local_header, npy_bytes
+
+    names = draw(st.lists(st.sampled_from(["W1.npy", "b1.npy", "W2.npy", "b2.npy", "__meta__.npy",
+                                            "x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"]),
+                          min_size=1, max_size=6))
+    datas = [npy_bytes(np.zeros(draw(st.integers(0, 64)), dtype=draw(st.sampled_from(["u1", "<f4", "<i8"]))))
+             for _ in names]
+    body, offsets = b"", []
+    nest = draw(st.booleans())
+    if nest:  # each member's data is the next member, header and all (a naive reader loops)
+        tail = b""
+        for name, data in reversed(list(zip(names, datas))):
+            data = data + tail
+            tail = local_header(name, data) + data
+        body, datas = tail, []
+        for name in names:
+            start = body.index(b"PK\x03\x04", offsets[-1] + 1 if offsets else 0)
+            offsets.append(start)
+            n = LOCAL.unpack(body[start:start + LOCAL.size])[7]
+            datas.append(body[start + LOCAL.size + len(name):start + LOCAL.size + len(name) + n])
+    else:
+        for name, data in zip(names, datas):
+            offsets.append(len(body))
+            body += local_header(name, data) + data
+    directory = b""
+    for name, data, offset in zip(names, datas, offsets):
+        shift = draw(st.sampled_from([0, 0, 0, -1, 1, 30, -len(body), len(body), 2 ** 31]))
+        size = len(data) + draw(st.sampled_from([0, 0, 0, 1, -1, 100, 2 ** 30]))
+        directory += central_entry(name, max(0, min(offset + shift, 2 ** 32 - 1)), data,
+                                   stored=max(0, min(size, 2 ** 32 - 1)), size=max(0, min(size, 2 ** 32 - 1)))
+    return body + directory + end_record(len(names), len(directory), len(body)), names
+
+
+@FUZZ
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@given(layout=zip_layouts())
+def test_zip_layouts_never_read_more_than_the_file_holds(layout, tmp_path):
+    from steadynet.persistence import read_members
+
+    raw, _ = layout
+    path = tmp_path / "z.npz"
+    path.write_bytes(raw)
+    try:
+        arrays = read_members(str(path))
+    except ModelFileError as exc:
+        assert "\n" not in str(exc)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        pass  # what load_arrays turns into one ModelFileError line (checked below)
+    else:  # what it did read lies inside the file, each byte once
+        assert sum(a.nbytes for a in arrays.values()) <= len(raw)
+    with pytest.raises(ModelFileError):
+        load_model(path)  # never a model: no valid __meta__
+    check_load(path)  # as a data set: loads (never more than it holds) or one line
+
+
+# ------------------------------------------------------------------ the image decoder
+
+
+@st.composite
+def image_files(draw):
+    """Image files Pillow writes (any mode, size, bit depth, transparency, format), then
+    perhaps damaged: bytes flipped, cut short, or the header's size overwritten."""
+    from PIL import Image
+
+    h, w = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    mode = draw(st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "1", "I;16", "I", "F"]))
+    seed = draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["noise", "stroke", "blank"]))
+    A = (rng.random((h, w)) if kind == "noise" else np.zeros((h, w)))
+    if kind == "stroke":
+        A[h // 4:max(h // 4 + 1, 3 * h // 4), w // 2:w // 2 + max(1, w // 8)] = 1.0
+    if mode in ("I;16", "I"):
+        im = Image.fromarray(np.round(A * 65535).astype(np.uint16 if mode == "I;16" else np.int32))
+    elif mode == "F":
+        im = Image.fromarray(A.astype(np.float32))
+    else:
+        im = Image.fromarray(np.round(A * 255).astype(np.uint8)).convert(mode)
+    fmt = draw(st.sampled_from(["PNG", "TIFF", "BMP", "GIF", "JPEG"]))
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):  # a mode the format cannot hold
+        im.convert("L").save(buf, format="PNG")
+    raw = bytearray(buf.getvalue())
+    damage = draw(st.sampled_from(["none", "none", "flip", "cut", "size"]))
+    if damage == "flip" and raw:
+        for _ in range(draw(st.integers(1, 8))):
+            raw[draw(st.integers(0, len(raw) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif damage == "cut":
+        raw = raw[:draw(st.integers(0, len(raw)))]
+    elif damage == "size" and raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 24:
+        raw[16:24] = draw(st.binary(min_size=8, max_size=8))  # IHDR width and height
+    return bytes(raw)
+
+
+@FUZZ
+@given(raw=image_files())
+def test_image_decoder_reads_any_file_or_refuses_it_in_one_line(raw, tmp_path):
+    pytest.importorskip("PIL")
+    from steadynet.errors import DataFormatError
+    from steadynet.images import load_image, preprocess_digit
+
+    path = tmp_path / "d.png"
+    path.write_bytes(raw)
+    try:
+        G = load_image(path)
+        x = preprocess_digit(G)
+    except DataFormatError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert G.ndim == 2 and G.dtype == np.float32 and np.isfinite(G).all() and 0 <= G.min() and G.max() <= 1
+    assert x.shape == (784,) and x.dtype == np.float32 and 0 <= x.min() and x.max() == 1
+
+
+@FUZZ
+@given(raw=image_files(), second=image_files())
+def test_image_folders_of_any_files_load_or_are_refused_in_one_line(raw, second, tmp_path):
+    pytest.importorskip("PIL")
+    root = tmp_path / "imgs"
+    shutil.rmtree(root, ignore_errors=True)
+    for label, data in (("0", raw), ("1", second)):
+        (root / "train" / label).mkdir(parents=True)
+        (root / "train" / label / "a.png").write_bytes(data)
+    check_load(root)

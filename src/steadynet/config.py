@@ -24,6 +24,8 @@ DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam":
 DEFAULT_FULL_BATCH_LEARNING_RATE = {"sgd": 1.0, "momentum": 0.5, "nesterov": 0.5, "adam": 1e-2, "adamw": 1e-2}
 
 MAX_PARAMS = 2_000_000_000  # refuse networks whose weights alone would need > 8 GB (float32)
+MAX_EPOCHS = 1_000_000  # epochs and patience: a million epochs of MNIST would take years here
+MAX_COUNT = 1_000_000_000  # batch size, validation size, steps: a billion is beyond any data set that fits
 DIVERGE_ACTIONS = ("stop", "recover")
 
 
@@ -210,6 +212,11 @@ class TrainConfig:
              "'auto' or an integer from 1 to 1024", self.threads)
         need(one_of(self.engine, ENGINES), "engine", f"one of {list(ENGINES)}", self.engine)
         resolve_engine(self)  # --engine numba: numba installed, and covering every setting used
+        # absurd integers (--epochs 100000000000000000000000) are refused before anything starts
+        for name, top in (("epochs", MAX_EPOCHS), ("patience", MAX_EPOCHS), ("batch_size", MAX_COUNT),
+                          ("val_size", MAX_COUNT), ("checkpoint_every_steps", MAX_COUNT)):
+            value = getattr(self, name)
+            need(not is_int(value) or value <= top, name, f"at most {top:,}", value)
         if n_features is None:
             return self
         # the network must fit in memory before anything is allocated: the parameters, their

@@ -135,18 +135,68 @@ def save_arrays(path, arrays, meta):
 NUMERIC_KINDS = "biuf"  # bool, int, uint, float: the only dtypes a steadynet file may hold
 
 
+ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length (30 bytes)
+
+
+def zip_member_extents(path, archive, error=ModelFileError):
+    """Where each member of an open zip archive lies: ``[(start, end, info), ...]`` by offset,
+    checked against the file and each other before any member is read.
+
+    Python's ``zipfile`` (3.11) trusts the central directory: members that overlap (each
+    one's data holding the next, so that a 2 MB file reads as gigabytes), that run past the
+    central directory, or that repeat a name, all read without complaint. Here every member,
+    from its local header to the end of its stored data, must lie inside the file before the
+    central directory, no two may overlap, and names are unique.
+
+    Raises
+    ------
+    ModelFileError, or ``error``
+        Naming the file and the member.
+    """
+    size = os.fstat(archive.fp.fileno()).st_size if hasattr(archive.fp, "fileno") else None
+    directory = getattr(archive, "start_dir", size)  # where the central directory begins
+    limit = min(v for v in (size, directory) if v is not None)
+    extents, seen = [], set()
+    for info in archive.infolist():
+        where = f"{path}: member {info.filename!r}"
+        if info.filename in seen:
+            raise error(f"{where} occurs twice; each array must be named once.")
+        seen.add(info.filename)
+        archive.fp.seek(info.header_offset)
+        local = archive.fp.read(ZIP_LOCAL_HEADER.size)
+        if len(local) < ZIP_LOCAL_HEADER.size or local[:4] != b"PK\x03\x04":
+            raise error(f"{where}: no local header at offset {info.header_offset}; the archive is damaged.")
+        _, name_len, extra_len = ZIP_LOCAL_HEADER.unpack(local)
+        start = info.header_offset
+        end = start + ZIP_LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+        if end > limit:
+            raise error(f"{where} runs to byte {end}, past the end of its data ({limit}); the "
+                                 f"archive is damaged or forged.")
+        extents.append((start, end, info))
+    extents.sort(key=lambda e: e[0])
+    for (_, end, first), (start, _, second) in zip(extents, extents[1:]):
+        if start < end:
+            raise error(f"{path}: members {first.filename!r} and {second.filename!r} overlap (bytes "
+                                 f"{start}-{end}); the archive is forged to read more than it holds.")
+    return extents
+
+
 def read_members(path):
     """The members of an ``.npz`` archive as a dict name -> ndarray, refusing anything that is
     not a plain numeric ``.npy`` array (see the module docstring). Raises :class:`ModelFileError`."""
     arrays = {}
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        extents = zip_member_extents(path, archive)  # before any member is read
+        for _, _, info in extents:
             where = f"{path}: member {info.filename!r}"
             if not info.filename.endswith(".npy"):
                 raise ModelFileError(f"{where} is not a .npy array; steadynet files hold arrays only.")
             if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
                 raise ModelFileError(f"{where} is compressed or encrypted; steadynet files store "
                                      f"their arrays uncompressed.")
+            if info.file_size != info.compress_size:
+                raise ModelFileError(f"{where} is stored, but claims {info.file_size} bytes in "
+                                     f"{info.compress_size}; the archive is damaged or forged.")
             raw = archive.read(info)  # at most the bytes the file holds; the zip CRC is checked
             f = io.BytesIO(raw)
             version = np.lib.format.read_magic(f)
@@ -169,7 +219,10 @@ def read_members(path):
 
 def load_arrays(path, expected_format):
     """Read a steadynet file; verify its format, version and checksum. Returns ``(arrays, meta)``."""
+    from .data.limits import regular_file
+
     path = os.fspath(path)
+    regular_file(path, "model or checkpoint file (.npz)", ModelFileError)  # never a FIFO or /dev/zero
     try:
         arrays = read_members(path)
         blob = arrays.pop("__meta__", None)
@@ -204,22 +257,55 @@ def save_model(path, model, **extra):
     save_arrays(path, model.state_dict(), {"format": MODEL_FORMAT, "model": model.config(), **extra})
 
 
+def check_params_fit(params, sizes, path):
+    """Raise :class:`ModelFileError` unless ``params`` are exactly the arrays of an MLP of
+    ``sizes``: ``W1`` (sizes[0], sizes[1]), ``b1`` (sizes[1],), ... and nothing else.
+
+    Checked array by array before anything is built, so a description that promises more
+    than the file holds (or holds the same count in other shapes) allocates nothing.
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    expected = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
+    expected.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
+    n_params = sum(a * b + b for a, b in pairs)
+    n_stored = sum(a.size for a in params.values())
+    problem = None
+    if n_params != n_stored:
+        problem = f"layer sizes {list(sizes)} need {n_params} parameters, the file holds {n_stored}"
+    elif set(params) != set(expected):
+        problem = f"parameters must be {sorted(expected)}, got {sorted(params)}"
+    else:
+        wrong = [name for name, shape in expected.items() if tuple(params[name].shape) != shape]
+        if wrong:
+            problem = (f"parameter {wrong[0]} must have shape {expected[wrong[0]]}, "
+                       f"got {tuple(params[wrong[0]].shape)}")
+    if problem:
+        raise ModelFileError(f"{path}: the stored model does not fit its own description ({problem}).")
+
+
+def stored_layer_sizes(meta, path):
+    """``meta["model"]["layer_sizes"]`` as a tuple of positive ints, or :class:`ModelFileError`."""
+    try:
+        sizes = tuple(meta["model"]["layer_sizes"])
+        if len(sizes) < 2 or not all(type(s) is int and s >= 1 for s in sizes):
+            raise TypeError(f"layer_sizes must be 2 or more integers >= 1, found {list(sizes)[:8]}")
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: the stored model has no valid description ({exc}).") from None
+    return sizes
+
+
 def model_from(arrays, meta, path, device="cpu"):
     """Build an :class:`MLP` from loaded arrays and metadata, checking every shape.
 
-    The architecture in ``meta`` is checked against the arrays before the model is built, so a
-    forged description cannot make this allocate more than the file itself holds.
+    The architecture in ``meta`` is checked against the arrays, one by one, before the model
+    is built, so a forged description cannot make this allocate more than the file holds.
     """
     from .errors import ConfigError
     from .model import MLP
 
     params = {k: v for k, v in arrays.items() if not k.startswith(("optim.", "best."))}
+    check_params_fit(params, stored_layer_sizes(meta, path), path)
     try:
-        sizes = [int(s) for s in meta["model"]["layer_sizes"]]
-        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        n_stored = sum(a.size for a in params.values())
-        if n_params != n_stored:
-            raise ConfigError(f"layer sizes {sizes} need {n_params} parameters, the file holds {n_stored}")
         model = MLP(**meta["model"], device=device)
         model.load_state_dict(params)
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
@@ -228,6 +314,42 @@ def model_from(arrays, meta, path, device="cpu"):
     if bad:
         raise ModelFileError(f"{path}: parameters {bad} hold NaN or infinity; refusing a broken model.")
     return model
+
+
+def check_checkpoint_config(arrays, meta, path, hidden):
+    """Check, before a network is built for ``--resume``, that a checkpoint's training config
+    describes the network its arrays hold.
+
+    The trainer builds the network from the config's ``hidden`` widths (with the data's input
+    and class counts), so a forged config (``hidden=[100000]`` with the checksum recomputed)
+    would otherwise allocate gigabytes before :func:`model_from` compares the arrays.
+
+    Parameters
+    ----------
+    arrays, meta : as :func:`load_arrays` returns them for a checkpoint
+    path : str
+        The checkpoint, for messages.
+    hidden : sequence of int
+        The hidden widths in the checkpoint's config (``TrainConfig.hidden``).
+
+    Raises
+    ------
+    ModelFileError
+        If the arrays do not form the network ``meta["model"]`` describes, or its hidden
+        widths differ from ``hidden``.
+    """
+    sizes = stored_layer_sizes(meta, path)
+    params = {k: v for k, v in arrays.items() if not k.startswith(("optim.", "best."))}
+    check_params_fit(params, sizes, path)
+    hidden = tuple(hidden) if isinstance(hidden, (list, tuple)) else (hidden,)
+    if hidden != sizes[1:-1]:
+        raise ModelFileError(f"{path}: the checkpoint's config asks for hidden layers {list(hidden)[:8]}, but its "
+                             f"arrays hold a {'-'.join(map(str, sizes))} network; the file is forged or damaged.")
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    for name, a in arrays.items():
+        if name.startswith(("optim.", "best.")) and a.size not in (1, n_params):
+            raise ModelFileError(f"{path}: {name} holds {a.size} values; the optimiser's state of a "
+                                 f"{n_params}-parameter network holds 1 or {n_params}.")
 
 
 def resolve_model_path(path):
@@ -241,6 +363,9 @@ def resolve_model_path(path):
         return candidate
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such model file or run folder.")
+    from .data.limits import regular_file
+
+    regular_file(path, "model file (.npz) or run folder", ModelFileError)
     return path
 
 

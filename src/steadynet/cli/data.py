@@ -4,6 +4,8 @@ import sys
 
 from .app import Parser, print_json
 
+MAX_SHOW = 400  # images in one grid: 20x20 is already too small to read on most screens
+
 
 def add_parser(sub):
     p = sub.add_parser("data", help="fetch, inspect, convert and show data sets",
@@ -45,7 +47,7 @@ def add_parser(sub):
                             description="Draw randomly chosen images, each titled with its label, into a PNG.")
     s.add_argument("path", metavar="PATH|NAME", help="a data file or folder, or a registered name")
     s.add_argument("--out", metavar="PNG", required=True, help="the image file to write, e.g. grid.png")
-    s.add_argument("--n", type=int, default=25, help="number of images (default 25)")
+    s.add_argument("--n", type=int, default=25, help=f"number of images, 1 to {MAX_SHOW} (default 25)")
     s.add_argument("--split", choices=("train", "test"), default="train", help="which split (default train)")
     s.add_argument("--seed", type=int, default=0, help="seed for choosing the images (default 0)")
     s.add_argument("--json", action="store_true", help="print the images shown as JSON on stdout")
@@ -119,7 +121,11 @@ def run_convert(args):
 
 def run_show(args):
     from ..data.tools import show
+    from ..errors import ConfigError
 
+    if not 1 <= args.n <= MAX_SHOW:  # checked before the data is read: 3,000 took 89 s and 1.3 GB
+        raise ConfigError(f"--n must be 1 to {MAX_SHOW} (a {int(MAX_SHOW ** 0.5)}x{int(MAX_SHOW ** 0.5)} grid), "
+                          f"got {args.n}.")
     result = show(args.path, args.out, n=args.n, split=args.split, seed=args.seed)
     if args.json:
         print_json(result)

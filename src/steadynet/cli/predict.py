@@ -17,16 +17,23 @@ def add_parser(sub):
 
 
 def run(args):
+    """Classify every image; a bad one gets an error line on stderr where its result would be,
+    the others are still printed, and the exit status is 1 if any image failed."""
+    import sys
+
     from ..errors import ConfigError
     from ..images import predict_images
 
     if args.top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {args.top}.")
-    results = predict_images(args.model, args.images, top=args.top)
+    results = predict_images(args.model, args.images, top=args.top, errors="report")
+    failed = [r for r in results if "error" in r]
     if args.json:
         print_json(results)
-        return 0
     for r in results:
-        ranked = ", ".join(f"{t['label']}: {t['probability']:.3f}" for t in r["top"])
-        print(f"{r['image']}: {r['label']}  ({ranked})")
-    return 0
+        if "error" in r:
+            print(f"steadynet predict: error: {r['error']}", file=sys.stderr, flush=True)
+        elif not args.json:
+            ranked = ", ".join(f"{t['label']}: {t['probability']:.3f}" for t in r["top"])
+            print(f"{r['image']}: {r['label']}  ({ranked})", flush=True)
+    return 1 if failed else 0

@@ -48,6 +48,9 @@ def detect_format(path):
         raise DataFormatError(f"{path}: a data folder must hold the four IDX files, a *train*.csv "
                               f"file, or image sub-folders train/<label>/ or <label>/; found "
                               f"{sorted(os.listdir(path))[:8]}.")
+    from .limits import regular_file
+
+    regular_file(path)  # a FIFO would block the open below, a device never end
     with open(path, "rb") as f:
         head = f.read(8)
     if head == HDF5_SIGNATURE:

@@ -9,7 +9,6 @@ A CSV data set is either
 - a single CSV file, read as the training split with an empty test split.
 """
 
-import gzip
 import io
 import os
 import warnings
@@ -17,6 +16,7 @@ import warnings
 import numpy as np
 
 from ..errors import DataFormatError
+from .limits import gunzip_bounded, regular_file
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -24,7 +24,10 @@ CSV_SUFFIXES = (".csv", ".csv.gz")
 def parse_csv(raw, name="<csv>"):
     """Decode CSV bytes (label, pixel, pixel, ...; gzip undone) into ``(x, y)``.
 
-    A first line holding anything that is not a number (``label,pixel1,...``) is a header.
+    The first line is a header when none of its fields is a number (``label,pixel1,...``), or
+    when only its first is not and the others number the columns (``label,0,1,...`` or
+    ``label,1,2,...``). A first line that is otherwise partly numbers is a row of data, so a
+    stray non-number in it is reported (never silently dropped as a "header").
 
     Returns
     -------
@@ -33,14 +36,10 @@ def parse_csv(raw, name="<csv>"):
     y : ndarray of shape (n,), float32 (whole numbers, checked by :func:`standardise_labels`)
     """
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataFormatError(f"{name}: gzip data is corrupt or truncated ({exc}).") from None
+        raw = gunzip_bounded(raw, name)  # a bomb is refused at the limit of steadynet.data.limits
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark, as spreadsheet programs write
         raw = raw[3:]
-    lines = raw.split(b"\n", 1)
-    has_header = not all(is_number(v) for v in lines[0].split(b","))
+    has_header = is_header(raw.split(b"\n", 1)[0])
     try:
         with warnings.catch_warnings():  # "input contained no data": reported below, as an error
             warnings.simplefilter("ignore", UserWarning)
@@ -57,6 +56,18 @@ def parse_csv(raw, name="<csv>"):
     if np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 255 and x.max() > 1 and np.array_equal(x, np.round(x)):
         x = x.astype(np.uint8)  # the usual CSV: grey levels 0-255, a quarter of the memory
     return x, y
+
+
+def is_header(line):
+    """Whether the first line of a CSV file is a header (see :func:`parse_csv`)."""
+    fields = line.rstrip(b"\r").split(b",")
+    numbers = [is_number(v) for v in fields]
+    if not any(numbers):
+        return True
+    if numbers[0] or not all(numbers[1:]):
+        return False
+    columns = [float(v) for v in fields[1:]]
+    return columns in (list(range(len(columns))), list(range(1, len(columns) + 1)))
 
 
 def is_number(field):
@@ -88,6 +99,7 @@ def describe_bad_row(raw, name, has_header):
 
 def read_csv(path):
     """Read a CSV file into ``(x, y)``; see :func:`parse_csv`."""
+    regular_file(path, "CSV file")  # never a FIFO or a device
     with open(path, "rb") as f:
         return parse_csv(f.read(), str(path))
 

@@ -32,6 +32,7 @@ from ..errors import ChecksumError, DataFormatError, DownloadError
 from .dataset import make_dataset
 
 CHUNK = 1 << 16
+MAX_DOWNLOAD_BYTES = 512 << 20  # 512 MiB: every registered file is under 100 MB; a server sending more is refused
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def download(url, timeout=30.0, progress=None, expected=None):
     ------
     DownloadError
         The server could not be reached, answered with an error, stalled past ``timeout``,
-        or sent fewer bytes than its Content-Length.
+        sent fewer bytes than its Content-Length, or more than :data:`MAX_DOWNLOAD_BYTES`.
     ChecksumError
     """
     h = hashlib.new(expected[0] if expected else "sha256")
@@ -227,11 +228,15 @@ def download(url, timeout=30.0, progress=None, expected=None):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0)
+            if total > MAX_DOWNLOAD_BYTES:
+                raise DownloadError(f"{url}: announces {total:,} bytes; at most {MAX_DOWNLOAD_BYTES:,} are accepted.")
             while True:
                 block = response.read(CHUNK)
                 if not block:
                     break
                 body += block
+                if len(body) > MAX_DOWNLOAD_BYTES:  # a server that never stops (or lies about its length)
+                    raise DownloadError(f"{url}: sent more than {MAX_DOWNLOAD_BYTES:,} bytes; refused.")
                 h.update(block)
                 if progress:
                     progress(len(body), total)

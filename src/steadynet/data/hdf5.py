@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from ..errors import DataFormatError
+from .limits import check_expansion, regular_file
 from .dataset import make_dataset
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -27,6 +28,7 @@ def read_hdf5_arrays(path):
 
     from .dataset import unit_floats_as_uint8
 
+    regular_file(path, "HDF5 file")  # never a FIFO or a device
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in KEYS if k not in f]
@@ -39,6 +41,7 @@ def read_hdf5_arrays(path):
                 if not isinstance(f[k], h5py.Dataset):
                     raise DataFormatError(f"{path}: {k} must be a dataset, found a {type(f[k]).__name__}.")
                 d = f[k]
+                check_dataset(d, f"{path}: {k}")
                 compact = unit_floats_as_uint8(d) if k[0] == "x" and d.dtype.kind == "f" and d.ndim >= 2 else None
                 arrays[k] = compact if compact is not None else d[()]
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
@@ -46,6 +49,29 @@ def read_hdf5_arrays(path):
             raise
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}).") from None
     return arrays, {k: k for k in KEYS}, []
+
+
+def check_dataset(d, where):
+    """Refuse, before reading it, a dataset that is not plain numbers held in this file, or that
+    claims more data than its storage can expand to (chunks never written read as zeros: a
+    633 KB file can declare a million images).
+
+    Parameters
+    ----------
+    d : h5py.Dataset
+    where : str
+        Names the file and dataset.
+    """
+    if d.dtype.kind not in "biuf" or d.dtype.fields is not None:
+        raise DataFormatError(f"{where}: expected numbers, found HDF5 type {d.dtype}.")
+    if d.external or d.is_virtual:
+        kind = "virtual" if d.is_virtual else "external"
+        raise DataFormatError(f"{where}: its data lives outside this file ({kind} storage); expected a "
+                              f"self-contained HDF5 file.")
+    claimed = int(np.prod(d.shape, dtype=object)) * d.dtype.itemsize
+    stored = d.id.get_storage_size()  # bytes allocated in the file (compressed chunks: their size)
+    if claimed > stored:  # compressed, or chunks never written: a limit on what it may claim
+        check_expansion(where, claimed, stored)
 
 
 def stored_layout(path):

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataFormatError
+from .limits import MAX_EXPANSION, check_expansion, regular_file
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -30,11 +31,14 @@ IDX_FILES = {
 }
 
 
-def read_idx_stream(f, name):
+def read_idx_stream(f, name, stored=None):
     """Decode one IDX array from a binary stream (already un-gzipped).
 
     The array is allocated from the header and the body is read straight into it, so a 47 MB
-    image file costs 47 MB, not twice that; uint8 data needs no conversion at all.
+    image file costs 47 MB, not twice that; uint8 data needs no conversion at all. Before
+    that, what the header promises is checked: against the bytes left in a plain stream, and
+    for a gzip stream against ``stored`` (its compressed size) by the limits of
+    :mod:`steadynet.data.limits`; the stream is never read past the promise.
     """
     head = f.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0:
@@ -52,9 +56,10 @@ def read_idx_stream(f, name):
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     dtype = np.dtype(IDX_TYPES[code])
     promised = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    # a damaged header can promise terabytes: check before allocating (the exact size of a
-    # gzip stream is only known once read, so it gets a ceiling instead)
+    # a damaged header (or a decompression bomb) can promise terabytes: check before allocating
     available = remaining_bytes(f)
+    if available is None:
+        check_expansion(name, promised, stored if stored is not None else MAX_IDX_BYTES // MAX_EXPANSION)
     if promised > (available if available is not None else MAX_IDX_BYTES):
         raise DataFormatError(f"{name}: IDX header promises shape {shape} ({promised} bytes of data), "
                               f"found {'at most ' + str(MAX_IDX_BYTES) if available is None else available} bytes.")
@@ -98,9 +103,10 @@ def open_idx(path_or_bytes):
 def read_idx(path, name=None):
     """Read one IDX file (``.gz`` or plain, a path or its bytes) into an ndarray."""
     name = name or str(path)
+    stored = len(path) if isinstance(path, (bytes, bytearray)) else regular_file(path, "IDX file")
     try:
         with open_idx(path) as f:
-            return read_idx_stream(f, name)
+            return read_idx_stream(f, name, stored)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataFormatError(f"{name}: gzip data is corrupt or truncated ({exc}).") from None
 
@@ -136,6 +142,8 @@ def read_idx_arrays(folder):
         The file name of each array, for error messages.
     """
     paths = find_idx_files(folder)
+    for path in paths.values():  # all four checked before any is read
+        regular_file(path, "IDX file")
     return ({k: read_idx(paths[k]) for k in IDX_FILES},
             {k: os.path.basename(paths[k]) for k in IDX_FILES}, [])
 

@@ -5,7 +5,12 @@ Two layouts are read::
     root/train/<label>/*.png  and  root/test/<label>/*.png   (the test folder is optional)
     root/<label>/*.png                                       (a training split only)
 
-Images may be PNG, JPEG or BMP; colour images are converted to 8-bit grey (with a notice).
+Images may be PNG, JPEG or BMP; colour images are converted to 8-bit grey, 16-bit grey is
+scaled to 8 bits, and a transparent background is filled as :func:`steadynet.images.load_image`
+fills it (behind dark strokes white, behind light ones black), each with a notice. Class
+folders are named by ASCII digits only. Each image may have at most :data:`MAX_IMAGE_PIXELS`
+pixels, and all of them together may claim no more than :mod:`steadynet.data.limits` allows
+for the bytes of their files (checked from the headers before anything is decoded).
 They are ordered by file name, numbers in names compared as numbers, then by label: files
 named by their index (``00042.png``) keep the order they were written in, whatever their class.
 
@@ -21,6 +26,13 @@ import numpy as np
 from ..errors import DataFormatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image of a data set; far beyond any MNIST-like image
+LABEL = re.compile(r"[0-9]+")  # "²" and "٣" are digits to str.isdigit, not labels
+
+
+def is_label(name):
+    """Whether a folder name is an integer label: ASCII digits only."""
+    return LABEL.fullmatch(name) is not None
 
 
 def natural_key(name):
@@ -37,14 +49,14 @@ def class_folders(folder):
 def is_image_folder(root):
     """True when ``root`` has a ``train`` sub-folder or sub-folders named by integer labels."""
     subs = class_folders(root)
-    return "train" in subs or (bool(subs) and all(s.isdigit() for s in subs))
+    return "train" in subs or (bool(subs) and all(is_label(s) for s in subs))
 
 
 def list_images(folder):
     """``(path, label)`` of every image in ``folder/<label>/``, in the documented order."""
     items = []
     for sub in class_folders(folder):
-        if not sub.isdigit():
+        if not is_label(sub):
             raise DataFormatError(f"{os.path.join(folder, sub)}: expected class folders named by their "
                                   f"integer label (0, 1, ...), found {sub!r}.")
         for name in os.listdir(os.path.join(folder, sub)):
@@ -70,27 +82,59 @@ def read_images(items, notices):
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DataFormatError("reading image folders needs Pillow: pip install pillow") from None
+    from .limits import check_expansion, regular_file
+
+    stored = sum(regular_file(path, "image file") for path, _ in items)  # bytes on disk, all files
     x, converted = None, set()
     for i, (path, _) in enumerate(items):
         try:
             with Image.open(path) as im:
-                if im.mode != "L":
-                    converted.add(im.mode)
-                    im = im.convert("L")
+                width, height = im.size  # from the header: nothing decoded yet
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataFormatError(f"{path}: the image is {width}x{height} pixels; images of a data set "
+                                          f"may have at most {MAX_IMAGE_PIXELS:,}.")
                 if x is None:  # the first image fixes the size
-                    x = np.empty((len(items), im.height, im.width), dtype=np.uint8)
+                    check_expansion(f"{os.path.dirname(os.path.dirname(path))}: {len(items)} images of "
+                                    f"{width}x{height}", len(items) * width * height, stored)
+                    x = np.empty((len(items), height, width), dtype=np.uint8)
                 if im.size != (x.shape[2], x.shape[1]):
                     raise DataFormatError(f"{path}: expected a {x.shape[2]}x{x.shape[1]} image like "
                                           f"{items[0][0]}, found {im.width}x{im.height}.")
-                x[i] = np.asarray(im)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+                if im.mode != "L":
+                    converted.add(im.mode)
+                x[i] = grey_uint8(im, path)
+        except Image.DecompressionBombError as exc:  # Pillow refuses to open it at all
+            raise DataFormatError(f"{path}: the image is too large ({exc}); images of a data set may have "
+                                  f"at most {MAX_IMAGE_PIXELS:,} pixels.") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             if isinstance(exc, DataFormatError):
                 raise
             raise DataFormatError(f"{path}: not a readable image ({exc}).") from None
     if converted:
         notices.append(f"{os.path.dirname(os.path.dirname(items[0][0]))}: images in mode "
-                       f"{sorted(converted)} were converted to 8-bit grey.")
+                       f"{sorted(converted)} were converted to 8-bit grey (16-bit levels scaled, "
+                       f"transparency filled).")
     return x, np.array([label for _, label in items], dtype=np.int64)
+
+
+def grey_uint8(im, path):
+    """One Pillow image as (h, w) uint8 grey: 8-bit grey as it is, 16-bit grey scaled by 255/65535
+    (not clipped), transparency filled as :func:`steadynet.images.grey_of` does, colour as luminance."""
+    from ..images import grey_of
+
+    if im.mode == "L":
+        return np.asarray(im)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+        a = np.asarray(im, dtype=np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise DataFormatError(f"{path}: expected 8- or 16-bit grey levels, found values from "
+                                  f"{a.min()} to {a.max()}.")
+        return np.round(a * (255 / 65535)).astype(np.uint8)
+    if im.mode == "F":
+        raise DataFormatError(f"{path}: a floating-point image (mode F); expected 8- or 16-bit grey or colour.")
+    if "A" in im.getbands() or "transparency" in im.info:
+        return np.round(grey_of(im) * 255).astype(np.uint8)
+    return np.asarray(im.convert("L"))
 
 
 def read_image_arrays(root):

@@ -377,6 +377,9 @@ def load_run_for_resume(run_dir):
         config = TrainConfig.from_dict(meta["config"])
     except (KeyError, ConfigError) as exc:
         raise ModelFileError(f"{path}: the checkpoint's config is missing or invalid ({exc}).") from None
+    from ..persistence import check_checkpoint_config  # the arrays against the config, before any network is built
+
+    check_checkpoint_config(arrays, meta, path, config.hidden)
     return config, (arrays, meta, path)
 
 

@@ -41,6 +41,9 @@ MAX_BODY_BYTES = 2_000_000  # a 512x512 image as JSON numbers fits; anything lar
 MAX_IMAGE_SIDE = 512  # the page sends 112x112; larger drawings gain nothing after the 20x20 fit
 MAX_MISTAKES = 500  # how many of the most confident mistakes are kept
 RELOAD_INTERVAL = 1.0  # seconds between checks of a run folder for a newer model
+REQUEST_TIMEOUT = 10.0  # seconds for a whole request (headers and body) to arrive
+KEEP_ALIVE_TIMEOUT = 5  # seconds a connection may stay idle between requests
+MAX_CONNECTIONS = 512  # connections open at once (half of a usual 1024 file descriptors); 503 beyond
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 SECURITY_HEADERS = [
     # everything comes from this server: no script, style, image or connection elsewhere
@@ -185,7 +188,10 @@ def numbers_array(value, name, ndim):
     if not all(type(v) in (int, float) for r in rows for v in r):
         raise RequestError(f"\"{name}\" must be {expected}; it holds something else (a string, "
                            f"null, true/false or a nested list).")
-    A = np.array(value, dtype=np.float64)
+    try:
+        A = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer of hundreds of digits: no float holds it
+        raise RequestError(f"\"{name}\" must hold finite numbers; it holds an integer too large for a float.") from None
     if not np.isfinite(A).all():
         raise RequestError(f"\"{name}\" must hold finite numbers; it holds a value too large for a float.")
     return A
@@ -327,10 +333,19 @@ class Inspector:
         with self.lock:
             P, hidden, G = inspect_input(self.model, x)
             version = self.version
+        if not (np.isfinite(P).all() and np.isfinite(G).all() and all(np.isfinite(A).all() for A in hidden)):
+            raise self.non_finite()
         label = int(P.argmax())
         return {"label": label, "probabilities": P.tolist(), "input": np.round(x, 4).tolist(),
                 "hidden": [A.tolist() for A in hidden], "saliency": G.tolist(), "saliency_class": label,
                 "version": version}
+
+    def non_finite(self):
+        """The refusal for a model whose outputs overflow (weights finite but huge)."""
+        largest = float(np.abs(to_numpy(self.model.theta)).max())
+        return RequestError(f"the model {self.file} produces non-finite outputs (NaN or infinity): its weights are "
+                            f"too large to compute with (largest |w| {largest:.3g}); retrain or load another model.",
+                            status=409)
 
     def unit(self, layer, unit):
         """The ``/api/unit`` answer: the incoming weights and bias of one unit of a Dense layer."""
@@ -364,7 +379,10 @@ class Inspector:
         self.refresh()
         with self.lock:
             if self.mistakes is None:
-                self.mistakes = confident_mistakes(self.model, data.x_test, data.y_test)
+                mistakes = confident_mistakes(self.model, data.x_test, data.y_test)
+                if not np.isfinite(mistakes[2]).all():
+                    raise self.non_finite()
+                self.mistakes = mistakes
             (order, predicted, confidence), version = self.mistakes, self.version
         n_test = len(data.y_test)
         n_wrong = int((predicted != data.y_test).sum())
@@ -398,12 +416,18 @@ class Inspector:
         answer = {"run": self.run_dir, "version": self.version, "model_file": self.file,
                   "status": "starting", "epochs": [], "epochs_planned": None}
         try:
+            if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block this thread
+                raise OSError("not a regular file")
             with open(path) as f:
                 metrics = json.load(f)
         except FileNotFoundError:  # the first epoch has not ended yet
             return answer
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             answer.update(status="unreadable", error=f"{path}: {exc}")
+            return answer
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("config") or {}, dict):
+            answer.update(status="unreadable", error=f"{path}: expected a JSON object with a \"config\" object, "
+                                                     f"found {type(metrics).__name__}.")
             return answer
         config = metrics.get("config") or {}
         answer.update({k: metrics.get(k) for k in ("status", "epochs", "best_epoch", "test_accuracy",
@@ -428,7 +452,6 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
         from starlette.middleware import Middleware
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
         from starlette.responses import FileResponse, JSONResponse
         from starlette.routing import Mount, Route
         from starlette.staticfiles import StaticFiles
@@ -437,7 +460,10 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
                              "install them with `pip install steadynet[web]`.") from None
 
     def answer(obj):
-        return JSONResponse(obj)
+        try:
+            return JSONResponse(obj)
+        except ValueError:  # NaN or infinity (a diverged run's metrics): JSON has no such numbers
+            return JSONResponse(finite_only(obj))
 
     async def index(request):
         return FileResponse(os.path.join(STATIC_DIR, "index.html"))
@@ -466,6 +492,9 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
     async def http_error(request, exc):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    async def bug(request, exc):  # a bug in steadynet, still answered in JSON, never as a traceback
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); please report it."}, status_code=500)
+
     routes = [
         Route("/", index),
         Route("/api/model", model),
@@ -476,9 +505,9 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
         Route("/api/run", run),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+    middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, allowed_hosts=allowed_hosts)]
     return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={RequestError: refused, HTTPException: http_error})
+                     exception_handlers={RequestError: refused, HTTPException: http_error, Exception: bug})
 
 
 async def read_json(request, limit=MAX_BODY_BYTES):
@@ -520,6 +549,57 @@ def int_param(request, name, default=None):
         raise RequestError(f"{name} must be an integer, got {value[:40]!r}.", status=400) from None
 
 
+def finite_only(obj):
+    """``obj`` (JSON-ready) with every NaN or infinite float replaced by None."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_only(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_only(v) for v in obj]
+    return obj
+
+
+def host_of(header):
+    """The host name of a ``Host`` header, lower case, without its port: ``[::1]:8000`` -> ``::1``,
+    ``localhost:8000`` -> ``localhost``; None when it is malformed."""
+    header = header.strip().lower()
+    if header.startswith("["):  # an IPv6 literal
+        end = header.find("]")
+        rest = header[end + 1:]
+        if end < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+        return header[1:end]
+    name, _, port = header.partition(":")
+    if port and not port.isdigit():
+        return None
+    return name or None
+
+
+class HostCheck:
+    """ASGI middleware answering only requests whose ``Host`` names one of ``allowed_hosts``
+    (``"*"``: any); others get a 400 JSON answer. This is what stops DNS rebinding: another
+    site's page may resolve its own name to 127.0.0.1, but its requests then carry that name."""
+
+    def __init__(self, app, allowed_hosts=LOOPBACK_HOSTS):
+        self.app = app
+        self.any = "*" in allowed_hosts
+        self.allowed = {h.lower() for h in allowed_hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.any:
+            return await self.app(scope, receive, send)
+        header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if host_of(header) in self.allowed:
+            return await self.app(scope, receive, send)
+        body = json.dumps({"error": f"the Host header must name this machine ({', '.join(sorted(self.allowed))}), "
+                                    f"got {header[:80]!r}; open the URL the server printed."}).encode()
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                    + SECURITY_HEADERS})
+        await send({"type": "http.response.body", "body": body})
+
+
 class SecurityHeaders:
     """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response."""
 
@@ -541,14 +621,82 @@ class SecurityHeaders:
 # ---------------------------------------------------------------------------- the server
 
 
+def loopback_names(host):
+    """The ``Host`` names a server bound to loopback address ``host`` answers to."""
+    return tuple(sorted({*LOOPBACK_HOSTS, "::1", host.strip("[]").lower()}))
+
+
 def is_loopback(host):
     """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def timed_h11_protocol(timeout=None, max_connections=None):
+    """uvicorn's h11 protocol with a deadline for each request to arrive whole, and a cap on
+    open connections.
+
+    uvicorn times out idle keep-alive connections only: a client that sends its headers, or
+    its body, a byte at a time (or connects and sends nothing) holds its connection for ever.
+    Here a connection is closed when a request has not fully arrived ``timeout`` seconds
+    (default :data:`REQUEST_TIMEOUT`) after the connection opened or the previous response
+    ended, and one opened beyond ``max_connections`` (default :data:`MAX_CONNECTIONS`) gets a
+    503 JSON answer and is closed (uvicorn's own ``limit_concurrency`` answers in plain text).
+    Returns the protocol class, for ``uvicorn.Config(http=...)``.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    limit = REQUEST_TIMEOUT if timeout is None else timeout
+    most = MAX_CONNECTIONS if max_connections is None else max_connections
+    body = json.dumps({"error": f"the server has {most} connections open, its limit; try again."}).encode()
+    busy = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    class TimedH11Protocol(H11Protocol):
+        deadline = None
+
+        def arm(self):
+            self.disarm()
+            self.deadline = self.loop.call_later(limit, self.too_slow)
+
+        def disarm(self):
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def too_slow(self):
+            self.deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(self.connections) > most:
+                transport.write(busy)
+                transport.close()
+                return
+            self.arm()
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.conn.their_state is h11.DONE:  # the whole request is in: the app takes over
+                self.disarm()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is not h11.DONE:
+                self.arm()  # waiting for the next request
+
+        def connection_lost(self, exc):
+            self.disarm()
+            super().connection_lost(exc)
+
+    return TimedH11Protocol
 
 
 class Server:
@@ -580,9 +728,12 @@ class Server:
         self.host, self.port = host, self.sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        # h11 and asyncio: the pure-Python choices, so nothing beyond uvicorn itself is needed
-        config = uvicorn.Config(app, loop="asyncio", http="h11", ws="none", lifespan="off",
-                                log_level="warning", access_log=False, timeout_keep_alive=5)
+        # h11 and asyncio: the pure-Python choices, so nothing beyond uvicorn itself is needed.
+        # Connections are bounded: REQUEST_TIMEOUT for a whole request to arrive (slow headers,
+        # slow bodies), KEEP_ALIVE_TIMEOUT idle between requests, MAX_CONNECTIONS at once (503
+        # JSON beyond it), so a local client cannot hold every file descriptor
+        config = uvicorn.Config(app, loop="asyncio", http=timed_h11_protocol(), ws="none", lifespan="off",
+                                log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_TIMEOUT)
         self.server = uvicorn.Server(config)
         self.thread = None
 
@@ -638,9 +789,9 @@ def make_server(path, data=None, host="127.0.0.1", port=0, log=None):
         its ``inspector`` is the :class:`Inspector` behind the API.
     """
     inspector = Inspector(path, data=data, log=log)
-    # a Host check stops DNS rebinding; it needs the names the page is reached by, known
-    # only for IPv4 loopback (``[::1]:port`` is not split right by the check)
-    hosts = LOOPBACK_HOSTS if is_loopback(host) and ":" not in host else ("*",)
+    # a Host check stops DNS rebinding; on a loopback address the page is reached by its
+    # loopback names and by the address itself (127.0.0.2, ::1, as the printed URL has it)
+    hosts = loopback_names(host) if is_loopback(host) else ("*",)
     server = Server(create_app(inspector, allowed_hosts=hosts), host, port)
     server.inspector = inspector
     return server
