@@ -121,14 +121,19 @@ def test_summary_table_lists_each_epoch_and_the_result(run):
     _, result = run
     lines = summary_table(result).splitlines()
     assert lines[0].split() == ["epoch", "train", "loss", "train", "acc", "val", "loss", "val", "acc", "lr", "time"]
-    rows = lines[1:-1]
+    end = next(i for i, line in enumerate(lines) if line.startswith("completed"))
+    rows, outcome = lines[1:end], " ".join(lines[end:])
+    assert all(len(line) <= 79 for line in lines)  # fits an 80-column terminal
     assert [int(r.split()[0].rstrip("*")) for r in rows] == [1, 2, 3]
     for row, e in zip(rows, result["epochs"]):
         assert row.split()[1:5] == [f"{e[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
     starred = [r for r in rows if r.split()[0].endswith("*")]
     assert len(starred) == 1 and starred[0].split()[0] == f"{result['best_epoch']}*"
-    assert f"test accuracy {result['test_accuracy']:.4f}" in lines[-1]
-    assert lines[-1].startswith("completed")
+    # the test accuracy says which model it is of: the last epoch's, as there was no early stopping
+    assert f"test accuracy of epoch 3's model {result['test_accuracy']:.4f}" in outcome
+    assert f"best validation epoch {result['best_epoch']} (* above)" in outcome
+    narrow = summary_table(result, width=59).splitlines()
+    assert all(len(line) <= 59 for line in narrow) and "time" not in narrow[0] and "val acc" in narrow[0]
 
 
 def test_summary_of_a_long_run_keeps_first_best_and_last():
