@@ -46,6 +46,7 @@ from .. import __version__
 from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data
+from ..data.dataset import check_labels_count_from_zero
 from ..errors import ConfigError, ModelFileError, SteadynetError
 from ..model import MLP
 from ..optim import make_optimizer
@@ -176,8 +177,14 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     # data and the validation split
     if data is None or isinstance(data, (str, os.PathLike)):
         data = load_data(config.data if data is None else data, log=log)
+    elif isinstance(data, Dataset):  # built in Python: checked as a file's arrays are
+        data = data.validated()
+    elif not hasattr(data, "x_train"):
+        raise ConfigError(f"data must be a Dataset, a registered name or a path, got {type(data).__name__}; "
+                          f"build one with steadynet.data.make_dataset(x_train, y_train, x_test, y_test).")
     for notice in data.notices:
         log(notice)
+    check_labels_count_from_zero(data)
     config.validate(n_features=data.n_features)
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     if config.batch_size != "full" and config.batch_size > X.shape[0]:
