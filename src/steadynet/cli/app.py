@@ -28,6 +28,7 @@ COMMANDS = {
     "gradcheck": "gradcheck",
     "doctor": "doctor",
     "serve": "serve",
+    "import": "import_weights",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run
