@@ -356,6 +356,7 @@ def summary_table(metrics, max_rows=12, width=None):
         parts.append(f"{s:.1f}s of training" if s < 60 else f"{format_seconds(s)} of training")
     if metrics.get("divergence"):
         d = metrics["divergence"]
-        parts.append(f"diverged at epoch {d['epoch']}, step {d['step']}: the {d['first']} became non-finite")
+        what = d.get("reason") or f"the {d['first']} became non-finite"
+        parts.append(f"diverged at epoch {d['epoch']}, step {d['step']}: {what}")
     lines.extend(wrap_parts(parts, " · ", width))
     return "\n".join(lines)

@@ -25,7 +25,7 @@ used from any working directory.
      "epochs": [{"epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "learning_rate", "seconds",
                  "health": {"layers": [...], "warnings": [...], ...}}, ...],
-     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "train_seconds",
+     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "classification", "train_seconds",
      "divergence": {...} (if diverged)}
 
 ``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record.
@@ -324,9 +324,10 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
 
     # test
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test) if len(data.y_test) else (None, None)
+    classification = test_classification(model, data)
     metrics.update(status="completed", best_epoch=best["epoch"], test_loss=test_loss,
                    test_accuracy=test_acc, per_class_accuracy=per_class_accuracy(model, data),
-                   train_seconds=train_seconds)
+                   classification=classification, train_seconds=train_seconds)
     if out is not None:
         save_model(os.path.join(out, MODEL_FILE), model, epoch=state.epoch)
         write_json(os.path.join(out, "metrics.json"), metrics)
@@ -340,6 +341,15 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             write_run_plots(out, model=model, data=data, log=log)
     metrics.model = model
     return metrics
+
+
+def test_classification(model, data):
+    """Precision, recall and F1 per class on the test set (:func:`steadynet.metrics.classification_report`)."""
+    from ..metrics import classification_report
+
+    if not len(data.y_test):
+        return None
+    return classification_report(data.y_test, model.predict(data.x_test), model.n_classes)
 
 
 def per_class_accuracy(model, data):
