@@ -69,3 +69,28 @@ def test_bright_images_get_a_polarity_notice(blobs):
     data = make_dataset(1 - 0.3 * blobs.x_train, blobs.y_train, source="inverted.npz")
     assert any("mostly bright" in n and "invert them" in n for n in data.notices)
     assert not any("mostly bright" in n for n in make_dataset(blobs.x_train * 0.5, blobs.y_train).notices)
+
+
+def test_standardised_inputs_are_refused_with_the_flag_named_then_accepted_with_it(blobs, tmp_path):
+    X = (blobs.x_train - blobs.x_train.mean(0)) / blobs.x_train.std(0)  # mean 0, std 1 per feature
+    Xt = (blobs.x_test - blobs.x_train.mean(0)) / blobs.x_train.std(0)
+    path = tmp_path / "standardised.npz"
+    np.savez(path, x_train=X, y_train=blobs.y_train, x_test=Xt, y_test=blobs.y_test)
+    with pytest.raises(DataFormatError, match=r"standardised.npz: x_train: expected pixels in \[0, 1\] or 0-255, "
+                                              r"found values from -.* pass --standardised-inputs"):
+        train(FAST, data=str(path))
+    lines = []
+    result = train(FAST.replace(standardised_inputs=True, epochs=3), str(tmp_path / "run"), data=str(path),
+                   log=lines.append)
+    assert any("standardised inputs from -" in line and "kept as they are" in line for line in lines)
+    assert result["test_accuracy"] > 0.9
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "steadynet", "evaluate", str(tmp_path / "run")], capture_output=True,
+                       text=True, timeout=120)  # the run's own flag is used to reload its data
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--data", str(path), "--standardised-inputs",
+                        "--hidden", "4", "--epochs", "1", "--val-size", "50", "--out", str(tmp_path / "cli"),
+                        "--no-plots"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -463,7 +463,7 @@ def run_data(description, data):
             return None, (f"the run was trained on in-memory data ({source!r}) that cannot be "
                           f"reloaded; pass the data set with --data")
         data = spec
-    return load_data(data), None
+    return load_data(data, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
 
 
 def run_figures(run_dir, model=None, data=None):

@@ -3,7 +3,7 @@
 import sys
 
 from .app import add_common, print_json
-from .train import add_training_options, config_from_args
+from .train import add_standardised_flag, add_training_options, config_from_args
 
 # training options the checks never use
 DOCTOR_SKIPS = ("--teacher", "--distill-temperature", "--distill-weight", "--ema-decay", "--patience",
@@ -17,6 +17,7 @@ def add_parser(sub):
                                    "test, then a verdict. Takes the same settings as `steadynet train`.")
     groups = add_training_options(p, skip_groups=("augmentation",), skip=DOCTOR_SKIPS)
     add_common(groups["data"], data=True, json_flag=False)
+    add_standardised_flag(groups["data"])
     add_common(groups["run"], data=False, seed=True)
     p.add_argument("--samples", type=int, default=2000, help="training samples used by the checks (default: 2000)")
     p.add_argument("--summed-gradients", action="store_true",

@@ -57,6 +57,20 @@ def open_model(path):
     return model, path, data
 
 
+def run_standardised(path):
+    """Whether the run that ``path`` belongs to was trained on standardised inputs."""
+    import json
+
+    path = os.path.abspath(os.fspath(path))
+    for folder in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+        try:
+            with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+                return bool(json.load(f)["config"].get("standardised_inputs"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return False
+
+
 def evaluate(model_path, data=None):
     """Evaluate a saved model; ``data`` defaults to the run's own data set (or mnist).
 
@@ -69,7 +83,7 @@ def evaluate(model_path, data=None):
 
     model, used, run_data = open_model(model_path)
     data = data or run_data or "mnist"
-    dataset = load_data(data)
+    dataset = load_data(data, standardised=run_standardised(model_path))
     check_compatible(dataset, model, used)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
     report = classification_report(dataset.y_test, model.predict(dataset.x_test), model.n_classes)

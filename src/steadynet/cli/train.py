@@ -131,6 +131,7 @@ def add_parser(sub):
                                    "the options given.")
     groups = add_training_options(p)
     add_common(groups["data"], data=True, json_flag=False)
+    add_standardised_flag(groups["data"])
     add_common(groups["run"], data=False, out=True, seed=True, json_flag=False)
     groups["run"].add_argument("--preset", default=None, choices=sorted(PRESETS),
                                help="start from a named bundle of settings (docs/accuracy.md): seed (784-30-10 "
@@ -153,6 +154,13 @@ def add_parser(sub):
                                     "port, printed on start; it stays up after training until Ctrl-C")
     groups["run"].add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.set_defaults(run=run)
+
+
+def add_standardised_flag(group):
+    group.add_argument("--standardised-inputs", "--standardized-inputs", dest="standardised_inputs",
+                       action="store_true", default=None,
+                       help="the inputs are standardised on purpose (e.g. mean 0, std 1 per feature): keep "
+                            "values outside [0, 1] as they are instead of refusing them")
 
 
 def read_config_file(path):
@@ -230,6 +238,8 @@ def config_from_args(args):
         changes[field] = value
     if args.data is not None:
         changes["data"] = args.data
+    if getattr(args, "standardised_inputs", None):
+        changes["standardised_inputs"] = True
     if args.seed is not None:
         changes["seed"] = args.seed
     if getattr(args, "config", None):
@@ -258,6 +268,7 @@ def run(args):
         given = [f for f, (field, *_) in OPTIONS.items() if getattr(args, field) is not None and field not in allowed]
         given += ["--preset"] * bool(args.preset) + ["--config"] * bool(args.config) + ["--data"] * bool(args.data)
         given += ["--seed"] * (args.seed is not None) + ["--overwrite"] * args.overwrite
+        given += ["--standardised-inputs"] * bool(args.standardised_inputs)
         if given:
             raise ConfigError(f"--resume continues a run with its own settings; only --epochs, --lr and "
                               f"--patience can change, so drop {', '.join(given)} (or start a new run with "

@@ -38,7 +38,7 @@ class Dataset:
     source: str = ""
     notices: list = field(default_factory=list)
 
-    def validated(self):
+    def validated(self, standardised=False):
         """This data set checked as a file's arrays are (:func:`make_dataset`): image shape,
         pixel scale (0-255 floats are rescaled, with a notice), label form (one-hot is read
         as class indices, with a notice) and range (labels counted from 1 are refused).
@@ -47,7 +47,8 @@ class Dataset:
         hand meet the same one-line errors and notices as files do.
         """
         where = self.source or "Dataset"
-        data = make_dataset(self.x_train, self.y_train, self.x_test, self.y_test, source=where)
+        data = make_dataset(self.x_train, self.y_train, self.x_test, self.y_test, source=where,
+                            standardised=standardised)
         if len(self.image_shape) and int(np.prod(self.image_shape)) == data.n_features:
             data.image_shape = tuple(self.image_shape)
         data.notices[:0] = [n for n in self.notices if n not in data.notices]
@@ -64,7 +65,7 @@ class Dataset:
         return max(top + 1, 2)
 
 
-def standardise_images(x, where, notices, allow_empty=False):
+def standardise_images(x, where, notices, allow_empty=False, standardised=False):
     """Validate one image array and bring it to (n, n_features) uint8 or float32 in [0, 1].
 
     uint8 pixels are returned as they are, without a copy: they stay uint8 (a quarter of the
@@ -80,6 +81,9 @@ def standardise_images(x, where, notices, allow_empty=False):
         Receives a line when the pixel scale is changed or ambiguous.
     allow_empty : bool, default=False
         Accept zero images (an absent test split).
+    standardised : bool, default=False
+        The inputs are standardised on purpose (e.g. mean 0, std 1 per feature): finite values
+        outside [0, 255] are kept as float32, with a notice, instead of refused.
 
     Returns
     -------
@@ -111,8 +115,14 @@ def standardise_images(x, where, notices, allow_empty=False):
             raise DataFormatError(f"{where}: expected finite pixels, found {x[i, j]} at image {i}, "
                                   f"pixel {j} ({int(bad.sum())} non-finite values in all).")
     lo, hi = float(x.min()), float(x.max())
+    if standardised and (lo < 0 or hi > 1):
+        notices.append(f"{where}: standardised inputs from {lo:.3g} to {hi:.3g} (mean {float(x.mean()):.3g}, "
+                       f"std {float(x.std()):.3g}) kept as they are, as asked.")
+        return np.ascontiguousarray(x.astype(np.float32, copy=False)), image_shape
     if lo < 0 or hi > 255:
-        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}.")
+        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}; "
+                              f"if the inputs are standardised on purpose (e.g. mean 0, std 1), pass "
+                              f"--standardised-inputs (Python: standardised_inputs=True).")
     if hi > 1.0:
         # 0-255 pixels: lossless to uint8 when they are whole numbers
         if x.dtype.kind in "iub" or np.array_equal(x, np.round(x)):
@@ -205,7 +215,8 @@ def standardise_labels(y, n, where, notices=None):
     return y.astype(np.int64)
 
 
-def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test")):
+def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test"),
+                 standardised=False):
     """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key).
 
     ``x_test`` and ``y_test`` may be None (or hold zero images): the test split is then empty
@@ -213,19 +224,20 @@ def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x
     """
     notices = []
     kx, ky, kxt, kyt = (f"{source}: {k}" for k in keys)
-    x_train, shape = standardise_images(x_train, kx, notices)
+    x_train, shape = standardise_images(x_train, kx, notices, standardised=standardised)
     y_train = standardise_labels(y_train, x_train.shape[0], ky, notices)
     if x_test is None:
         notices.append(f"{source}: no test split; test accuracy will not be reported.")
         x_test, y_test = x_train[:0], y_train[:0]
-    x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True)
+    x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True, standardised=standardised)
     if x_test.shape[1] != x_train.shape[1]:
         raise DataFormatError(f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, "
                               f"found {x_test.shape[1]}.")
     if x_test.shape[0] == 0:  # an empty split takes the training dtype, so nothing tells them apart
         x_test = x_train[:0]
     y_test = standardise_labels(y_test, x_test.shape[0], kyt, notices)
-    polarity_notice(x_train, kx, notices)
+    if not standardised:
+        polarity_notice(x_train, kx, notices)
     unseen = np.setdiff1d(y_test, y_train)
     if unseen.size:
         notices.append(f"{kyt}: classes {unseen.tolist()} occur in the test split but never in "

@@ -170,15 +170,18 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             config = config.replace(**overrides)
         if out is not None:
             prepare_run_folder(out, overwrite)
+    if isinstance(data, (str, os.PathLike)):  # the data named here is the run's data: record it
+        config = config.replace(data=os.fspath(data))
+        data = None
     config = config.replace(data=resolved_path(config.data), teacher=resolved_path(config.teacher))
     if bar is not None and bar.epochs is None:
         bar.epochs = config.epochs
 
     # data and the validation split
     if data is None or isinstance(data, (str, os.PathLike)):
-        data = load_data(config.data if data is None else data, log=log)
+        data = load_data(config.data if data is None else data, log=log, standardised=config.standardised_inputs)
     elif isinstance(data, Dataset):  # built in Python: checked as a file's arrays are
-        data = data.validated()
+        data = data.validated(standardised=config.standardised_inputs)
     elif not hasattr(data, "x_train"):
         raise ConfigError(f"data must be a Dataset, a registered name or a path, got {type(data).__name__}; "
                           f"build one with steadynet.data.make_dataset(x_train, y_train, x_test, y_test).")
