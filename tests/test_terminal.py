@@ -93,3 +93,22 @@ def test_off_a_terminal_there_are_plain_epoch_lines(data_file, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr and "\x1b" not in r.stderr
     assert re.search(r"^epoch 1/2  train loss \d\.\d{4} acc", r.stderr, re.M)
+
+
+def test_train_shows_progress_by_default_in_a_notebook_and_quiet_turns_it_off(monkeypatch, capsys):
+    """In a Jupyter kernel (simulated: ipywidgets may be absent, so the text display is used)
+    steadynet.train() prints its epoch lines and notices without being asked."""
+    from conftest import make_blobs
+    from steadynet import TrainConfig, train
+    from steadynet.train import trainer
+
+    config = TrainConfig(epochs=2, hidden=(4,), batch_size=50, val_size=100, augment_shift=0, learning_rate=0.2)
+    data = make_blobs()
+    train(config, data=data)
+    assert capsys.readouterr().err == ""  # a script: silent, as before
+    monkeypatch.setattr(trainer, "in_notebook", lambda: True)
+    train(config, data=data)
+    err = capsys.readouterr().err
+    assert re.search(r"^epoch 1/2  train loss", err, re.M) and re.search(r"^epoch 2/2", err, re.M)
+    train(config, data=data, quiet=True)
+    assert capsys.readouterr().err == ""

@@ -108,6 +108,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"steadynet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`steadynet evaluate RUN | head`): not an error
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
