@@ -113,3 +113,15 @@ def test_cli_resume_extends_a_finished_run_and_changes_the_learning_rate(npz, tm
     assert [e["epoch"] for e in json.loads(r.stdout)["epochs"]] == [1, 2]
     r = steadynet("train", "--resume", "run", "--hidden", "8", cwd=tmp_path)
     assert r.returncode == 1 and "only --epochs, --lr and --patience can change, so drop --hidden" in r.stderr
+
+
+def test_plots_that_need_no_data_are_drawn_when_the_runs_data_has_moved(npz, tmp_path):
+    pytest.importorskip("matplotlib")
+    r = steadynet("train", "--data", npz, "--out", "run", "--hidden", "4", "--epochs", "1", "--val-size", "50",
+                  "--no-plots", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    npz.rename(tmp_path / "moved.npz")
+    r = steadynet("plot", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "run" / "plots" / "curves.png").exists()  # from metrics.json alone
+    assert "could not be reloaded" in r.stderr and "--data" in r.stderr

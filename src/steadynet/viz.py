@@ -462,7 +462,10 @@ def run_data(description, data):
             # trained on arrays passed in memory: config.data does not name them
             return None, (f"the run was trained on in-memory data ({source!r}) that cannot be "
                           f"reloaded; pass the data set with --data")
-        data = spec
+        try:  # the run's own data; if it has moved, the plots that need none are still drawn
+            return load_data(spec, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
+        except DataFormatError as exc:
+            return None, f"the run's data could not be reloaded ({exc}); pass it with --data"
     return load_data(data, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
 
 
