@@ -7,6 +7,8 @@ from .app import add_common, print_json
 
 
 def add_parser(sub):
+    from .train import option_choices
+
     p = sub.add_parser("gradcheck", help="check a model's gradients against central differences",
                        description="Gradient check of a trained model (a run folder or model file) or of a "
                                    "fresh network, on a small batch of the data: relative error per tensor "
@@ -16,9 +18,13 @@ def add_parser(sub):
                         "etc.)")
     add_common(p, data=True, seed=True)
     p.add_argument("--hidden", default="30", help="fresh network: hidden widths, comma-separated (default: 30)")
-    p.add_argument("--activation", default="sigmoid", help="fresh network: sigmoid, tanh, relu, leaky_relu")
-    p.add_argument("--init", default=None, help="fresh network: glorot_uniform, he_normal or uniform_01")
-    p.add_argument("--dtype", default="float32", help="fresh network: float32 or float64 (default: float32)")
+    choices = option_choices()
+    p.add_argument("--activation", default="sigmoid", choices=choices["activation"],
+                   help="fresh network: the hidden activation (default: sigmoid)")
+    p.add_argument("--init", default=None, choices=choices["init"],
+                   help="fresh network: weight init (default: the activation's own)")
+    p.add_argument("--dtype", default="float32", choices=choices["dtype"],
+                   help="fresh network: floating-point type (default: float32)")
     p.add_argument("--batch-size", "--batch", dest="batch", type=int, default=16,
                    help="samples in the checked batch (default: 16)")
     p.add_argument("--per-tensor", type=int, default=100,
