@@ -61,7 +61,7 @@ def test_report_writes_one_html_file(runs, capsys, tmp_path):
     assert page.count('src="data:image/png;base64,') == len(viz.RUN_PLOTS)
     with open(os.path.join(run, "metrics.json")) as f:
         metrics = json.load(f)
-    assert f"<b>{metrics['test_accuracy']:.4f}</b>" in page
+    assert f"<b>{100 * metrics['test_accuracy']:.2f}%</b>" in page
 
 
 def test_compare_overlays_two_runs(runs, capsys):

@@ -116,7 +116,7 @@ def test_resume_of_a_file_is_refused(tmp_path):
     (["--lr", "-1"], "--learning-rate must be a finite number > 0, got -1.0."),
     (["--hidden", "1000000,1000000,1000000"], "--hidden must be small enough to fit in memory"),
     (["--batch-size", "100000"], "--batch-size must be at most the number of training images"),
-    (["--activation", "swish"], "--activation must be one of"),
+    # an unknown --activation is now an argparse choice: exit 2 with "did you mean" (test_cli_help.py)
     (["--hidden", "3,x"], "--hidden must be comma-separated integers like 30 or 512,256, got '3,x'."),
     (["--checkpoint-every-steps", "-1"], "--checkpoint-every-steps must be an integer >= 0"),
 ])

@@ -1,6 +1,7 @@
 """The HTML run report and the end-of-training summary table."""
 
 import base64
+import html
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import pytest
 import steadynet
 from steadynet import viz
 from steadynet.progress import summary_rows, summary_table
-from steadynet.report import render_report, write_report
+from steadynet.report import esc, render_report, write_report
 
 from test_viz import FAST, add_health, noisy_blobs, png_size
 
@@ -69,18 +70,21 @@ def test_report_holds_the_metrics_and_configuration(page, run):
     for e in result["epochs"]:
         row = re.search(rf"<tr[^>]*><td class=key>{e['epoch']}</td>(.*?)</tr>", page).group(1)
         cells = re.findall(r"<td>([^<]*)</td>", row)
-        assert cells[:4] == [f"{e[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
-    assert f"<b>{result['test_accuracy']:.4f}</b>" in page
+        assert cells[:4] == [f"{e['train_loss']:.4f}", f"{100 * e['train_accuracy']:.2f}%",
+                             f"{e['val_loss']:.4f}", f"{100 * e['val_accuracy']:.2f}%"]
+    assert f"<b>{100 * result['test_accuracy']:.2f}%</b>" in page
     assert f"<b>{result['test_loss']:.4f}</b>" in page
-    for k, acc in enumerate(result["per_class_accuracy"]):
-        assert f"<td class=key>{k}</td><td>{acc:.4f}</td>" in page
+    for k, acc in enumerate(result["per_class_accuracy"]):  # the recall column
+        row = result["classification"]["classes"][k]
+        assert row["recall"] == acc
+        assert f"<td class=key>{k}</td><td>{esc(row['precision'], 'percent')}</td><td>{100 * acc:.2f}%</td>" in page
     assert "<td class=key>optimizer</td><td>nesterov</td>" in page
     assert "<td class=key>hidden</td><td>[16]</td>" in page
 
 
 def test_report_is_self_contained(page):
     refs = re.findall(r'(?:src|href)\s*=\s*["\']?([^"\' >]+)', page)
-    assert refs and all(r.startswith("data:") for r in refs)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs)  # embedded, or a link within the page
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert "@import" not in page and "url(" not in page
 
@@ -107,8 +111,12 @@ def test_report_of_a_diverged_run_shows_the_divergence(data, tmp_path):
     with open(os.path.join(out, "divergence.json")) as f:
         report = json.load(f)
     page = render_report(out, data=data)
-    assert "<h2>Divergence report</h2>" in page
-    assert f"step {report['step']}: the {report['first']} became non-finite" in page
+    assert '<h2 id="s-divergence-report">Divergence report</h2>' in page
+    assert '<a href="#s-divergence-report">Divergence report</a>' in page  # in the table of contents
+    # the loop's own reason, not always "became non-finite"; the ranked causes with the first one's fix
+    assert f"step {report['step']}: {html.escape(report['reason'])} (first: {html.escape(report['first'])})" in page
+    assert "Likely causes, most likely first" in page and html.escape(report["causes"][0]["cause"]) in page
+    assert f"Try first: {html.escape(report['causes'][0]['fix'])}" in page
     # no epoch finished: no curves, but the last finite weights are still drawn
     assert "Learning curves: not shown, because no epoch finished" in page
     assert {"weights", "confusion"} <= set(dict(FIGURE.findall(page)))
@@ -121,14 +129,19 @@ def test_summary_table_lists_each_epoch_and_the_result(run):
     _, result = run
     lines = summary_table(result).splitlines()
     assert lines[0].split() == ["epoch", "train", "loss", "train", "acc", "val", "loss", "val", "acc", "lr", "time"]
-    rows = lines[1:-1]
+    end = next(i for i, line in enumerate(lines) if line.startswith("completed"))
+    rows, outcome = lines[1:end], " ".join(lines[end:])
+    assert all(len(line) <= 79 for line in lines)  # fits an 80-column terminal
     assert [int(r.split()[0].rstrip("*")) for r in rows] == [1, 2, 3]
     for row, e in zip(rows, result["epochs"]):
         assert row.split()[1:5] == [f"{e[k]:.4f}" for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")]
     starred = [r for r in rows if r.split()[0].endswith("*")]
     assert len(starred) == 1 and starred[0].split()[0] == f"{result['best_epoch']}*"
-    assert f"test accuracy {result['test_accuracy']:.4f}" in lines[-1]
-    assert lines[-1].startswith("completed")
+    # the test accuracy says which model it is of: the last epoch's, as there was no early stopping
+    assert f"test accuracy of epoch 3's model {result['test_accuracy']:.4f}" in outcome
+    assert f"best validation epoch {result['best_epoch']} (* above)" in outcome
+    narrow = summary_table(result, width=59).splitlines()
+    assert all(len(line) <= 59 for line in narrow) and "time" not in narrow[0] and "val acc" in narrow[0]
 
 
 def test_summary_of_a_long_run_keeps_first_best_and_last():
@@ -144,3 +157,26 @@ def test_summary_of_a_long_run_keeps_first_best_and_last():
         assert len(rows) == min(n, m) and rows[0] == 0 and rows[-1] == n - 1
         assert best is None or best in rows
         assert np.all(np.diff(rows) > 0)
+
+
+# ------------------------------------------------------------------------- numbers for people
+
+
+def test_numbers_are_written_for_people():
+    from steadynet.report import number
+
+    assert number(12.3045, "seconds") == "12.3 s" and number(61.4, "seconds") == "1:01"
+    assert number(0.97623, "percent") == "97.62%"
+    assert number(0.05, "rate") == "0.05" and number(7.41e-12, "rate") == "7.41 × 10⁻¹²"
+    assert number(1.853e-08) == "1.85 × 10⁻⁸" and number(0.2514) == "0.2514"
+
+
+def test_report_has_contents_readable_numbers_and_precision_recall_f1(page, run):
+    _, result = run
+    assert "<nav><b>Contents</b><ol>" in page and '<a href="#s-plots">Plots</a>' in page
+    assert f"{100 * result['test_accuracy']:.2f}%" in page  # not 0.9850
+    assert re.search(r"<td>\d+\.\d s</td>", page)  # epoch times, not 0.0123
+    assert "e-0" not in page  # no raw exponents anywhere
+    assert "Test precision, recall and F1 per class" in page and "macro mean" in page
+    assert "learning_rate</td><td>default (" in page or "learning_rate</td><td>0." in page
+    assert f"test accuracy (epoch {result['epochs'][-1]['epoch']}&#x27;s model)" in page

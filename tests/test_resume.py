@@ -199,12 +199,24 @@ def test_early_stopping_resumes_exactly(data, tmp_path):
     assert np.array_equal(result.model.theta, ref.model.theta)
 
 
-def test_resuming_a_finished_run_changes_nothing(data, reference, tmp_path):
+def test_a_finished_run_is_extended_by_a_larger_epochs_and_the_change_is_recorded(data, tmp_path):
     out = str(tmp_path / "run")
     first = train(config_of("nesterov"), out, data=data)
-    again = train(None, out, data=data, resume=True)
-    assert np.array_equal(again.model.theta, first.model.theta)
-    assert without_seconds(again["epochs"]) == without_seconds(first["epochs"])
+    with pytest.raises(ConfigError, match=r"already finished its 3 epochs; .* pass a larger --epochs"):
+        train(None, out, data=data, resume=True)  # a dead end before: 'resuming at epoch 4', 0 s, exit 0
+    lines = []
+    longer = train(None, out, data=data, resume=True, epochs=5, learning_rate=0.02, log=lines.append)
+    assert [e["epoch"] for e in longer["epochs"]] == [1, 2, 3, 4, 5] and longer["status"] == "completed"
+    assert without_seconds(longer["epochs"][:3]) == without_seconds(first["epochs"])
+    assert not np.array_equal(longer.model.theta, first.model.theta)
+    assert any("epochs 3 -> 5" in line and "learning_rate 0.05 -> 0.02" in line for line in lines)
+    with open(os.path.join(out, "config.json")) as f:
+        description = json.load(f)
+    assert description["config"]["epochs"] == 5 and description["config"]["learning_rate"] == 0.02
+    assert description["resumes"][0]["epoch"] == 3
+    assert description["resumes"][0]["changed"] == {"epochs": [3, 5], "learning_rate": [0.05, 0.02]}
+    with pytest.raises(ConfigError, match=r"only --epochs, --lr and --patience can change on resume, not --hidden"):
+        train(None, out, data=data, resume=True, epochs=9, hidden=(7,))
 
 
 def test_resume_refuses_a_folder_without_checkpoint(tmp_path):

@@ -3,6 +3,7 @@ content, carries titles and labels, shows the right numbers, and never needs a d
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -120,6 +121,20 @@ def test_health_plot_says_which_keys_were_not_recorded():
     assert fig.axes[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="health"):
         viz.plot_health({"epochs": [{"epoch": 1}]})
+
+
+def test_health_ticks_are_plain_numbers_and_a_flat_dead_share_stays_flat():
+    metrics = {"epochs": [{"epoch": k, "health": {"layers": [
+        {"layer": 1, "grad_norm": 0.6 + 0.05 * k, "weight_norm": 3.0, "update_ratio": 1e-3,
+         "saturated": 0.0, "dead": 0.0165 + 0.0009 * k}]}} for k in (1, 2, 3)]}
+    fig = viz.plot_health(metrics)
+    fig.canvas.draw()
+    grad = fig.axes[0]
+    labels = [t.get_text() for t in grad.get_yticklabels(minor=True) + grad.get_yticklabels()]
+    assert labels and not any("10^" in t or "\\times" in t or "×" in t for t in labels), labels
+    assert any(re.fullmatch(r"0\.\d+", t) for t in labels), labels  # e.g. "0.7"
+    lo, hi = fig.axes[3].get_ylim()  # the dead-units panel: 1.74-1.92% on a 0-10% axis
+    assert lo == 0 and hi >= 10
 
 
 def test_curves_plot_the_metrics_with_titles_and_labels(run):

@@ -41,6 +41,7 @@ class TrainConfig:
     # data
     data: str = "mnist"  # registered name or path (HDF5, NPZ, IDX folder, CSV, image folder)
     val_size: int = 5000  # images held out of the training set to choose settings and stop early
+    standardised_inputs: bool = False  # inputs standardised on purpose (outside [0, 1]): keep them as they are
     # model
     hidden: tuple = (30,)  # hidden layer widths; (30,) is the seed's network
     activation: str = "sigmoid"  # hidden activation: sigmoid, tanh, relu, leaky_relu
@@ -147,6 +148,8 @@ class TrainConfig:
             return isinstance(v, str) and v in choices
 
         need(isinstance(self.data, str) and self.data != "", "data", "a path or a registered name", self.data)
+        need(isinstance(self.standardised_inputs, bool), "standardised_inputs", "true or false",
+             self.standardised_inputs)
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         need(self.batch_size == "full" or (is_int(self.batch_size) and self.batch_size >= 1),
              "batch_size", "an integer >= 1 or 'full'", self.batch_size)

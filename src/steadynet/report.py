@@ -9,6 +9,7 @@ Every piece of text from the run folder is HTML-escaped.
 import base64
 import html
 import json
+import math
 import os
 
 from .viz import figure_png, read_json_object, read_run, run_figures
@@ -49,24 +50,53 @@ code { background: #f3f3f3; padding: 0 .3em; }
 """
 
 
-def esc(value):
-    """Any value as escaped HTML text; floats with 4 significant decimals, None as a dash."""
+def number(value, kind=None):
+    """A number as a person reads it: ``kind`` "seconds" (``12.3 s``, ``1:01``), "percent"
+    (``97.62%``), "rate" (3 significant digits, ``0.05``, ``7.4 × 10⁻¹²``); else 4 decimals
+    between 0.001 and 100,000 and 3 significant digits with a power of ten outside."""
+    if not math.isfinite(value):
+        return str(value)
+    if kind == "seconds":
+        return f"{value:.1f} s" if value < 60 else f"{int(value // 60)}:{int(round(value % 60)):02d}"
+    if kind == "percent":
+        return f"{100 * value:.2f}%"
+    if value == 0 or (kind != "rate" and 1e-3 <= abs(value) < 1e5) or (kind == "rate" and 1e-3 <= abs(value) < 1e3):
+        return f"{value:.3g}" if kind == "rate" else f"{value:.4f}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+    return f"{float(mantissa):g} × 10{str(int(exponent)).translate(sup)}"
+
+
+# how the numbers under these keys are written (see :func:`number`)
+KINDS = {"seconds": "seconds", "train_seconds": "seconds", "training time": "seconds",
+         "train_accuracy": "percent", "val_accuracy": "percent", "test_accuracy": "percent", "accuracy": "percent",
+         "precision": "percent", "recall": "percent", "f1": "percent", "test accuracy": "percent",
+         "learning_rate": "rate", "learning rate": "rate", "lr": "rate"}
+
+
+def esc(value, kind=None):
+    """Any value as escaped HTML text; numbers through :func:`number`, None as a dash."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e5 else f"{value:.4g}"
+        return html.escape(number(value, kind))
     if isinstance(value, (list, dict)):
         value = json.dumps(value)
     return html.escape(str(value))
 
 
-def table(header, rows, row_classes=None):
-    """An HTML table: the first column left-aligned (a key), the others right-aligned (numbers)."""
+def table(header, rows, row_classes=None, kinds=None):
+    """An HTML table: the first column left-aligned (a key), the others right-aligned (numbers).
+    ``kinds`` gives each column's number kind (default: from the header, see ``KINDS``); a
+    two-column (key, value) table takes the kind of each row's key."""
+    kinds = kinds or [KINDS.get(h) for h in header]
     head = "".join(f'<th{" class=key" if i == 0 else ""}>{esc(h)}</th>' for i, h in enumerate(header))
     body = []
     for r, row in enumerate(rows):
         cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
-        cells = "".join(f'<td{" class=key" if i == 0 else ""}>{esc(v)}</td>' for i, v in enumerate(row))
+        row_kinds = [None, KINDS.get(row[0])] if len(header) == 2 and kinds[1] is None else kinds
+        cells = "".join(f'<td{" class=key" if i == 0 else ""}>{esc(v, row_kinds[i] if i < len(row_kinds) else None)}'
+                        f'</td>' for i, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -98,11 +128,21 @@ def divergence_of(run_dir, metrics):
 
 
 def divergence_html(report):
+    """What happened (the loop's own reason: a non-finite value, or a loss that rose tenfold),
+    the ranked causes of ``divergence.json`` with their evidence, and the first cause's fix."""
     rows = [(k, report[k]) for k in ("epoch", "step", "batch", "loss", "learning_rate", "first") if k in report]
+    what = report.get("reason") or f"the {report.get('first')} became non-finite"
+    causes = report.get("causes") or []
+    fix = (f"Try first: {esc(causes[0].get('fix'))}" if causes else
+           "Try a smaller learning rate or <code>--clip-norm 1</code>.")
     parts = [f'<div class="error"><b>Training diverged</b> at epoch {esc(report.get("epoch"))}, '
-             f'step {esc(report.get("step"))}: the {esc(report.get("first"))} became non-finite. '
-             f'The weights of the step before were kept. Try a smaller learning rate or '
-             f'<code>--clip-norm 1</code>.</div>', table(("field", "value"), rows)]
+             f'step {esc(report.get("step"))}: {esc(what)} (first: {esc(report.get("first"))}). '
+             f'The weights of the step before were kept. {fix}</div>', table(("field", "value"), rows)]
+    if causes:
+        parts.append("<h3>Likely causes, most likely first</h3>")
+        parts.append(table(("rank", "cause", "score", "evidence", "what to try"),
+                           [(i, c.get("cause"), c.get("score"), c.get("evidence"), c.get("fix"))
+                            for i, c in enumerate(causes, 1)], kinds=[None, None, None, None, None]))
     if report.get("weight_norms"):
         parts.append("<p>Weight norms at the last finite step:</p>")
         parts.append(table(("parameter", "L2 norm"), list(report["weight_norms"].items())))
@@ -126,12 +166,16 @@ def render_report(run_dir, model=None, data=None):
                    f'{esc(description.get("data", {}).get("source"))} with steadynet '
                    f'{esc(description.get("steadynet_version"))}.</p>')
 
-    # the outcome at a glance
-    cards = [("status", metrics.get("status")), ("test accuracy", metrics.get("test_accuracy")),
-             ("test loss", metrics.get("test_loss")), ("best epoch", metrics.get("best_epoch")),
-             ("epochs run", len(epochs)), ("training time (s)", metrics.get("train_seconds"))]
-    out.append('<div class=cards>' + "".join(f"<div class=card>{esc(k)}<b>{esc(v)}</b></div>"
-                                             for k, v in cards) + "</div>")
+    # the outcome at a glance; the test accuracy is of the model kept (early stopping: the best epoch's)
+    kept = metrics.get("best_epoch") if config.get("patience") else (epochs[-1].get("epoch") if epochs else None)
+    cards = [("status", metrics.get("status")),
+             (f"test accuracy (epoch {kept}'s model)" if kept else "test accuracy", metrics.get("test_accuracy")),
+             ("test loss", metrics.get("test_loss")), ("best validation epoch", metrics.get("best_epoch")),
+             ("epochs run", len(epochs)), ("training time", metrics.get("train_seconds"))]
+    out.append('<div class=cards>' + "".join(
+        f"<div class=card>{esc(k)}<b>{esc(v, 'percent' if k.startswith('test accuracy') else KINDS.get(k))}</b></div>"
+        for k, v in cards) + "</div>")
+    toc = len(out)  # the table of contents goes here, once the sections are known
 
     # warnings and divergence
     for level, text in warnings_of(run_dir, metrics):
@@ -154,19 +198,40 @@ def render_report(run_dir, model=None, data=None):
     keys = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
     out.append(table(keys, [[e.get(k) for k in keys] for e in epochs],
                      ["best" if e.get("epoch") == metrics.get("best_epoch") else "" for e in epochs]))
-    if metrics.get("per_class_accuracy"):
+    if metrics.get("classification"):
+        report = metrics["classification"]
+        out.append("<h2>Test precision, recall and F1 per class</h2>")
+        out.append("<p class=note>Recall is the class's accuracy; precision, how often a prediction of "
+                   "the class is right; F1, their harmonic mean.</p>")
+        rows = [(r["class"], r["precision"], r["recall"], r["f1"], r["support"]) for r in report["classes"]]
+        m = report["macro"]
+        rows.append(("macro mean", m["precision"], m["recall"], m["f1"], sum(r[4] for r in rows)))
+        out.append(table(("class", "precision", "recall", "f1", "support"), rows))
+    elif metrics.get("per_class_accuracy"):
         out.append("<h2>Test accuracy per class</h2>")
         out.append(table(("class", "accuracy"), list(enumerate(metrics["per_class_accuracy"]))))
 
     # configuration
     out.append("<h2>Configuration</h2>")
-    out.append(table(("setting", "value"), sorted(config.items())))
+    resolved = description.get("learning_rate")
+    settings = [(k, f"default ({number(resolved, 'rate')})" if k == "learning_rate" and v is None and resolved
+                 else v) for k, v in sorted(config.items())]
+    out.append(table(("setting", "value"), settings))
     extra = [(k, description[k]) for k in ("learning_rate", "steadynet_version", "python", "numpy",
                                            "machine", "command") if k in description]
     extra += [(f"data {k}", v) for k, v in description.get("data", {}).items()]
     if extra:
         out.append("<h3>Resolved settings and environment</h3>")
         out.append(table(("item", "value"), extra))
+    # the table of contents: every section, linked
+    sections = []
+    for i, part in enumerate(out):
+        if part.startswith("<h2>"):
+            title = part[len("<h2>"):-len("</h2>")]
+            anchor = "s-" + "-".join(html.unescape(title).lower().split())
+            out[i] = f'<h2 id="{html.escape(anchor)}">{title}</h2>'
+            sections.append(f'<li><a href="#{html.escape(anchor)}">{title}</a></li>')
+    out.insert(toc, f'<nav><b>Contents</b><ol>{"".join(sections)}</ol></nav>')
     out.append(f"<p class=note>Generated by <code>steadynet report</code> from {esc(os.path.abspath(run_dir))}."
                f"</p></body></html>")
     return "\n".join(out)

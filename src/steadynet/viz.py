@@ -340,6 +340,19 @@ def health_series(metrics):
     return series
 
 
+def plain_log_ticks(ax, values):
+    """Log-axis ticks written as plain numbers (0.6, 2e-3), not 6x10^-1; minor ticks are labelled
+    only when the data spans less than a decade (else the major ticks say enough)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def label(v, _pos):
+        return f"{v:g}"
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    lo, hi = min(values), max(values)
+    ax.yaxis.set_minor_formatter(FuncFormatter(label) if hi < 10 * lo else NullFormatter())
+
+
 def plot_health(metrics, title=None):
     """Per-layer gradient norms, update ratios, weight norms and saturated/dead fractions per epoch.
 
@@ -362,6 +375,7 @@ def plot_health(metrics, title=None):
             ax.plot(x, v, color=color[layer], marker="o", ms=3, label=layer)
         if all(v > 0 for _, vs in series[key].values() for v in vs):
             ax.set_yscale("log")
+            plain_log_ticks(ax, [v for _, vs in series[key].values() for v in vs])
         if key == "update_ratio":  # the usual rule of thumb for a healthy step size
             ax.axhline(1e-3, color="0.5", ls=":", lw=1, label="1e-3 rule of thumb")
         ax.set_title(panel_title)
@@ -375,6 +389,9 @@ def plot_health(metrics, title=None):
     if fractions:
         ax.set_title("Saturated (solid) and dead (dashed) units")
         ax.set_ylabel("units (%)")
+        # from 0, and at least to 10%: a steady 1.7% of dead units must not look like a swing
+        top = max((100 * max(v) for key in fractions for _, v in series[key].values() if len(v)), default=0)
+        ax.set_ylim(0, max(10.0, 1.15 * top))
     else:
         ax.text(0.5, 0.5, "saturation not recorded", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -445,8 +462,11 @@ def run_data(description, data):
             # trained on arrays passed in memory: config.data does not name them
             return None, (f"the run was trained on in-memory data ({source!r}) that cannot be "
                           f"reloaded; pass the data set with --data")
-        data = spec
-    return load_data(data), None
+        try:  # the run's own data; if it has moved, the plots that need none are still drawn
+            return load_data(spec, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
+        except DataFormatError as exc:
+            return None, f"the run's data could not be reloaded ({exc}); pass it with --data"
+    return load_data(data, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
 
 
 def run_figures(run_dir, model=None, data=None):

@@ -6,8 +6,10 @@ stderr and a non-zero exit; a traceback only ever means a bug in steadynet.
 """
 
 import argparse
+import difflib
 import importlib
 import json
+import re
 import sys
 
 from .. import __version__
@@ -27,6 +29,7 @@ COMMANDS = {
     "doctor": "doctor",
     "serve": "serve",
     "tune": "tune",
+    "import": "import_weights",
 }
 
 EXIT_ERROR = 1  # a user mistake or a failed run
@@ -35,10 +38,29 @@ EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM after writing a checkpoint
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line: ``steadynet train: error: ...``."""
+    """argparse, but a usage error is one line: ``steadynet train: error: ...``, with a
+    "did you mean" for a misspelt command, option or choice."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self.suggestion(message)} "
+                              f"(see `{self.prog} --help`)\n")
+
+    def option_strings(self):
+        return [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+
+    def suggestion(self, message):
+        """``"; did you mean ...?"`` for the first unknown word in ``message``, or ``""``."""
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)
+            return f"; did you mean '{close[0]}'?" if close else ""
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if m and m.group(1).startswith("-"):
+            word = m.group(1).split("=")[0]
+            close = difflib.get_close_matches(word, self.option_strings(), n=1, cutoff=0.7)
+            return f"; did you mean {close[0]}?" if close else ""
+        return ""
 
 
 def build_parser():
@@ -59,7 +81,8 @@ def add_common(p, data=True, out=False, seed=False, json_flag=True):
                        help="data set: a registered name (mnist, fashion-mnist) or a path: HDF5, NPZ, IDX "
                             "folder, CSV file/folder, image folder (see docs/data.md)")
     if out:
-        p.add_argument("--out", metavar="DIR", default=None, help="the run folder to write")
+        p.add_argument("--out", metavar="DIR", default=None,
+                       help="the run folder to write (default: runs/YYYYmmdd-HHMMSS in the current folder)")
     if seed:
         p.add_argument("--seed", type=int, default=None, help="seed for every random choice (default 0)")
     if json_flag:
@@ -72,7 +95,10 @@ def print_json(obj):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, which knows its options
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args) or 0
     except SteadynetError as exc:
@@ -83,6 +109,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"steadynet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`steadynet evaluate RUN | head`): not an error
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

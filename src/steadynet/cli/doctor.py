@@ -3,7 +3,11 @@
 import sys
 
 from .app import add_common, print_json
-from .train import DEFAULTS, OPTIONS, config_from_args
+from .train import add_standardised_flag, add_training_options, config_from_args
+
+# training options the checks never use
+DOCTOR_SKIPS = ("--teacher", "--distill-temperature", "--distill-weight", "--ema-decay", "--patience",
+                "--checkpoint-every-steps", "--on-diverge")
 
 
 def add_parser(sub):
@@ -11,13 +15,10 @@ def add_parser(sub):
                        description="Pre-training checks on a few thousand samples: input scale, label balance, "
                                    "initial loss, gradient check, overfit-one-batch and a learning-rate range "
                                    "test, then a verdict. Takes the same settings as `steadynet train`.")
-    add_common(p, data=True, seed=True)
-    for flag, (field, kind, text) in OPTIONS.items():
-        default = getattr(DEFAULTS, field)
-        shown = ",".join(map(str, default)) if field == "hidden" else default
-        flags = (flag, "--learning-rate") if flag == "--lr" else (flag,)
-        p.add_argument(*flags, dest=field, default=None, metavar=flag[2:].replace("-", "_").upper(),
-                       type=str if kind in ("widths", "batch") else kind, help=f"{text} (default: {shown})")
+    groups = add_training_options(p, skip_groups=("augmentation",), skip=DOCTOR_SKIPS)
+    add_common(groups["data"], data=True, json_flag=False)
+    add_standardised_flag(groups["data"])
+    add_common(groups["run"], data=False, seed=True)
     p.add_argument("--samples", type=int, default=2000, help="training samples used by the checks (default: 2000)")
     p.add_argument("--summed-gradients", action="store_true",
                    help="your training code sums the gradient over the batch instead of averaging it "

@@ -1,42 +1,107 @@
-"""``steadynet evaluate``: test accuracy and per-class accuracy of a trained model."""
+"""``steadynet evaluate``: test accuracy, per-class accuracy, and precision, recall and F1 per
+class of a trained model, a run folder or one of its checkpoints."""
+
+import os
 
 from .app import add_common, print_json
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help="test accuracy of a model or run folder",
-                       description="Evaluate a model on the test split of a data set.")
-    p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or a model .npz file")
+    p = sub.add_parser("evaluate", help="test accuracy, precision, recall and F1 of a model or run folder",
+                       description="Evaluate a model on the test split of a data set: accuracy, then precision, "
+                                   "recall and F1 per class. A run folder stands for its model.npz (or, for a run "
+                                   "that has not finished, its latest checkpoint); a checkpoint file "
+                                   "(checkpoints/last.npz, best.npz) is accepted too. The file used is named.")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder, a model .npz file or a checkpoint")
     add_common(p, data=True)
     p.set_defaults(run=run)
+
+
+def open_model(path):
+    """Load the model that ``path`` names: a model file, a checkpoint, or a run folder (its
+    ``model.npz``, else ``checkpoints/best.npz``, else ``checkpoints/last.npz``).
+
+    Returns
+    -------
+    (MLP, str, str or None): the model, the file it came from, and the data set the run was
+    trained on when the files say so.
+    """
+    from ..errors import ModelFileError
+    from ..persistence import CHECKPOINT_FORMAT, MODEL_FILE, MODEL_FORMAT, load_arrays, model_from, run_data_spec
+
+    path = os.fspath(path)
+    run_dir = path if os.path.isdir(path) else None
+    if run_dir is not None:
+        candidates = [os.path.join(path, MODEL_FILE), os.path.join(path, "checkpoints", "best.npz"),
+                      os.path.join(path, "checkpoints", "last.npz")]
+        found = [c for c in candidates if os.path.isfile(c)]
+        if not found:
+            raise ModelFileError(f"{path}: a run folder must hold {MODEL_FILE} or checkpoints/last.npz; it holds "
+                                 f"neither.")
+        path = found[0]
+    elif not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such model file or run folder.")
+    try:
+        arrays, meta = load_arrays(path, MODEL_FORMAT)
+    except ModelFileError as exc:
+        if f"found format {CHECKPOINT_FORMAT!r}" not in str(exc):
+            raise
+        arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
+    model = model_from(arrays, meta, path)
+    # the data: the run's config.json (a checkpoint's run is the folder above checkpoints/)
+    parent = os.path.dirname(os.path.abspath(path))
+    run_dir = run_dir or (os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else parent)
+    data = run_data_spec(run_dir)
+    if data is None and isinstance(meta.get("config"), dict):
+        data = meta["config"].get("data")
+    return model, path, data
+
+
+def run_standardised(path):
+    """Whether the run that ``path`` belongs to was trained on standardised inputs."""
+    import json
+
+    path = os.path.abspath(os.fspath(path))
+    for folder in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+        try:
+            with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+                return bool(json.load(f)["config"].get("standardised_inputs"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return False
 
 
 def evaluate(model_path, data=None):
     """Evaluate a saved model; ``data`` defaults to the run's own data set (or mnist).
 
-    Returns a dict: ``data``, ``n``, ``test_loss``, ``test_accuracy``, ``per_class_accuracy``.
+    Returns a dict: ``model`` (the file used), ``data``, ``n``, ``test_loss``,
+    ``test_accuracy``, ``per_class_accuracy`` and ``classification`` (precision, recall and F1
+    per class and their macro means, see :func:`steadynet.metrics.classification_report`).
     """
     from ..data import check_compatible, load_data
-    from ..persistence import load_model, run_data_spec
-    from ..train.trainer import per_class_accuracy
+    from ..metrics import classification_report
 
-    model = load_model(model_path)
-    if data is None:
-        data = run_data_spec(model_path) or "mnist"
-    dataset = load_data(data)
-    check_compatible(dataset, model, model_path)
+    model, used, run_data = open_model(model_path)
+    data = data or run_data or "mnist"
+    dataset = load_data(data, standardised=run_standardised(model_path))
+    check_compatible(dataset, model, used)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
-    return {"data": data, "n": int(dataset.x_test.shape[0]), "test_loss": loss, "test_accuracy": acc,
-            "per_class_accuracy": per_class_accuracy(model, dataset)}
+    report = classification_report(dataset.y_test, model.predict(dataset.x_test), model.n_classes)
+    return {"model": used, "data": data, "n": int(dataset.x_test.shape[0]), "test_loss": loss,
+            "test_accuracy": acc, "per_class_accuracy": [row["recall"] for row in report["classes"]],
+            "classification": report}
 
 
 def run(args):
+    from ..metrics import format_classification_report
+
     result = evaluate(args.model, args.data)
     if args.json:
         print_json(result)
         return 0
+    print(f"model {result['model']}")
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['n']} images of {result['data']} "
           f"(loss {result['test_loss']:.4f})")
-    for k, acc in enumerate(result["per_class_accuracy"] or []):
-        print(f"  class {k}: {'-' if acc is None else f'{acc:.4f}'}")
+    print("per class (recall is the class's accuracy):")
+    print(format_classification_report(result["classification"]))
     return 0

@@ -1,21 +1,32 @@
 """``steadynet gradcheck``: check a steadynet model's backprop against central differences."""
 
+import os
+import sys
+
 from .app import add_common, print_json
 
 
 def add_parser(sub):
+    from .train import option_choices
+
     p = sub.add_parser("gradcheck", help="check a model's gradients against central differences",
                        description="Gradient check of a trained model (a run folder or model file) or of a "
                                    "fresh network, on a small batch of the data: relative error per tensor "
                                    "and, for a failing one, the kind of mistake.")
     p.add_argument("model", metavar="RUN_OR_MODEL", nargs="?", default=None,
-                   help="a run folder or model .npz file (default: a fresh network from --hidden etc.)")
+                   help="a run folder, model .npz file or checkpoint (default: a fresh network from --hidden "
+                        "etc.)")
     add_common(p, data=True, seed=True)
     p.add_argument("--hidden", default="30", help="fresh network: hidden widths, comma-separated (default: 30)")
-    p.add_argument("--activation", default="sigmoid", help="fresh network: sigmoid, tanh, relu, leaky_relu")
-    p.add_argument("--init", default=None, help="fresh network: glorot_uniform, he_normal or uniform_01")
-    p.add_argument("--dtype", default="float32", help="fresh network: float32 or float64 (default: float32)")
-    p.add_argument("--batch", type=int, default=16, help="samples in the checked batch (default: 16)")
+    choices = option_choices()
+    p.add_argument("--activation", default="sigmoid", choices=choices["activation"],
+                   help="fresh network: the hidden activation (default: sigmoid)")
+    p.add_argument("--init", default=None, choices=choices["init"],
+                   help="fresh network: weight init (default: the activation's own)")
+    p.add_argument("--dtype", default="float32", choices=choices["dtype"],
+                   help="fresh network: floating-point type (default: float32)")
+    p.add_argument("--batch-size", "--batch", dest="batch", type=int, default=16,
+                   help="samples in the checked batch (default: 16)")
     p.add_argument("--per-tensor", type=int, default=100,
                    help="elements checked per tensor; larger tensors are sampled (default: 100)")
     p.set_defaults(run=run)
@@ -24,22 +35,26 @@ def add_parser(sub):
 def gradcheck(model_path=None, data=None, *, hidden=(30,), activation="sigmoid", init=None, dtype="float32",
               seed=0, batch=16, per_tensor=100):
     """Gradient check of a saved model, or of a fresh one, on the first ``batch`` training
-    samples of ``data`` (default: mnist). Returns a :class:`GradCheckResult`."""
+    samples of ``data`` (default: the run's own data set, else mnist). Returns a :class:`GradCheckResult`."""
     from ..data import load_data
     from ..diagnostics import check_model_gradients
     from ..errors import ConfigError, DataFormatError
     from ..model import MLP
-    from ..persistence import load_model
+    from .evaluate import open_model
 
     if batch < 1 or per_tensor < 1:
-        raise ConfigError(f"--batch and --per-tensor must be >= 1, got {batch} and {per_tensor}.")
-    dataset = load_data(data or "mnist")
+        raise ConfigError(f"--batch-size and --per-tensor must be >= 1, got {batch} and {per_tensor}.")
     if model_path is not None:
-        model = load_model(model_path)
+        model, used, run_data = open_model(model_path)
+        if used != os.fspath(model_path):
+            print(f"checking {used}", file=sys.stderr)
+        data = data or run_data
+        dataset = load_data(data or "mnist")
         if dataset.n_features != model.n_inputs:
             raise DataFormatError(f"{data or 'mnist'}: images have {dataset.n_features} pixels, but the model "
                                   f"{model_path} expects {model.n_inputs}.")
     else:
+        dataset = load_data(data or "mnist")
         model = MLP((dataset.n_features, *hidden, dataset.n_classes), activation, init=init, dtype=dtype, seed=seed)
     y = dataset.y_train[:batch]
     if y.max() >= model.n_classes:

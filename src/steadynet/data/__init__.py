@@ -108,7 +108,7 @@ def resolve(spec, progress=None, log=None):
                           f"(registered: {sorted(REGISTRY)}).")
 
 
-def load_data(spec, progress=None, log=None):
+def load_data(spec, progress=None, log=None, standardised=False):
     """Load a data set by registered name or path, validated.
 
     Parameters
@@ -120,6 +120,8 @@ def load_data(spec, progress=None, log=None):
         Download progress, as for :func:`fetch`.
     log : callable(str), optional
         Receives one line per download source tried.
+    standardised : bool, default=False
+        Accept inputs standardised on purpose (values outside [0, 255]) as float32.
 
     Returns
     -------
@@ -134,7 +136,7 @@ def load_data(spec, progress=None, log=None):
     """
     path = resolve(spec, progress, log)
     arrays, names, notices = read_arrays(path)
-    data = make_dataset(*arrays.values(), source=str(path), keys=tuple(names.values()))
+    data = make_dataset(*arrays.values(), source=str(path), keys=tuple(names.values()), standardised=standardised)
     data.notices[:0] = notices
     if os.fspath(spec) in REGISTRY and not os.path.exists(os.fspath(spec)):
         data.source = os.fspath(spec)

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import DataFormatError
 
 MAX_CLASSES = 10_000  # a larger label is surely a misread column, not a class
+BRIGHT_MEAN = 0.6  # images brighter than this on average are probably dark ink on light paper
 
 
 @dataclass
@@ -37,6 +38,22 @@ class Dataset:
     source: str = ""
     notices: list = field(default_factory=list)
 
+    def validated(self, standardised=False):
+        """This data set checked as a file's arrays are (:func:`make_dataset`): image shape,
+        pixel scale (0-255 floats are rescaled, with a notice), label form (one-hot is read
+        as class indices, with a notice) and range (labels counted from 1 are refused).
+
+        :func:`steadynet.train` calls it on a ``Dataset`` built in Python, so arrays made by
+        hand meet the same one-line errors and notices as files do.
+        """
+        where = self.source or "Dataset"
+        data = make_dataset(self.x_train, self.y_train, self.x_test, self.y_test, source=where,
+                            standardised=standardised)
+        if len(self.image_shape) and int(np.prod(self.image_shape)) == data.n_features:
+            data.image_shape = tuple(self.image_shape)
+        data.notices[:0] = [n for n in self.notices if n not in data.notices]
+        return data
+
     @property
     def n_features(self):
         return int(self.x_train.shape[1])
@@ -48,7 +65,7 @@ class Dataset:
         return max(top + 1, 2)
 
 
-def standardise_images(x, where, notices, allow_empty=False):
+def standardise_images(x, where, notices, allow_empty=False, standardised=False):
     """Validate one image array and bring it to (n, n_features) uint8 or float32 in [0, 1].
 
     uint8 pixels are returned as they are, without a copy: they stay uint8 (a quarter of the
@@ -64,6 +81,9 @@ def standardise_images(x, where, notices, allow_empty=False):
         Receives a line when the pixel scale is changed or ambiguous.
     allow_empty : bool, default=False
         Accept zero images (an absent test split).
+    standardised : bool, default=False
+        The inputs are standardised on purpose (e.g. mean 0, std 1 per feature): finite values
+        outside [0, 255] are kept as float32, with a notice, instead of refused.
 
     Returns
     -------
@@ -95,8 +115,14 @@ def standardise_images(x, where, notices, allow_empty=False):
             raise DataFormatError(f"{where}: expected finite pixels, found {x[i, j]} at image {i}, "
                                   f"pixel {j} ({int(bad.sum())} non-finite values in all).")
     lo, hi = float(x.min()), float(x.max())
+    if standardised and (lo < 0 or hi > 1):
+        notices.append(f"{where}: standardised inputs from {lo:.3g} to {hi:.3g} (mean {float(x.mean()):.3g}, "
+                       f"std {float(x.std()):.3g}) kept as they are, as asked.")
+        return np.ascontiguousarray(x.astype(np.float32, copy=False)), image_shape
     if lo < 0 or hi > 255:
-        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}.")
+        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}; "
+                              f"if the inputs are standardised on purpose (e.g. mean 0, std 1), pass "
+                              f"--standardised-inputs (Python: standardised_inputs=True).")
     if hi > 1.0:
         # 0-255 pixels: lossless to uint8 when they are whole numbers
         if x.dtype.kind in "iub" or np.array_equal(x, np.round(x)):
@@ -152,17 +178,22 @@ def unit_floats_as_uint8(x, chunk=2048):
     return out
 
 
-def standardise_labels(y, n, where):
+def standardise_labels(y, n, where, notices=None):
     """Validate labels and return them as an int64 vector of length ``n``.
 
-    Accepts shape (n,), (n, 1) or one-hot (n, k); values must be whole numbers from 0 to
-    ``MAX_CLASSES - 1`` (a float column of whole numbers, as CSV gives, is accepted).
+    Accepts shape (n,), (n, 1) or one-hot (n, k) (read as class indices, with a line in
+    ``notices``); values must be whole numbers from 0 to ``MAX_CLASSES - 1`` (a float column
+    of whole numbers, as CSV gives, is accepted).
     """
     y = as_array(y, where)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
             raise DataFormatError(f"{where}: a 2-D label array with {y.shape[1]} columns must be one-hot "
-                                  f"(one 1 per row, zeros elsewhere); it is not.")
+                                  f"(one 1 per row, zeros elsewhere); it is not. Give class indices of "
+                                  f"shape (n,) instead.")
+        if notices is not None and y.shape[0]:
+            notices.append(f"{where}: one-hot labels of shape {y.shape} read as class indices (the argmax "
+                           f"of each row).")
         y = y.argmax(axis=1)
     elif y.ndim == 2:
         y = y[:, 0]
@@ -184,7 +215,8 @@ def standardise_labels(y, n, where):
     return y.astype(np.int64)
 
 
-def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test")):
+def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test"),
+                 standardised=False):
     """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key).
 
     ``x_test`` and ``y_test`` may be None (or hold zero images): the test split is then empty
@@ -192,23 +224,53 @@ def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x
     """
     notices = []
     kx, ky, kxt, kyt = (f"{source}: {k}" for k in keys)
-    x_train, shape = standardise_images(x_train, kx, notices)
-    y_train = standardise_labels(y_train, x_train.shape[0], ky)
+    x_train, shape = standardise_images(x_train, kx, notices, standardised=standardised)
+    y_train = standardise_labels(y_train, x_train.shape[0], ky, notices)
     if x_test is None:
         notices.append(f"{source}: no test split; test accuracy will not be reported.")
         x_test, y_test = x_train[:0], y_train[:0]
-    x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True)
+    x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True, standardised=standardised)
     if x_test.shape[1] != x_train.shape[1]:
         raise DataFormatError(f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, "
                               f"found {x_test.shape[1]}.")
     if x_test.shape[0] == 0:  # an empty split takes the training dtype, so nothing tells them apart
         x_test = x_train[:0]
-    y_test = standardise_labels(y_test, x_test.shape[0], kyt)
+    y_test = standardise_labels(y_test, x_test.shape[0], kyt, notices)
+    if not standardised:
+        polarity_notice(x_train, kx, notices)
     unseen = np.setdiff1d(y_test, y_train)
     if unseen.size:
         notices.append(f"{kyt}: classes {unseen.tolist()} occur in the test split but never in "
                        f"training; the model cannot learn them.")
     return Dataset(x_train, y_train, x_test, y_test, shape, source, notices)
+
+
+def check_labels_count_from_zero(data):
+    """Refuse labels that count from 1 (1 to k, 0 never seen) before a network is built for
+    them: it would have k + 1 outputs for k classes, one never used. (Readers accept such
+    labels, so that files round-trip whatever they hold; training refuses them.)"""
+    where = f"{data.source or 'Dataset'}: y_train"
+    labels = np.concatenate([data.y_train, data.y_test])
+    if labels.size == 0 or labels.min() == 0:
+        return
+    present = np.unique(labels)
+    if present[0] == 1 and present.size == present[-1] and present.size >= 2:
+        raise DataFormatError(f"{where}: labels run from 1 to {present[-1]} and 0 never occurs, so a network "
+                              f"with {present[-1] + 1} outputs would be built with one never used; class labels "
+                              f"count from 0: subtract 1 from them (y - 1).")
+
+
+def polarity_notice(x, where, notices, sample=10_000):
+    """A notice when the images are mostly bright: dark digits on a light ground, the reverse
+    of MNIST's light ink on black, which a model trained on one does not read in the other."""
+    if x.shape[0] == 0:
+        return
+    block = np.asarray(x[:sample], dtype=np.float32)
+    mean = float(block.mean()) / (255.0 if x.dtype == np.uint8 else 1.0)
+    if mean > BRIGHT_MEAN:
+        notices.append(f"{where}: the images are mostly bright (mean pixel {mean:.2f} of 1): dark ink on a light "
+                       f"ground, the reverse of MNIST; if so, invert them (1 - x) before training or "
+                       f"predicting with a model trained on MNIST.")
 
 
 def check_compatible(dataset, model, model_path):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import ChecksumError, DataFormatError, DownloadError
+from ..progress import DownloadProgress  # noqa: F401 (re-exported: fetch(progress=) docs name it here)
 from .dataset import make_dataset
 
 CHUNK = 1 << 16
@@ -168,37 +169,6 @@ def verify_arrays(arrays, spec, source):
 
 
 # --------------------------------------------------------------------------- downloading
-
-
-class DownloadProgress:
-    """Download progress on stderr: a live bar on a terminal, one line per finished file elsewhere.
-
-    Called as ``progress(filename, done_bytes, total_bytes)``; ``total_bytes`` is 0 when the
-    server does not say, and a call with ``done == total`` ends the file.
-    """
-
-    def __init__(self, stream=None, live=None, interval=0.1):
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty() if live is None else live
-        self.interval = interval
-        self._last_draw = 0.0
-
-    def __call__(self, filename, done, total):
-        finished = total and done >= total
-        if self.live:
-            now = time.perf_counter()
-            if not finished and now - self._last_draw < self.interval:
-                return
-            self._last_draw = now
-            width = 24
-            filled = int(width * done / total) if total else 0
-            size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-            self.stream.write(f"\r{filename} [{'#' * filled}{'-' * (width - filled)}] {size}\x1b[K"
-                              + ("\n" if finished else ""))
-            self.stream.flush()
-        elif finished:
-            self.stream.write(f"downloaded {filename} ({done / 1e6:.1f} MB)\n")
-            self.stream.flush()
 
 
 def download(url, timeout=30.0, progress=None, expected=None):

@@ -212,7 +212,7 @@ def show(spec, out, n=25, split="train", seed=0):
     top = 255 if x.dtype == np.uint8 else 1
     for k, i in enumerate(index):
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(x[i].reshape(data.image_shape), cmap="gray", vmin=0, vmax=top)
+        ax.imshow(x[i].reshape(data.image_shape), cmap="gray_r", vmin=0, vmax=top)  # as the run plots (viz.INK)
         ax.set_title(str(y[i]), fontsize=9)
         ax.axis("off")
     fig.tight_layout()

@@ -111,7 +111,7 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     log = log or (lambda line: None)
     config = (config or TrainConfig()).validate()
     if data is None:
-        data = load_data(config.data, log=log)
+        data = load_data(config.data, log=log, standardised=config.standardised_inputs)
     config.validate(n_features=data.n_features)
     rng = np.random.default_rng(config.seed)
     n_train = data.x_train.shape[0] - config.val_size

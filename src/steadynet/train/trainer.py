@@ -10,7 +10,14 @@ A run folder holds:
   exactly, see :func:`write_checkpoint`; ``checkpoints/best.npz``: the model of the best
   validation accuracy so far;
 - ``divergence.json`` and ``last_finite.npz`` if training diverged;
-- ``plots/*.png`` when asked for (``steadynet train`` draws them; see :mod:`steadynet.viz`).
+- ``plots/*.png`` when asked for (``steadynet train`` draws them; see :mod:`steadynet.viz`);
+- ``.lock``: held (``flock``) while a run writes the folder, so two runs cannot share it;
+  removed when the run ends.
+
+A new run refuses a folder that holds anything (another run's checkpoints, a model, any file
+it did not make) unless ``overwrite=True``, which removes the files a run writes and nothing
+else. Paths in the config (``data``, ``teacher``) are stored resolved, so the run folder can be
+used from any working directory.
 
 ``metrics.json``::
 
@@ -18,7 +25,7 @@ A run folder holds:
      "epochs": [{"epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "learning_rate", "seconds",
                  "health": {"layers": [...], "warnings": [...], ...}}, ...],
-     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "train_seconds",
+     "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "classification", "train_seconds",
      "divergence": {...} (if diverged)}
 
 ``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record.
@@ -39,12 +46,13 @@ from .. import __version__
 from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data
+from ..data.dataset import check_labels_count_from_zero
 from ..errors import ConfigError, ModelFileError, SteadynetError
 from ..model import MLP
 from ..optim import make_optimizer
 from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic_write, load_arrays,
                            load_model, model_from, save_arrays, save_model)
-from ..progress import ProgressBar, epoch_line
+from ..progress import ProgressBar, epoch_line, in_notebook
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
 from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
@@ -80,8 +88,8 @@ def write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode("utf-8")))
 
 
-def train(config=None, out=None, data=None, *, resume=False, progress=None, log=None,
-          handle_signals=False, on_step=None, on_epoch=None, plots=False, **overrides):
+def train(config=None, out=None, data=None, *, resume=False, overwrite=False, progress=None, log=None,
+          quiet=False, handle_signals=False, on_step=None, on_epoch=None, plots=False, **overrides):
     """Train an MLP and (with ``out``) write a run folder.
 
     Parameters
@@ -89,15 +97,26 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     config : TrainConfig, optional
         Defaults to ``TrainConfig()`` (the seed's network); ``overrides`` replace fields.
     out : str, optional
-        Run folder to write (created if needed). With ``resume=True``, the folder of the run
-        to continue: its config and last checkpoint are used.
+        Run folder to write (created if needed; a folder that holds anything is refused unless
+        ``overwrite``). With ``resume=True``, the folder of the run to continue: its config and
+        last checkpoint are used; ``overrides`` may then change ``epochs`` (a finished run is
+        extended), ``learning_rate`` and ``patience``, and the change is recorded in
+        ``config.json`` under ``"resumes"``.
     data : Dataset or str, optional
         Data already loaded, or a registered name or path for :func:`load_data`; default:
         ``load_data(config.data)``.
+    overwrite : bool, default=False
+        Replace the run in ``out``: its config, metrics, model, checkpoints, plots and
+        divergence files are removed first (other files are left alone).
     progress : ProgressBar or bool, optional
-        True: a progress bar on stderr (live on a terminal); None/False: none.
+        True: a progress display on stderr (one live line on a terminal, a widget in a
+        notebook); False: none; None: shown in a Jupyter notebook only.
     log : callable(str), optional
-        Receives notices (data rescaling, recovery from divergence, where files went).
+        Receives notices (data rescaling, recovery from divergence, where files went) and,
+        without a progress display, the per-epoch lines. None: printed to stderr in a
+        notebook, dropped elsewhere.
+    quiet : bool, default=False
+        No progress display and no notices (overrides the notebook defaults).
     handle_signals : bool, default=False
         Catch SIGINT/SIGTERM from the start of the call to its end: finish the step,
         checkpoint, raise :class:`Interrupted`; a second SIGINT raises it at once.
@@ -114,30 +133,61 @@ def train(config=None, out=None, data=None, *, resume=False, progress=None, log=
     stop = {"requested": False}
     previous_handlers = install_signal_handlers(stop, out) if handle_signals else None
     try:
-        return _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, plots, overrides)
+        with RunFolderLock(out):
+            return _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_step, on_epoch,
+                          plots, overrides)
     finally:
         if previous_handlers:
             restore_signal_handlers(previous_handlers)
 
 
-def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, plots, overrides):
+def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_step, on_epoch, plots, overrides):
     """The body of :func:`train`; ``stop["requested"]`` is set by the signal handlers."""
-    log = log or (lambda line: None)
-    checkpoint = None
+    notebook = in_notebook() and not quiet
+    if progress is None:
+        progress = notebook
+    bar = None if quiet else ProgressBar(config.epochs if config else None) if progress is True else (progress or None)
+    user_log = (log or (lambda line: print(line, file=sys.stderr)) if notebook else log) if not quiet else None
+
+    def log(line):
+        if user_log:
+            if bar:
+                bar.clear()  # a notice goes above the live line, never into it
+            user_log(line)
+
+    checkpoint, resumed_from = None, None
     if resume:
         if out is None:
             raise ConfigError("resume needs the run folder (--resume RUN_DIR).")
-        config, checkpoint = load_run_for_resume(out)
-    config = (config or TrainConfig())
-    if overrides:
-        config = config.replace(**overrides)
-    config.validate()
+        if config is not None:
+            raise ConfigError("resume continues a run with its own config; pass only the settings "
+                              "to change (epochs, learning_rate, patience) as keyword arguments.")
+        resumed_from, checkpoint = load_run_for_resume(out)
+        config = resumed_from.replace(**check_resume_changes(overrides, out))
+    else:
+        config = (config or TrainConfig())
+        if overrides:
+            config = config.replace(**overrides)
+        if out is not None:
+            prepare_run_folder(out, overwrite)
+    if isinstance(data, (str, os.PathLike)):  # the data named here is the run's data: record it
+        config = config.replace(data=os.fspath(data))
+        data = None
+    config = config.replace(data=resolved_path(config.data), teacher=resolved_path(config.teacher))
+    if bar is not None and bar.epochs is None:
+        bar.epochs = config.epochs
 
     # data and the validation split
     if data is None or isinstance(data, (str, os.PathLike)):
-        data = load_data(config.data if data is None else data, log=log)
+        data = load_data(config.data if data is None else data, log=log, standardised=config.standardised_inputs)
+    elif isinstance(data, Dataset):  # built in Python: checked as a file's arrays are
+        data = data.validated(standardised=config.standardised_inputs)
+    elif not hasattr(data, "x_train"):
+        raise ConfigError(f"data must be a Dataset, a registered name or a path, got {type(data).__name__}; "
+                          f"build one with steadynet.data.make_dataset(x_train, y_train, x_test, y_test).")
     for notice in data.notices:
         log(notice)
+    check_labels_count_from_zero(data)
     config.validate(n_features=data.n_features)
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     if config.batch_size != "full" and config.batch_size > X.shape[0]:
@@ -163,7 +213,13 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
     if checkpoint:
         state, history, best = restore_checkpoint(checkpoint, model, optimizer, config,
                                                   steps_per_epoch(X.shape[0], config.batch_size), log, ema)
-        log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}")
+        if state.epoch >= config.epochs:
+            raise ConfigError(f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
+                              f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2}).")
+        changed = {k: [getattr(resumed_from, k), getattr(config, k)] for k in RESUME_CHANGES
+                   if getattr(resumed_from, k) != getattr(config, k)}
+        log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
+            + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
 
     def save_checkpoint(name="last.npz"):
         if ckpt_dir:
@@ -179,12 +235,14 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
             raise ConfigError(f"--out {out}: cannot create the run folder there ({exc.strerror or exc}).") from None
         if not checkpoint:
             save_checkpoint()
-        if not (checkpoint and os.path.exists(os.path.join(out, "config.json"))):
-            write_json(os.path.join(out, "config.json"), run_description(config, data, model))
+        description = run_description(config, data, model)
+        if checkpoint and os.path.exists(os.path.join(out, "config.json")):
+            description = record_resume(os.path.join(out, "config.json"), description, resumed_from, config,
+                                        state)
+        write_json(os.path.join(out, "config.json"), description)
 
     metrics = RunResult(config=config.to_dict(), status="running", epochs=history,
                         best_epoch=best["epoch"], train_seconds=None)
-    bar = ProgressBar(config.epochs) if progress is True else (progress or None)
     # layer health, sampled a few steps per epoch; a distilled loss is not compared with ln(k)
     monitor = HealthMonitor(model, plain_loss=not config.teacher)
 
@@ -273,9 +331,10 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
 
     # test
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test) if len(data.y_test) else (None, None)
+    classification = test_classification(model, data)
     metrics.update(status="completed", best_epoch=best["epoch"], test_loss=test_loss,
                    test_accuracy=test_acc, per_class_accuracy=per_class_accuracy(model, data),
-                   train_seconds=train_seconds)
+                   classification=classification, train_seconds=train_seconds)
     if out is not None:
         save_model(os.path.join(out, MODEL_FILE), model, epoch=state.epoch)
         write_json(os.path.join(out, "metrics.json"), metrics)
@@ -284,9 +343,20 @@ def _train(config, out, data, resume, progress, log, stop, on_step, on_epoch, pl
         elif plots:
             from ..viz import write_run_plots
 
+            log(f"drawing the plots into {os.path.join(out, 'plots')} ...")
+
             write_run_plots(out, model=model, data=data, log=log)
     metrics.model = model
     return metrics
+
+
+def test_classification(model, data):
+    """Precision, recall and F1 per class on the test set (:func:`steadynet.metrics.classification_report`)."""
+    from ..metrics import classification_report
+
+    if not len(data.y_test):
+        return None
+    return classification_report(data.y_test, model.predict(data.x_test), model.n_classes)
 
 
 def per_class_accuracy(model, data):
@@ -327,6 +397,121 @@ def execution_record(config, data, model):
 
     how = execution(config, model.layer_sizes, max(int(data.x_train.shape[0]) - config.val_size, 1))
     return {"engine": how["engine"], "threads": describe(how["threads"])}
+
+
+# ------------------------------------------------------------------------- the run folder
+
+RUN_FILES = ("config.json", "metrics.json", MODEL_FILE, "checkpoints", "plots", "divergence.json",
+             "last_finite.npz")
+LOCK_FILE = ".lock"
+RESUME_CHANGES = ("epochs", "learning_rate", "patience")  # what a resume may change
+
+
+def resolved_path(path):
+    """``path`` made absolute when it names an existing file or folder; names (mnist) unchanged."""
+    if path is None or not os.path.exists(path):
+        return path
+    return os.path.abspath(path)
+
+
+def prepare_run_folder(out, overwrite):
+    """Refuse a folder that holds anything, unless ``overwrite``: then remove a run's files."""
+    import shutil
+
+    if not os.path.isdir(out):
+        if os.path.exists(out):
+            raise ConfigError(f"--out {out}: is a file, not a folder; choose a folder for the run.")
+        return
+    present = sorted(set(os.listdir(out)) - {LOCK_FILE})
+    if not present:
+        return
+    if not overwrite:
+        kind = "a run" if set(present) & set(RUN_FILES) else "files this run did not make"
+        raise ConfigError(f"--out {out}: already holds {kind} ({', '.join(present[:4])}"
+                          f"{', ...' if len(present) > 4 else ''}); continue it with --resume {out}, "
+                          f"replace it with --overwrite, or choose a new folder.")
+    for name in set(present) & set(RUN_FILES):
+        path = os.path.join(out, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+
+
+class RunFolderLock:
+    """Holds an exclusive ``flock`` on ``out/.lock`` while a run writes ``out``.
+
+    The lock dies with the process (SIGKILL included), so a stale ``.lock`` file never blocks
+    a run; the file is removed on a normal exit, and so is a folder this lock created if
+    nothing else was written into it. Where ``fcntl`` is missing (Windows) there is no lock.
+    ``out=None`` locks nothing.
+    """
+
+    def __init__(self, out):
+        self.out, self.file, self.created = out, None, False
+
+    def __enter__(self):
+        if self.out is None:
+            return self
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        path = os.path.join(self.out, LOCK_FILE)
+        try:
+            self.created = not os.path.exists(self.out)
+            os.makedirs(self.out, exist_ok=True)
+            while True:
+                f = open(path, "a+")
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    f.close()
+                    raise ConfigError(f"--out {self.out}: another run is writing this folder right now; wait "
+                                      f"for it to finish or choose a new folder.") from None
+                # the holder before us may have removed the file between our open and our lock
+                if os.path.exists(path) and os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                    break
+                f.close()
+        except OSError as exc:
+            raise ConfigError(f"--out {self.out}: cannot create the run folder there "
+                              f"({exc.strerror or exc}).") from None
+        self.file = f
+        return self
+
+    def __exit__(self, *exc):
+        if self.file is None:
+            return False
+        try:
+            os.remove(os.path.join(self.out, LOCK_FILE))  # while still held, so no one else has it
+            if self.created and not os.listdir(self.out):
+                os.rmdir(self.out)
+        except OSError:
+            pass
+        self.file.close()  # releases the lock
+        return False
+
+
+def check_resume_changes(overrides, out):
+    """The settings a resume may change; anything else is refused, naming it."""
+    refused = sorted(set(overrides) - set(RESUME_CHANGES))
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise ConfigError(f"--resume {out} continues the run with its own settings; only --epochs, --lr and "
+                          f"--patience can change on resume, not {flags} (start a new run with "
+                          f"--config {os.path.join(out, 'config.json')} to vary the others).")
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def record_resume(path, description, before, after, state):
+    """``config.json`` for a resumed run: the new config, and each resume's changes in ``resumes``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        resumes = list(previous.get("resumes", [])) if isinstance(previous, dict) else []
+    except (OSError, ValueError):
+        resumes = []
+    changed = {k: [getattr(before, k), getattr(after, k)] for k in RESUME_CHANGES
+               if getattr(before, k) != getattr(after, k)}
+    resumes.append({"epoch": state.epoch, "step": state.step, "changed": changed, "command": sys.argv})
+    return dict(description, resumes=resumes)
 
 
 # ------------------------------------------------------------------------- checkpoints
