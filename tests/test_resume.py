@@ -264,3 +264,22 @@ def test_distilled_run_with_averaged_weights_resumes_exactly(data, tmp_path):
     assert np.array_equal(arrays["optim.ema"], ref.model.theta)
     assert not np.array_equal(np.concatenate([arrays[k].ravel() for k in ("W1", "W2", "b1", "b2")]),
                               ref.model.theta)
+
+
+def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_model(data, tmp_path):
+    # SIGKILL after the last checkpoint, before model.npz and the final metrics: nothing to
+    # train, but resuming must finish the run (a finished run is refused; this one is not)
+    out = str(tmp_path / "run")
+    first = train(config_of("nesterov"), out, data=data)
+    os.remove(os.path.join(out, "model.npz"))
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    metrics["status"] = "running"
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f)
+    lines = []
+    result = train(None, out, data=data, resume=True, log=lines.append)
+    assert result["status"] == "completed" and os.path.exists(os.path.join(out, "model.npz"))
+    assert np.array_equal(load(out).theta, first.model.theta)
+    assert result["test_accuracy"] == first["test_accuracy"]
+    assert any("epochs are trained; writing the model" in line for line in lines)

@@ -213,9 +213,12 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     if checkpoint:
         state, history, best = restore_checkpoint(checkpoint, model, optimizer, config,
                                                   steps_per_epoch(X.shape[0], config.batch_size), log, ema)
-        if state.epoch >= config.epochs:
+        if state.epoch >= config.epochs and run_completed(out):
             raise ConfigError(f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
                               f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2}).")
+        if state.epoch >= config.epochs:  # stopped after its last epoch, before its model and test were written
+            log(f"resuming {out}: its {config.epochs} epochs are trained; writing the model, the test result "
+                f"and the metrics it did not get to")
         changed = {k: [getattr(resumed_from, k), getattr(config, k)] for k in RESUME_CHANGES
                    if getattr(resumed_from, k) != getattr(config, k)}
         log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
@@ -400,6 +403,16 @@ def execution_record(config, data, model):
 
 
 # ------------------------------------------------------------------------- the run folder
+
+def run_completed(out):
+    """Whether the run in ``out`` got to its end: its model written and its metrics saying so."""
+    try:
+        with open(os.path.join(out, "metrics.json")) as f:
+            status = json.load(f).get("status")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return status == "completed" and os.path.exists(os.path.join(out, MODEL_FILE))
+
 
 RUN_FILES = ("config.json", "metrics.json", MODEL_FILE, "checkpoints", "plots", "divergence.json",
              "last_finite.npz")
