@@ -45,7 +45,7 @@ class TrainConfig:
     # model
     hidden: tuple = (30,)  # hidden layer widths; (30,) is the seed's network
     activation: str = "sigmoid"  # hidden activation: sigmoid, tanh, relu, leaky_relu
-    init: str = None  # None: Glorot for sigmoid/tanh, He for ReLU
+    init: str | None = None  # None: Glorot for sigmoid/tanh, He for ReLU
     dropout: float = 0.0  # dropout rate after each hidden layer
     input_dropout: float = 0.0  # dropout rate on the input pixels
     dtype: str = "float32"  # float32 is exact enough and about 2x faster than float64
@@ -53,10 +53,10 @@ class TrainConfig:
     epochs: int = 150
     batch_size: object = 64  # an int, or "full" for full-batch gradient descent (the seed's mode)
     optimizer: str = "nesterov"  # sgd, momentum, nesterov, adam, adamw
-    learning_rate: float = None  # None: DEFAULT_LEARNING_RATE (or the full-batch one)
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE (or the full-batch one)
     momentum: float = 0.9  # for momentum and nesterov
     weight_decay: float = 0.0  # L2 on weights (decoupled for adamw)
-    clip_norm: float = None  # clip the global gradient norm to this, None: no clipping
+    clip_norm: float | None = None  # clip the global gradient norm to this, None: no clipping
     schedule: str = "cosine"  # constant, step, cosine, onecycle
     warmup_epochs: float = 0.0  # linear warmup, in epochs
     decay_epochs: float = 0.0  # "step" schedule: multiply by decay_factor every this many epochs
@@ -70,13 +70,13 @@ class TrainConfig:
     augment_shear: float = 0.0  # largest shear, degrees
     elastic_alpha: float = 0.0  # elastic distortion strength, pixels (Simard et al. used 34)
     elastic_sigma: float = 4.0  # elastic distortion smoothness, pixels
-    max_norm: float = None  # cap each hidden unit's incoming weight vector at this L2 norm
+    max_norm: float | None = None  # cap each hidden unit's incoming weight vector at this L2 norm
     ema_decay: float = 0.0  # evaluate and save an exponential moving average of the weights (0: off)
-    teacher: str = None  # distillation: a model file or run folder whose soft outputs are also targets
+    teacher: str | None = None  # distillation: a model file or run folder whose soft outputs are also targets
     distill_temperature: float = 4.0  # softmax temperature of teacher and student in the soft loss
     distill_weight: float = 0.5  # weight of the soft loss; the labels' loss gets 1 - this
-    preset: str = None  # the named preset the run started from (steadynet.presets), for the record
-    patience: int = None  # early stopping: stop after this many epochs without a better val accuracy
+    preset: str | None = None  # the named preset the run started from (steadynet.presets), for the record
+    patience: int | None = None  # early stopping: stop after this many epochs without a better val accuracy
     # running
     seed: int = 0
     device: str = "cpu"  # cpu (NumPy) or gpu (CuPy)

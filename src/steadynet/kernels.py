@@ -85,7 +85,7 @@ def resolve_engine(config):
 
 # ----------------------------------------------------------------------------- the step
 
-_COMPILED = {}
+_COMPILED: dict = {}
 
 
 def _compiled():

@@ -62,7 +62,7 @@ class Optimizer:
         L2 penalty ``weight_decay / 2 * ||W||^2`` added to the loss (AdamW: decoupled decay).
     """
 
-    _state = ()
+    _state: tuple[str, ...] = ()
 
     def __init__(self, n_weights, weight_decay=0.0):
         self.n_weights = int(n_weights)

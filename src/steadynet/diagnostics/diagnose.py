@@ -53,8 +53,8 @@ class Finding:
     title: str
     evidence: str = ""
     fix: str = ""
-    seed_mistake: int = None
-    tensors: list = None
+    seed_mistake: int | None = None
+    tensors: list | None = None
 
     def to_dict(self):
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -65,9 +65,9 @@ class Diagnosis:
     """The result of :func:`diagnose`."""
 
     findings: list
-    layout: dict = None
+    layout: dict | None = None
     network: str = ""
-    gradcheck: object = None
+    gradcheck: object | None = None
     notes: list = field(default_factory=list)
     step: dict = field(default_factory=dict)
 

@@ -48,7 +48,7 @@ class DoctorResult:
 
     checks: list
     effective_learning_rate: float
-    suggested_learning_rate: float = None
+    suggested_learning_rate: float | None = None
 
     @property
     def healthy(self):

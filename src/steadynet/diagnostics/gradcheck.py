@@ -58,13 +58,13 @@ class TensorCheck:
     rel_error: float
     n_checked: int
     n_elements: int
-    kind: str = None
+    kind: str | None = None
     detail: str = ""
-    cosine: float = None  # cosine between g and n
-    factor: float = None  # least-squares k in g ~ k n
-    rows: list = None  # for "partial": the disagreeing rows / columns / entries
-    cols: list = None
-    n_regions: int = None  # rows, columns or blocks each checked as a whole
+    cosine: float | None = None  # cosine between g and n
+    factor: float | None = None  # least-squares k in g ~ k n
+    rows: list | None = None  # for "partial": the disagreeing rows / columns / entries
+    cols: list | None = None
+    n_regions: int | None = None  # rows, columns or blocks each checked as a whole
 
     def to_dict(self):
         return dict(self.__dict__)

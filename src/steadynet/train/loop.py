@@ -73,7 +73,7 @@ class LoopState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimiser steps completed
     batch: int = 0  # batches of the current epoch completed (0 at an epoch boundary)
-    rng_state: dict = None  # data-order RNG state at the start of the current epoch
+    rng_state: dict | None = None  # data-order RNG state at the start of the current epoch
     epoch_loss: float = 0.0  # running sums of the current epoch
     epoch_correct: int = 0
     epoch_seen: int = 0
