@@ -4,8 +4,14 @@ next to the training it feeds is measured in benchmarks/bench.py)."""
 import numpy as np
 import pytest
 
-from steadynet.data.augment import (elastic_fields, gaussian_matrix, random_affine_matrices, random_shifts,
-                                    random_warps, warp)
+from steadynet.data.augment import (
+    elastic_fields,
+    gaussian_matrix,
+    random_affine_matrices,
+    random_shifts,
+    random_warps,
+    warp,
+)
 
 SHAPE = (28, 28)
 

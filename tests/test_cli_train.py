@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
 
 from conftest import make_blobs

@@ -8,7 +8,6 @@ import pytest
 from steadynet import viz
 from steadynet.cli.app import main
 from steadynet.data.npz import write_npz
-
 from test_viz import assert_visible_png, noisy_blobs
 
 TRAIN = ["--hidden", "16", "--epochs", "3", "--batch-size", "32", "--val-size", "100",

@@ -5,7 +5,8 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import steadynet
 from steadynet.data import Dataset, detect_format, load_data

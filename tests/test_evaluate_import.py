@@ -10,9 +10,9 @@ import pytest
 
 from conftest import make_blobs
 from steadynet import TrainConfig, load, train
+from steadynet.cli.import_weights import import_weights
 from steadynet.errors import ModelFileError
 from steadynet.metrics import classification_report
-from steadynet.cli.import_weights import import_weights
 
 
 def steadynet(*args, cwd=None):

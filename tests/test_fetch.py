@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from steadynet.data import load_data
-from steadynet.data.fetch import (REGISTRY, DatasetSpec, DownloadProgress, PyPIWheel, array_sha256, download,
-                                  fetch)
+from steadynet.data.fetch import REGISTRY, DatasetSpec, DownloadProgress, PyPIWheel, array_sha256, download, fetch
 from steadynet.data.idx import write_idx
 from steadynet.errors import ChecksumError, DownloadError
 

@@ -8,9 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from steadynet import functional as F
-
 from gradcheck_util import central_difference
+from steadynet import functional as F
 
 DTYPES = [np.float32, np.float64]
 

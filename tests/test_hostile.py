@@ -15,8 +15,18 @@ import numpy as np
 import pytest
 
 import steadynet
-from hostile_files import (central_entry, end_record, local_header, npy_bytes, npy_header, overlapping_npz,
-                           python_code, run_measured, steadynet_cli, zip_of)
+from hostile_files import (
+    central_entry,
+    end_record,
+    local_header,
+    npy_bytes,
+    npy_header,
+    overlapping_npz,
+    python_code,
+    run_measured,
+    steadynet_cli,
+    zip_of,
+)
 from steadynet.config import TrainConfig
 from steadynet.data import load_data
 from steadynet.data.csv import parse_csv
@@ -578,9 +588,8 @@ def test_connections_beyond_the_limit_get_503_json(tmp_path, model_file, monkeyp
 
 def test_download_larger_than_the_limit_is_refused(monkeypatch):
     import http.server
-    import threading
-
     import importlib
+    import threading
 
     from steadynet.errors import DownloadError
 

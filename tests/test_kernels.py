@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from steadynet import kernels
 from steadynet.config import TrainConfig
 from steadynet.errors import ConfigError
 from steadynet.functional import ACTIVATIONS
-from steadynet import kernels
 from steadynet.kernels import resolve_engine
 from steadynet.model import MLP
 from steadynet.optim import OPTIMIZERS, make_optimizer

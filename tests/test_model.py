@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
+from gradcheck_util import numeric_grad, relative_error
 from steadynet import MLP, ConfigError
 from steadynet.functional import sigmoid
-
-from gradcheck_util import numeric_grad, relative_error
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from steadynet.optim import Adam, Momentum, SGD, clip_grad_norm, make_optimizer
+from steadynet.optim import SGD, Adam, Momentum, clip_grad_norm, make_optimizer
 from steadynet.schedules import learning_rate
 
 

@@ -15,8 +15,15 @@ import pytest
 from conftest import make_blobs
 from steadynet import MLP, load, save, train
 from steadynet.errors import ModelFileError
-from steadynet.persistence import (CHECKPOINT_FORMAT, FORMAT_VERSION, MODEL_FORMAT, FileWriteError,
-                                   atomic_write, file_sha256, load_arrays)
+from steadynet.persistence import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    MODEL_FORMAT,
+    FileWriteError,
+    atomic_write,
+    file_sha256,
+    load_arrays,
+)
 
 
 @pytest.fixture

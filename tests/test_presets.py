@@ -73,6 +73,7 @@ def test_every_preset_trains_end_to_end(name):
     """Each preset's whole bundle (warps, dropout, max-norm, weight average...) runs together
     and moves the weights. (Tiny 4x4 blobs say nothing about accuracy: warps scramble them.)"""
     import numpy as np
+
     from steadynet import MLP
 
     config = TrainConfig.from_preset(name, epochs=2, val_size=100, data="blobs")

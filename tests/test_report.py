@@ -14,7 +14,6 @@ import steadynet
 from steadynet import viz
 from steadynet.progress import summary_rows, summary_table
 from steadynet.report import esc, render_report, write_report
-
 from test_viz import FAST, add_health, noisy_blobs, png_size
 
 FIGURE = re.compile(r'<figure id="(\w+)"><img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')

@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from steadynet import MLP, functional as F
-from steadynet.optim import SGD
-
 from gradcheck_util import numeric_grad, relative_error
+from steadynet import MLP
+from steadynet import functional as F
+from steadynet.optim import SGD
 
 
 def batch(n=32, d=20, k=10, seed=0):

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import steadynet
+from conftest import make_blobs
 from steadynet import ConfigError, TrainConfig
 from steadynet.train import split_validation
-
-from conftest import make_blobs
 
 FAST = dict(hidden=(16,), epochs=5, batch_size=32, val_size=100, augment_shift=0)
 

@@ -17,11 +17,10 @@ import time
 import numpy as np
 import pytest
 
+from conftest import make_blobs
 from steadynet import TrainConfig
 from steadynet.cli.app import main
 from steadynet.errors import ConfigError
-
-from conftest import make_blobs
 
 optuna = pytest.importorskip("optuna", reason="steadynet tune needs Optuna (pip install 'steadynet[tune]')")
 from steadynet.tune import TuneError, load_space, tune  # noqa: E402

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 import steadynet
+from conftest import make_blobs
 from steadynet import viz
 from steadynet.data.npz import write_npz
 from steadynet.errors import DataFormatError, ModelFileError
-
-from conftest import make_blobs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = dict(hidden=(16,), epochs=3, batch_size=32, val_size=100, augment_shift=0)

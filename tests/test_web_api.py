@@ -12,14 +12,18 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 import steadynet  # noqa: E402
-from steadynet.data import Dataset  # noqa: E402
-from steadynet.errors import ConfigError, ModelFileError  # noqa: E402
-from steadynet.functional import sigmoid  # noqa: E402
-from steadynet.persistence import save_model  # noqa: E402
-from steadynet.web.server import (MAX_BODY_BYTES, Inspector, confident_mistakes,  # noqa: E402
-                                  inspect_input, make_server, parse_pixels, RequestError)
-
 from conftest import make_blobs  # noqa: E402
+from steadynet.errors import ConfigError, ModelFileError  # noqa: E402
+from steadynet.persistence import save_model  # noqa: E402
+from steadynet.web.server import (  # noqa: E402
+    MAX_BODY_BYTES,
+    Inspector,
+    RequestError,
+    confident_mistakes,
+    inspect_input,
+    make_server,
+    parse_pixels,
+)
 
 
 def digit_strokes(polylines, side=112, width=9.0):

@@ -8,7 +8,6 @@ Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package
 
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest

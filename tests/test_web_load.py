@@ -17,7 +17,6 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 import steadynet  # noqa: E402
-
 from conftest import make_blobs  # noqa: E402
 
 N_REQUESTS = 200

@@ -15,11 +15,19 @@ __version__ = "0.1.0"
 from .config import TrainConfig  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
 from .diagnostics import check_gradients, check_model_gradients, diagnose, doctor  # noqa: E402
-from .errors import (ChecksumError, ConfigError, DataFormatError, DownloadError,  # noqa: E402
-                     ModelFileError, NonFiniteError, SteadynetError)
-from .model import MLP  # noqa: E402
-from .persistence import load_model as load, save_model as save  # noqa: E402
+from .errors import (  # noqa: E402
+                     ChecksumError,
+                     ConfigError,
+                     DataFormatError,
+                     DownloadError,
+                     ModelFileError,
+                     NonFiniteError,
+                     SteadynetError,
+)
 from .images import predict_images, preprocess_digit  # noqa: E402
+from .model import MLP  # noqa: E402
+from .persistence import load_model as load  # noqa: E402
+from .persistence import save_model as save
 from .train import train  # noqa: E402
 from .tune import tune  # noqa: E402  (Optuna is imported only when a search runs)
 

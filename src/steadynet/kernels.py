@@ -92,6 +92,7 @@ def _compiled():
     """The compiled functions (:mod:`steadynet._numba`), imported on first use."""
     if not _COMPILED:
         import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls, loaded now so that
+
         # a thread limit set before the first step (steadynet.threads) reaches it too
         from . import _numba
 

@@ -22,7 +22,6 @@ from . import blas
 from .backend import array_module_of
 from .errors import ConfigError
 
-
 # Elements per block of the update. An update makes several passes over its arrays (Adam
 # seven); block by block, each pass finds the block in the CPU cache instead of memory.
 # The blocks run one after the other: BLAS threads still spinning after the step's matrix

@@ -614,7 +614,6 @@ def study_figures(study, optuna):
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
     from optuna.visualization import matplotlib as ovm
 
     from .viz import figure_png

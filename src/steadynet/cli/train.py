@@ -261,9 +261,8 @@ def config_from_args(args):
 
 
 def run(args):
-    from ..train import train
-
     from ..progress import ProgressBar, summary_table, terminal_width
+    from ..train import train
 
     def log(line):
         print(line, file=sys.stderr, flush=True)

@@ -9,8 +9,8 @@ import os
 import numpy as np
 
 from ..errors import DataFormatError
-from .limits import check_expansion, regular_file
 from .dataset import make_dataset
+from .limits import check_expansion, regular_file
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

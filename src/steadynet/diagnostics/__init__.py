@@ -10,8 +10,8 @@
 - :func:`doctor`: pre-training checks with a verdict.
 """
 
-from .divergence import ExplosionDetector, explain_divergence, format_causes, rank_causes
 from .diagnose import Diagnosis, Finding, diagnose
+from .divergence import ExplosionDetector, explain_divergence, format_causes, rank_causes
 from .doctor import DoctorResult, doctor
 from .gradcheck import GradCheckResult, TensorCheck, check_gradients, check_model_gradients
 from .health import HealthMonitor

@@ -26,7 +26,6 @@ from .divergence import unit_evidence
 from .gradcheck import check_model_gradients
 
 
-
 @dataclass
 class Check:
     """One check: ``name``, ``status`` (ok/warn/fail), ``message`` (what was measured, in

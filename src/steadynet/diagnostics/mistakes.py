@@ -163,7 +163,7 @@ def read_network(names, arrays, X, P_user, forward_at=None, rtol=1e-4):
     layers = pair_layers(names, arrays)
     if layers is None or np.ndim(X) != 2 or np.ndim(P_user) != 2:
         return None
-    first, last = arrays[layers[0][0]].shape, arrays[layers[-1][0]].shape
+    first = arrays[layers[0][0]].shape
     a, b = np.shape(X)
     options = []
     if b == first[0]:

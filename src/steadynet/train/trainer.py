@@ -47,14 +47,23 @@ from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data
 from ..data.dataset import check_labels_count_from_zero
+from ..diagnostics.divergence import explain_divergence, format_causes
+from ..diagnostics.health import HealthMonitor
 from ..errors import ConfigError, ModelFileError, SteadynetError
 from ..model import MLP
 from ..optim import make_optimizer
-from ..persistence import (CHECKPOINT_FORMAT, MODEL_FILE, FileWriteError, atomic_write, load_arrays,
-                           load_model, model_from, save_arrays, save_model)
+from ..persistence import (
+    CHECKPOINT_FORMAT,
+    MODEL_FILE,
+    FileWriteError,
+    atomic_write,
+    load_arrays,
+    load_model,
+    model_from,
+    save_arrays,
+    save_model,
+)
 from ..progress import ProgressBar, epoch_line, in_notebook
-from ..diagnostics.divergence import explain_divergence, format_causes
-from ..diagnostics.health import HealthMonitor
 from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
 from .weights import WeightAverage
 

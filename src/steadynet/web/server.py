@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import ConfigError, DataFormatError, ModelFileError, SteadynetError
+from ..errors import ConfigError, DataFormatError, SteadynetError
 from ..functional import softmax
 from ..images import SIDE, preprocess_digit
 from ..layers import Activation, Dense
