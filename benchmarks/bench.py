@@ -85,17 +85,30 @@ class Steadynet:
 
     def __init__(self, case, data, seed, device="cpu", engine="auto", threads="auto", name=None):
         hidden, act, opt, lr, bs, epochs = case
-        self.config = TrainConfig(hidden=hidden, activation=act, optimizer=opt, learning_rate=lr,
-                                  batch_size=bs, epochs=epochs, schedule="constant", augment_shift=0,
-                                  val_size=0, seed=seed, device=device, engine=engine, threads=threads)
+        self.config = TrainConfig(
+            hidden=hidden,
+            activation=act,
+            optimizer=opt,
+            learning_rate=lr,
+            batch_size=bs,
+            epochs=epochs,
+            schedule="constant",
+            augment_shift=0,
+            val_size=0,
+            seed=seed,
+            device=device,
+            engine=engine,
+            threads=threads,
+        )
         self.name = name or self.name
         self.execution = execution(self.config, (784, *hidden, 10), len(data.y_train))
         if self.execution["engine"] == "numba":
             warm_up(hidden, act, opt, bs, data)
         self.model = MLP((784, *hidden, 10), act, seed=seed, device=device)
         optimizer = make_optimizer(opt, self.model.n_weights, 0.0, 0.9)
-        self.epochs = train_loop(self.model, optimizer, self.config, data.x_train, data.y_train,
-                                 data.image_shape, state=LoopState())
+        self.epochs = train_loop(
+            self.model, optimizer, self.config, data.x_train, data.y_train, data.image_shape, state=LoopState()
+        )
         self.data = data
 
     def initial_weights(self):
@@ -150,8 +163,9 @@ class Torch:
         if opt == "adam":
             self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, fused=True)
         else:
-            self.opt = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9,
-                                       nesterov=opt == "nesterov", fused=True)
+            self.opt = torch.optim.SGD(
+                self.net.parameters(), lr=lr, momentum=0.9, nesterov=opt == "nesterov", fused=True
+            )
         # the same pixels: uint8 scaled per batch, like steadynet
         self.X = torch.from_numpy(data.x_train).to(device)
         self.y = torch.from_numpy(data.y_train).to(device)
@@ -174,9 +188,9 @@ class Torch:
         order = torch.from_numpy(epoch_order(self.seed, e, len(self.y))).to(self.device)
         X, y = self.X[order], self.y[order]
         for s in range(0, len(y), self.bs):
-            Xb = X[s:s + self.bs].float().mul_(1 / 255)
+            Xb = X[s : s + self.bs].float().mul_(1 / 255)
             self.opt.zero_grad(set_to_none=True)
-            self.loss(self.net(Xb), y[s:s + self.bs]).backward()
+            self.loss(self.net(Xb), y[s : s + self.bs]).backward()
             self.opt.step()
         if self.device == "cuda":
             torch.cuda.synchronize()
@@ -193,10 +207,18 @@ class Sklearn:
         from sklearn.neural_network import MLPClassifier
 
         hidden, act, opt, lr, bs, epochs = case
-        self.clf = MLPClassifier(hidden_layer_sizes=hidden, activation={"sigmoid": "logistic"}.get(act, act),
-                                 solver="adam" if opt == "adam" else "sgd", learning_rate_init=lr,
-                                 momentum=0.9, nesterovs_momentum=opt == "nesterov", alpha=0.0,
-                                 batch_size=bs, shuffle=False, random_state=seed)
+        self.clf = MLPClassifier(
+            hidden_layer_sizes=hidden,
+            activation={"sigmoid": "logistic"}.get(act, act),
+            solver="adam" if opt == "adam" else "sgd",
+            learning_rate_init=lr,
+            momentum=0.9,
+            nesterovs_momentum=opt == "nesterov",
+            alpha=0.0,
+            batch_size=bs,
+            shuffle=False,
+            random_state=seed,
+        )
         self.X = data.x_train.astype(np.float32) / 255
         self.y = data.y_train
         self.Xt = data.x_test.astype(np.float32) / 255
@@ -205,7 +227,7 @@ class Sklearn:
     def epoch(self, e):
         order = epoch_order(self.seed, e, len(self.y))
         if e == 0:  # first call sets up the network; then start from the shared weights
-            self.clf.partial_fit(self.X[:self.bs], self.y[:self.bs], classes=np.arange(10))
+            self.clf.partial_fit(self.X[: self.bs], self.y[: self.bs], classes=np.arange(10))
             n = len(self.clf.coefs_)
             self.clf.coefs_ = [self.weights[f"W{i}"].copy() for i in range(1, n + 1)]
             self.clf.intercepts_ = [self.weights[f"b{i}"].copy() for i in range(1, n + 1)]
@@ -257,7 +279,7 @@ class PlainNumpy:
     def epoch(self, e):
         order = epoch_order(self.seed, e, len(self.y))
         for s in range(0, len(order), self.bs):
-            rows = order[s:s + self.bs]
+            rows = order[s : s + self.bs]
             A = self.X[rows].astype(np.float32)
             A *= np.float32(1 / 255)
             outputs = self.forward(A)
@@ -289,17 +311,19 @@ class PlainNumpy:
                 v *= 0.999
                 v += 0.001 * g * g
                 denom = np.sqrt(v)
-                denom /= np.sqrt(1 - 0.999 ** self.t)
+                denom /= np.sqrt(1 - 0.999**self.t)
                 denom += 1e-8
-                p -= lr / (1 - 0.9 ** self.t) * m / denom
+                p -= lr / (1 - 0.9**self.t) * m / denom
             else:  # momentum 0.9, Nesterov or heavy ball
                 m *= 0.9
                 m += g
                 p -= lr * (g + 0.9 * m) if self.opt == "nesterov" else lr * m
 
     def predict(self):
-        chunks = [self.forward(self.Xt[s:s + 8192].astype(np.float32) / 255)[-1].argmax(axis=1)
-                  for s in range(0, len(self.Xt), 8192)]
+        chunks = [
+            self.forward(self.Xt[s : s + 8192].astype(np.float32) / 255)[-1].argmax(axis=1)
+            for s in range(0, len(self.Xt), 8192)
+        ]
         return np.concatenate(chunks)
 
 
@@ -347,10 +371,16 @@ def peak_rss_of_training(epochs=2):
     also count the pages it shared with this process between fork and exec.
     """
     out = f"/tmp/steadynet-bench-{os.getpid()}-{time.time_ns()}"
-    code = ("import sys; from steadynet.cli.app import main; rc = main(sys.argv[1:]); "
-            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, "train", "--epochs", str(epochs), "--quiet",
-                           "--out", out], check=True, capture_output=True, text=True)
+    code = (
+        "import sys; from steadynet.cli.app import main; rc = main(sys.argv[1:]); "
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "train", "--epochs", str(epochs), "--quiet", "--out", out],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     kb = int(done.stdout.split("VmHWM:")[1].split()[0])
     return kb / 1024
 
@@ -391,16 +421,17 @@ def summarise(name, runs):
     rows = []
     for fw in runs[0][0]:
         t = [x for times, *_ in runs for x in times[fw][1:]]  # epoch 1 warms caches: epochs 2..N
-        ratios = [statistics.median(a / b for a, b in zip(times[fw][1:], times["steadynet"][1:]))
-                  for times, *_ in runs]
+        ratios = [statistics.median(a / b for a, b in zip(times[fw][1:], times["steadynet"][1:])) for times, *_ in runs]
         hits = [time_to_target(times[fw], accs[fw]) for times, accs, *_ in runs]
         hits = [h for h in hits if h is not None]
         accs = runs[0][1][fw]
         spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(runs) > 1 else ""
-        rows.append(f"| {name} | {fw} | {statistics.median(t):.3f} | {min(t):.3f}-{max(t):.3f} | "
-                    f"{statistics.median(ratios):.2f}x{spread} | {' '.join(f'{a:.4f}' for a in accs)} | "
-                    f"{f'{statistics.median(hits):.2f}' if hits else '-'} | "
-                    f"{min(r[2][fw] for r in runs):.3f} | {min(r[3] for r in runs):.3f} |")
+        rows.append(
+            f"| {name} | {fw} | {statistics.median(t):.3f} | {min(t):.3f}-{max(t):.3f} | "
+            f"{statistics.median(ratios):.2f}x{spread} | {' '.join(f'{a:.4f}' for a in accs)} | "
+            f"{f'{statistics.median(hits):.2f}' if hits else '-'} | "
+            f"{min(r[2][fw] for r in runs):.3f} | {min(r[3] for r in runs):.3f} |"
+        )
     return rows
 
 
@@ -409,11 +440,13 @@ def time_to_target(times, accs):
     return next((float(cumulative[i]) for i, a in enumerate(accs) if a >= TARGET), None)
 
 
-HEADER = ["| case | trainer | s/epoch (median, epochs 2..N of every run) | range | time vs steadynet "
-          "(median over runs of each run's median per-epoch ratio; range over runs) | test acc after each "
-          "epoch (first run) | s to 97.0% test (median of runs) | s to predict the 10,000 test images (best) "
-          "| GEMM floor s/epoch |",
-          "|---|---|---|---|---|---|---|---|---|"]
+HEADER = [
+    "| case | trainer | s/epoch (median, epochs 2..N of every run) | range | time vs steadynet "
+    "(median over runs of each run's median per-epoch ratio; range over runs) | test acc after each "
+    "epoch (first run) | s to 97.0% test (median of runs) | s to predict the 10,000 test images (best) "
+    "| GEMM floor s/epoch |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
 
 
 # ----------------------------------------------------------------------------- contention
@@ -446,10 +479,19 @@ def run_contention(data, seed=0):
     case = (*CONTENTION[:-1], 2 * CONTENTION[-1])  # epochs: half of them quiet, half busy
     sn = Steadynet(case, data, seed)
     weights = sn.initial_weights()
-    trainers = [sn, Steadynet(case, data, seed, engine="numpy", threads=available_cores(),
-                              name="steadynet numpy, BLAS default threads (before)"),
-                Torch(case, data, seed, weights),
-                Torch(case, data, seed, weights, threads=1, name="pytorch 1 thread")]
+    trainers = [
+        sn,
+        Steadynet(
+            case,
+            data,
+            seed,
+            engine="numpy",
+            threads=available_cores(),
+            name="steadynet numpy, BLAS default threads (before)",
+        ),
+        Torch(case, data, seed, weights),
+        Torch(case, data, seed, weights, threads=1, name="pytorch 1 thread"),
+    ]
     times = {t.name: {"quiet": [], "busy": []} for t in trainers}
     for e in range(case[-1]):
         busy = e % 2 == 1
@@ -468,16 +510,21 @@ def summarise_contention(runs):
         busy = [x for times, _ in runs for x in times[fw]["busy"]]
         slowdown = [statistics.median(t[fw]["busy"]) / statistics.median(t[fw]["quiet"][1:]) for t, _ in runs]
         vs = [statistics.median(a / b for a, b in zip(t[fw]["busy"], t["steadynet"]["busy"])) for t, _ in runs]
-        rows.append(f"| {fw} | {statistics.median(quiet):.3f} ({min(quiet):.3f}-{max(quiet):.3f}) | "
-                    f"{statistics.median(busy):.3f} ({min(busy):.3f}-{max(busy):.3f}) | "
-                    f"{statistics.median(slowdown):.2f}x ({min(slowdown):.2f}-{max(slowdown):.2f}) | "
-                    f"{statistics.median(vs):.2f}x ({min(vs):.2f}-{max(vs):.2f}) |")
+        rows.append(
+            f"| {fw} | {statistics.median(quiet):.3f} ({min(quiet):.3f}-{max(quiet):.3f}) | "
+            f"{statistics.median(busy):.3f} ({min(busy):.3f}-{max(busy):.3f}) | "
+            f"{statistics.median(slowdown):.2f}x ({min(slowdown):.2f}-{max(slowdown):.2f}) | "
+            f"{statistics.median(vs):.2f}x ({min(vs):.2f}-{max(vs):.2f}) |"
+        )
     return rows
 
 
-CONTENTION_HEADER = ["| trainer (784-30-10 sigmoid, Nesterov, batch 64) | quiet s/epoch (median, range) | "
-                     "beside one busy process | busy / quiet (median of runs, range) | busy, time vs "
-                     "steadynet busy |", "|---|---|---|---|---|"]
+CONTENTION_HEADER = [
+    "| trainer (784-30-10 sigmoid, Nesterov, batch 64) | quiet s/epoch (median, range) | "
+    "beside one busy process | busy / quiet (median of runs, range) | busy, time vs "
+    "steadynet busy |",
+    "|---|---|---|---|---|",
+]
 
 
 def shift_cost(data, seed=0):
@@ -485,8 +532,10 @@ def shift_cost(data, seed=0):
     reused array, as the loop does them), and of one epoch of the seed network (batch 64)."""
     X = data.x_train
     order, out = np.random.default_rng(seed).permutation(len(X)), np.empty_like(X)
-    shifts = min(seconds(lambda: random_shifts(X, data.image_shape, 1, np.random.default_rng(1), index=order,
-                                               out=out)) for _ in range(3))
+    shifts = min(
+        seconds(lambda: random_shifts(X, data.image_shape, 1, np.random.default_rng(1), index=order, out=out))
+        for _ in range(3)
+    )
     sn = Steadynet((*CONTENTION[:-1], 3), data, seed)
     epoch = min(seconds(lambda: sn.epoch(e)) for e in range(3))
     return shifts, epoch
@@ -495,8 +544,10 @@ def shift_cost(data, seed=0):
 def environment(device="cpu"):
     import torch
 
-    where = (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-             f"Python {platform.python_version()}, steadynet {steadynet.__version__}, NumPy {np.__version__}")
+    where = (
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}, steadynet {steadynet.__version__}, NumPy {np.__version__}"
+    )
     if device == "gpu":
         import cupy
 
@@ -505,22 +556,33 @@ def environment(device="cpu"):
     import sklearn
     from threadpoolctl import threadpool_info
 
-    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
-                     for i in threadpool_info() if i["user_api"] == "blas")
-    return (f"{where} [{blas}], PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"scikit-learn {sklearn.__version__}")
+    blas = ", ".join(
+        f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    )
+    return (
+        f"{where} [{blas}], PyTorch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"scikit-learn {sklearn.__version__}"
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description="steadynet vs PyTorch, scikit-learn and plain NumPy, epoch by epoch")
-    parser.add_argument("--cases", default=",".join([*CASES, "contention"]),
-                        help=f"comma-separated of {[*CASES, 'contention']}")
+    parser.add_argument(
+        "--cases", default=",".join([*CASES, "contention"]), help=f"comma-separated of {[*CASES, 'contention']}"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each case, one after the other (default 3)")
     parser.add_argument("--data", default="mnist", help="data set: a name or a file (default: mnist)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
-                        help="gpu: steadynet on CuPy against PyTorch on CUDA (no scikit-learn, no plain NumPy)")
-    parser.add_argument("--write", action="store_true",
-                        help="write benchmarks/RESULTS.md (RESULTS-gpu.md with --device gpu)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "gpu"],
+        help="gpu: steadynet on CuPy against PyTorch on CUDA (no scikit-learn, no plain NumPy)",
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="write benchmarks/RESULTS.md (RESULTS-gpu.md with --device gpu)"
+    )
     args = parser.parse_args()
     data = load_data(args.data)
     names = args.cases.split(",")
@@ -530,9 +592,13 @@ def main():
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     how = execution(TrainConfig(device=args.device), (784, 30, 10), len(data.y_train))
-    lines = [environment(args.device), "", f"steadynet's step: {how['engine']} "
-             f"({'compiled with numba' if how['engine'] == 'numba' else 'NumPy'}); {args.repeats} run(s) per case.",
-             ""]
+    lines = [
+        environment(args.device),
+        "",
+        f"steadynet's step: {how['engine']} "
+        f"({'compiled with numba' if how['engine'] == 'numba' else 'NumPy'}); {args.repeats} run(s) per case.",
+        "",
+    ]
     print("\n".join(lines), flush=True)
     table = [name for name in names if name in CASES]
     if table:
@@ -544,26 +610,35 @@ def main():
         lines += rows
     if "contention" in names and args.device == "cpu":
         runs = [run_contention(data) for _ in range(args.repeats)]
-        block = ["", f"Contention (steadynet: {runs[0][1]['engine']}, {runs[0][1]['threads']} BLAS thread(s) "
-                     f"by its policy; {available_cores()} cores; {args.repeats} run(s)):", ""]
+        block = [
+            "",
+            f"Contention (steadynet: {runs[0][1]['engine']}, {runs[0][1]['threads']} BLAS thread(s) "
+            f"by its policy; {available_cores()} cores; {args.repeats} run(s)):",
+            "",
+        ]
         block += CONTENTION_HEADER + summarise_contention(runs)
         print("\n".join(block), flush=True)
         lines += block
     if args.device == "cpu" and table:
         shifts, epoch = shift_cost(data)
         rss = peak_rss_of_training()
-        lines += ["", f"Shifts: one epoch's one-pixel shifts of the {len(data.y_train):,} training images took "
-                      f"{shifts:.3f} s, {shifts / epoch:.2f} of an epoch of the seed network at batch 64 "
-                      f"({epoch:.3f} s; best of 3 each).",
-                  "", f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): "
-                      f"{rss:.0f} MB"]
+        lines += [
+            "",
+            f"Shifts: one epoch's one-pixel shifts of the {len(data.y_train):,} training images took "
+            f"{shifts:.3f} s, {shifts / epoch:.2f} of an epoch of the seed network at batch 64 "
+            f"({epoch:.3f} s; best of 3 each).",
+            "",
+            f"Peak resident memory of `steadynet train` (defaults, MNIST, 2 epochs, plots drawn): {rss:.0f} MB",
+        ]
         print("\n".join(lines[-3:]))
     if args.write:
         suffix = "-gpu" if args.device == "gpu" else ""
         path = os.path.join(os.path.dirname(__file__), f"RESULTS{suffix}.md")
         with open(path, "w") as f:
-            f.write(f"# Benchmark results\n\nProduced by `python benchmarks/bench.py --write"
-                    f"{' --device gpu' if suffix else ''}`.\n\n")
+            f.write(
+                f"# Benchmark results\n\nProduced by `python benchmarks/bench.py --write"
+                f"{' --device gpu' if suffix else ''}`.\n\n"
+            )
             f.write("\n".join(lines) + "\n")
 
 

@@ -29,8 +29,20 @@ def run_preset(preset, seed, out):
             metrics = json.load(f)
         if metrics.get("status") == "completed":
             return metrics
-    command = [sys.executable, "-m", "steadynet", "train", "--preset", preset, "--seed", str(seed),
-               "--out", out, "--no-plots", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "steadynet",
+        "train",
+        "--preset",
+        preset,
+        "--seed",
+        str(seed),
+        "--out",
+        out,
+        "--no-plots",
+        "--quiet",
+    ]
     print("$ " + " ".join(command[1:]), file=sys.stderr, flush=True)
     subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the table
     with open(metrics_path) as f:
@@ -47,18 +59,21 @@ def percent(values):
 
 def table(results, seeds):
     """Markdown table: one row per preset, mean (min-max) over the seeds."""
-    lines = ["| preset | seeds | val acc, mean (min-max) | test acc, mean (min-max) "
-             "| test acc per seed | training time per run |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| preset | seeds | val acc, mean (min-max) | test acc, mean (min-max) "
+        "| test acc per seed | training time per run |",
+        "|---|---|---|---|---|---|",
+    ]
     for preset, runs in results.items():
         val = [m["epochs"][-1]["val_accuracy"] for m in runs]
         test = [m["test_accuracy"] for m in runs]
         seconds = [m["train_seconds"] for m in runs]
         per_seed = ", ".join(f"{100 * t:.2f}%" for t in test)
-        time_range = (f"{min(seconds):.0f}-{max(seconds):.0f} s" if len(seconds) > 1
-                      else f"{seconds[0]:.0f} s")
-        lines.append(f"| `{preset}` | {' '.join(map(str, seeds))} | {percent(val)} | {percent(test)} "
-                     f"| {per_seed} | {time_range} |")
+        time_range = f"{min(seconds):.0f}-{max(seconds):.0f} s" if len(seconds) > 1 else f"{seconds[0]:.0f} s"
+        lines.append(
+            f"| `{preset}` | {' '.join(map(str, seeds))} | {percent(val)} | {percent(test)} "
+            f"| {per_seed} | {time_range} |"
+        )
     return "\n".join(lines)
 
 
@@ -66,8 +81,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", default="runs/presets",
-                        help="folder for the runs, one per preset and seed (default runs/presets)")
+    parser.add_argument(
+        "--out", default="runs/presets", help="folder for the runs, one per preset and seed (default runs/presets)"
+    )
     args = parser.parse_args(argv)
     results = {}
     for preset in args.presets:
@@ -75,9 +91,12 @@ def main(argv=None):
         for seed in args.seeds:
             metrics = run_preset(preset, seed, os.path.join(args.out, f"{preset}-seed{seed}"))
             results[preset].append(metrics)
-            print(f"{preset} seed {seed}: val {metrics['epochs'][-1]['val_accuracy']:.4f} "
-                  f"test {metrics['test_accuracy']:.4f} in {metrics['train_seconds']:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{preset} seed {seed}: val {metrics['epochs'][-1]['val_accuracy']:.4f} "
+                f"test {metrics['test_accuracy']:.4f} in {metrics['train_seconds']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     print(table(results, args.seeds))
 
 

@@ -41,8 +41,7 @@ y_train = np.array([y_train]).T  # the label column (60000, 1)
 
 # INITIALISE WEIGHTS & BIASES
 np.random.seed(0)
-params = {"W1": np.random.rand(nx, Nh), "b1": np.zeros((1, Nh)),
-          "W2": np.random.rand(Nh, ny), "b2": np.zeros((1, ny))}
+params = {"W1": np.random.rand(nx, Nh), "b1": np.zeros((1, Nh)), "W2": np.random.rand(Nh, ny), "b2": np.zeros((1, ny))}
 
 
 def sigmoid(z):
@@ -88,8 +87,13 @@ def back_prop(X, y, params, outs):
 
 
 # the glue: five lines
-result = steadynet.diagnose(params, x_train, y_train, lr=alpha,
-                            forward=lambda p, X, y: forward_prop(X, y, p)["A2"],
-                            backward=lambda p, X, y: back_prop(X, y, p, forward_prop(X, y, p)),
-                            loss=lambda p, X, y: 1 / ny * np.sum(forward_prop(X, y, p)["error"]))
+result = steadynet.diagnose(
+    params,
+    x_train,
+    y_train,
+    lr=alpha,
+    forward=lambda p, X, y: forward_prop(X, y, p)["A2"],
+    backward=lambda p, X, y: back_prop(X, y, p, forward_prop(X, y, p)),
+    loss=lambda p, X, y: 1 / ny * np.sum(forward_prop(X, y, p)["error"]),
+)
 print(result.report())

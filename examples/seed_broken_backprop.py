@@ -56,8 +56,12 @@ def main():
     n = 32
     X = rng.uniform(0, 1, (n, 784))  # stands in for 32 MNIST images scaled to [0, 1]
     Y = np.eye(10)[rng.integers(0, 10, n)]
-    params = {"W1": rng.uniform(-0.08, 0.08, (784, 30)), "b1": np.zeros(30),  # Glorot scale
-              "W2": rng.uniform(-0.4, 0.4, (30, 10)), "b2": np.zeros(10)}
+    params = {
+        "W1": rng.uniform(-0.08, 0.08, (784, 30)),
+        "b1": np.zeros(30),  # Glorot scale
+        "W2": rng.uniform(-0.4, 0.4, (30, 10)),
+        "b2": np.zeros(10),
+    }
 
     def check(mistakes):
         return check_gradients(lambda p: loss(p, X, Y), backprop(params, X, Y, mistakes), params, batch_size=n)

@@ -36,10 +36,18 @@ MISTAKES = {
 
 def init(mistakes, rng, n_in=784, n_hidden=30, n_out=10):
     if 8 in mistakes:
-        return [rng.uniform(0, 1, (n_in, n_hidden)), np.zeros(n_hidden),
-                rng.uniform(0, 1, (n_hidden, n_out)), np.zeros(n_out)]
-    return [glorot_uniform(rng, n_in, n_hidden), np.zeros(n_hidden),
-            glorot_uniform(rng, n_hidden, n_out), np.zeros(n_out)]
+        return [
+            rng.uniform(0, 1, (n_in, n_hidden)),
+            np.zeros(n_hidden),
+            rng.uniform(0, 1, (n_hidden, n_out)),
+            np.zeros(n_out),
+        ]
+    return [
+        glorot_uniform(rng, n_in, n_hidden),
+        np.zeros(n_hidden),
+        glorot_uniform(rng, n_hidden, n_out),
+        np.zeros(n_out),
+    ]
 
 
 def forward(params, X, mistakes):
@@ -61,8 +69,7 @@ def loss_value(Z2, A2, y, mistakes):
         picked = -np.log(A2[y])  # whole rows, indexed by the labels
         total = picked.sum()
     else:
-        total = -log_softmax(Z2)[np.arange(n), y].sum() if 2 not in mistakes else \
-            -np.log(A2[np.arange(n), y]).sum()
+        total = -log_softmax(Z2)[np.arange(n), y].sum() if 2 not in mistakes else -np.log(A2[np.arange(n), y]).sum()
     return total / (10 if 9 in mistakes else n)
 
 
@@ -117,10 +124,14 @@ def main():
         nan = r["first_nan"] or "-"
         print(f"| {name} | {r['loss']:.4g} | {r['accuracy']:.4f} | {r['max_w']:.3g} | {nan} |", flush=True)
 
-    row("the seed as written: all 9 mistakes, lr 0.001, 3 iterations",
-        run(set(MISTAKES), X, data.y_train, Xt, data.y_test, 3, 0.001))
-    row(f"correct network, lr {args.lr:g}, {args.iterations} iterations",
-        run(set(), X, data.y_train, Xt, data.y_test, args.iterations, args.lr))
+    row(
+        "the seed as written: all 9 mistakes, lr 0.001, 3 iterations",
+        run(set(MISTAKES), X, data.y_train, Xt, data.y_test, 3, 0.001),
+    )
+    row(
+        f"correct network, lr {args.lr:g}, {args.iterations} iterations",
+        run(set(), X, data.y_train, Xt, data.y_test, args.iterations, args.lr),
+    )
     for k, text in MISTAKES.items():
         row(f"only mistake {k}: {text}", run({k}, X, data.y_train, Xt, data.y_test, args.iterations, args.lr))
 

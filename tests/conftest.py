@@ -1,6 +1,5 @@
 """Shared fixtures: tiny synthetic data for unit tests, real MNIST for the few integration tests."""
 
-
 import numpy as np
 import pytest
 from hypothesis import settings

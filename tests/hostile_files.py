@@ -27,8 +27,12 @@ def central_entry(name, offset, data, method=0, stored=None, size=None):
     name = name.encode()
     stored = len(data) if stored is None else stored
     size = len(data) if size is None else size
-    return CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, zlib.crc32(data), stored, size,
-                        len(name), 0, 0, 0, 0, 0, offset) + name
+    return (
+        CENTRAL.pack(
+            b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, zlib.crc32(data), stored, size, len(name), 0, 0, 0, 0, 0, offset
+        )
+        + name
+    )
 
 
 def end_record(n, directory_size, directory_offset):
@@ -76,10 +80,12 @@ def overlapping_npz(n_members, payload_bytes):
     return body + directory + end_record(len(entries), len(directory), len(body))
 
 
-RUNNER = ("import resource, subprocess, sys\n"
-          "p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)\n"
-          "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-          "sys.exit(p.returncode)\n")
+RUNNER = (
+    "import resource, subprocess, sys\n"
+    "p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)\n"
+    "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(p.returncode)\n"
+)
 
 
 def run_measured(args, timeout=120, cwd=None):
@@ -95,8 +101,9 @@ def run_measured(args, timeout=120, cwd=None):
     peak_mb : float
     """
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True,
-                       timeout=timeout, cwd=cwd, env=env)
+    p = subprocess.run(
+        [sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+    )
     lines = p.stderr.splitlines()
     peak = [line for line in lines if line.startswith("PEAK_KB ")]
     stderr = "\n".join(line for line in lines if not line.startswith("PEAK_KB ")) + ("\n" if len(lines) > 1 else "")
@@ -110,4 +117,3 @@ def steadynet_cli(*args):
 
 def python_code(code):
     return [sys.executable, "-c", code]
-

@@ -38,8 +38,9 @@ def shifted(X, dy, dx):
     """Image moved down ``dy`` rows and right ``dx`` columns, zero filled: the reference."""
     img = X.reshape(28, 28)
     out = np.zeros_like(img)
-    out[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
-        img[max(-dy, 0):28 - max(dy, 0), max(-dx, 0):28 - max(dx, 0)]
+    out[max(dy, 0) : 28 + min(dy, 0), max(dx, 0) : 28 + min(dx, 0)] = img[
+        max(-dy, 0) : 28 - max(dy, 0), max(-dx, 0) : 28 - max(dx, 0)
+    ]
     return out.reshape(-1)
 
 
@@ -110,8 +111,9 @@ def test_small_random_warps_keep_the_picture():
     within the translation range plus a pixel, and each warped image is still recognisably
     its own source."""
     X = strokes(200)
-    out = random_warps(X, SHAPE, np.random.default_rng(3), rotate=10, scale=0.1, shear=10, shift=2,
-                       elastic_alpha=34, elastic_sigma=5)
+    out = random_warps(
+        X, SHAPE, np.random.default_rng(3), rotate=10, scale=0.1, shear=10, shift=2, elastic_alpha=34, elastic_sigma=5
+    )
     ink_in, ink_out = X.sum(axis=1), out.sum(axis=1)
     assert np.all(np.abs(ink_out / ink_in - 1) < 0.5)  # size changes by up to 1.1**2, elastic squeezes
     grid = np.arange(28, dtype=np.float32)
@@ -131,10 +133,19 @@ def test_warped_bars_keep_their_orientation():
     X = np.zeros((2 * n, 28, 28), np.float32)
     for i in range(n):
         r, c, length = rng.integers(8, 12), rng.integers(8, 18), rng.integers(10, 14)
-        X[i, r:r + length, c:c + 2] = 1  # upright
-        X[n + i, c:c + 2, r:r + length] = 1  # lying
-    out = random_warps(X.reshape(2 * n, -1), SHAPE, np.random.default_rng(1), rotate=10, scale=0.1, shear=10,
-                       shift=2, elastic_alpha=34, elastic_sigma=5).reshape(2 * n, 28, 28)
+        X[i, r : r + length, c : c + 2] = 1  # upright
+        X[n + i, c : c + 2, r : r + length] = 1  # lying
+    out = random_warps(
+        X.reshape(2 * n, -1),
+        SHAPE,
+        np.random.default_rng(1),
+        rotate=10,
+        scale=0.1,
+        shear=10,
+        shift=2,
+        elastic_alpha=34,
+        elastic_sigma=5,
+    ).reshape(2 * n, 28, 28)
     grid = np.arange(28, dtype=np.float32)
 
     def spread(I, axis):  # variance of the ink's position along rows (axis 1) or columns (axis 2)
@@ -179,7 +190,7 @@ def test_separable_smoothing_equals_the_2d_gaussian_convolution():
     U = np.random.default_rng(4).uniform(-1, 1, size=(6, h, w))  # the noise elastic_fields drew
     # the direct 2-D sum over every input pixel, zero outside, kernel truncated at 4 sigma
     taps = np.arange(-8, 9)
-    norm = np.exp(-taps**2 / (2 * sigma**2)).sum() ** 2
+    norm = np.exp(-(taps**2) / (2 * sigma**2)).sum() ** 2
     expected = np.zeros_like(U)
     for i in range(h):
         for j in range(w):
@@ -232,13 +243,28 @@ def test_digits_stay_learnable_under_the_strongest_preset_warps(mnist):
     from steadynet import train
     from steadynet.data import Dataset
 
-    subset = Dataset(mnist.x_train[:20000], mnist.y_train[:20000], mnist.x_test[:3000], mnist.y_test[:3000],
-                     mnist.image_shape, "mnist[:20000]")
-    warps = dict(augment_rotate=10, augment_scale=0.1, augment_shear=10, augment_shift=2, elastic_alpha=34,
-                 elastic_sigma=5)
-    result = train(data=subset, hidden=(128,), activation="relu", epochs=3, batch_size=64, val_size=0, seed=0,
-                   **warps)
+    subset = Dataset(
+        mnist.x_train[:20000],
+        mnist.y_train[:20000],
+        mnist.x_test[:3000],
+        mnist.y_test[:3000],
+        mnist.image_shape,
+        "mnist[:20000]",
+    )
+    warps = dict(
+        augment_rotate=10, augment_scale=0.1, augment_shear=10, augment_shift=2, elastic_alpha=34, elastic_sigma=5
+    )
+    result = train(data=subset, hidden=(128,), activation="relu", epochs=3, batch_size=64, val_size=0, seed=0, **warps)
     assert result["test_accuracy"] > 0.95
-    warped = random_warps(subset.x_test, SHAPE, np.random.default_rng(0), rotate=10, scale=0.1, shear=10, shift=2,
-                          elastic_alpha=34, elastic_sigma=5)
+    warped = random_warps(
+        subset.x_test,
+        SHAPE,
+        np.random.default_rng(0),
+        rotate=10,
+        scale=0.1,
+        shear=10,
+        shift=2,
+        elastic_alpha=34,
+        elastic_sigma=5,
+    )
     assert (result.model.predict(warped) == subset.y_test).mean() > 0.8  # 0.86 measured

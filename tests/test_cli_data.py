@@ -15,8 +15,14 @@ RNG = np.random.default_rng(3)
 
 @pytest.fixture
 def small(tmp_path):
-    data = Dataset(RNG.integers(0, 256, (9, 16), dtype=np.uint8), np.array([0, 1, 2, 2, 1, 0, 2, 2, 1]),
-                   RNG.integers(0, 256, (3, 16), dtype=np.uint8), np.array([2, 0, 1]), (4, 4), "small")
+    data = Dataset(
+        RNG.integers(0, 256, (9, 16), dtype=np.uint8),
+        np.array([0, 1, 2, 2, 1, 0, 2, 2, 1]),
+        RNG.integers(0, 256, (3, 16), dtype=np.uint8),
+        np.array([2, 0, 1]),
+        (4, 4),
+        "small",
+    )
     write_npz(tmp_path / "small.npz", data)
     return data, tmp_path / "small.npz"
 
@@ -38,8 +44,13 @@ def test_info_reports_format_shapes_labels_and_range(small, capsys):
 
 def test_convert_to_every_format_and_back(small, tmp_path, capsys):
     data, path = small
-    for dst, extra in (("a.h5", []), ("a.npz", []), ("idx", ["--format", "idx-folder"]), ("csv", ["--format", "csv"]),
-                       ("img", ["--format", "images"])):
+    for dst, extra in (
+        ("a.h5", []),
+        ("a.npz", []),
+        ("idx", ["--format", "idx-folder"]),
+        ("csv", ["--format", "csv"]),
+        ("img", ["--format", "images"]),
+    ):
         assert main(["data", "convert", str(path), str(tmp_path / dst), *extra]) == 0
         back = load_data(tmp_path / dst)
         np.testing.assert_array_equal(back.x_train, data.x_train)
@@ -47,10 +58,13 @@ def test_convert_to_every_format_and_back(small, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dst, extra, message", [
-    ("small.npz", [], "already exists; choose a new path"),
-    ("out.txt", [], "cannot tell the output format from the name"),
-])
+@pytest.mark.parametrize(
+    "dst, extra, message",
+    [
+        ("small.npz", [], "already exists; choose a new path"),
+        ("out.txt", [], "cannot tell the output format from the name"),
+    ],
+)
 def test_convert_refusals(small, tmp_path, capsys, dst, extra, message):
     _, path = small
     before = path.read_bytes()
@@ -80,7 +94,9 @@ def test_info_on_fetched_mnist_matches_and_altered_copy_does_not(mnist, tmp_path
     assert "matches the known mnist" in capsys.readouterr().out
     x = mnist.x_train.copy()
     x[123, 400] ^= 1  # one pixel of one image
-    write_idx_folder(tmp_path / "idx", Dataset(x, mnist.y_train, mnist.x_test, mnist.y_test, (28, 28), "altered"), gz=False)
+    write_idx_folder(
+        tmp_path / "idx", Dataset(x, mnist.y_train, mnist.x_test, mnist.y_test, (28, 28), "altered"), gz=False
+    )
     assert main(["data", "info", str(tmp_path / "idx"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["checksum"]["status"] == "mismatch" and report["checksum"]["differs"] == ["x_train"]

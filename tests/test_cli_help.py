@@ -12,8 +12,9 @@ from conftest import make_blobs
 
 
 def steadynet(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.fixture
@@ -24,14 +25,17 @@ def npz(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("args, message", [
-    (["trian"], "invalid choice: 'trian' (choose from"),
-    (["trian"], "did you mean 'train'?"),
-    (["train", "--hiden", "3"], "unrecognized arguments: --hiden 3; did you mean --hidden?"),
-    (["train", "--activation", "sigmod"], "did you mean 'sigmoid'?"),
-    (["evaluate", "run", "--jsn"], "did you mean --json?"),
-    (["train", "--optimiser", "adma"], "did you mean 'adam'?"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["trian"], "invalid choice: 'trian' (choose from"),
+        (["trian"], "did you mean 'train'?"),
+        (["train", "--hiden", "3"], "unrecognized arguments: --hiden 3; did you mean --hidden?"),
+        (["train", "--activation", "sigmod"], "did you mean 'sigmoid'?"),
+        (["evaluate", "run", "--jsn"], "did you mean --json?"),
+        (["train", "--optimiser", "adma"], "did you mean 'adam'?"),
+    ],
+)
 def test_mistyped_words_get_one_line_with_a_suggestion(args, message, tmp_path):
     r = steadynet(*args, cwd=tmp_path)
     assert r.returncode == 2
@@ -40,8 +44,13 @@ def test_mistyped_words_get_one_line_with_a_suggestion(args, message, tmp_path):
 
 def test_train_help_is_grouped_with_choices_and_real_defaults():
     out = steadynet("train", "--help").stdout
-    for group in ("data options:", "network options:", "optimisation options:", "augmentation options:",
-                  "run options:"):
+    for group in (
+        "data options:",
+        "network options:",
+        "optimisation options:",
+        "augmentation options:",
+        "run options:",
+    ):
         assert group in out
     assert "{adam,adamw,momentum,nesterov,sgd}" in out and "{constant,step,cosine,onecycle}" in out
     assert "(default: None)" not in out
@@ -57,20 +66,53 @@ def test_doctor_help_leaves_out_options_its_checks_never_use():
 
 
 def test_config_toml_sets_options_and_the_command_line_overrides_it(npz, tmp_path):
-    (tmp_path / "small.toml").write_text('hidden = [5]\noptimiser = "adam"\nepochs = 2\nbatch-size = 32\n'
-                                         'val_size = 50\nlr = 0.01\n')
-    r = steadynet("train", "--config", "small.toml", "--data", npz, "--out", "run", "--epochs", "1", "--no-plots",
-                  "--json", cwd=tmp_path)
+    (tmp_path / "small.toml").write_text(
+        'hidden = [5]\noptimiser = "adam"\nepochs = 2\nbatch-size = 32\nval_size = 50\nlr = 0.01\n'
+    )
+    r = steadynet(
+        "train",
+        "--config",
+        "small.toml",
+        "--data",
+        npz,
+        "--out",
+        "run",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--json",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     config = json.loads(r.stdout)["config"]
-    assert (config["hidden"], config["optimizer"], config["batch_size"], config["learning_rate"]) == \
-        ([5], "adam", 32, 0.01)
+    assert (config["hidden"], config["optimizer"], config["batch_size"], config["learning_rate"]) == (
+        [5],
+        "adam",
+        32,
+        0.01,
+    )
     assert config["epochs"] == 1  # the option given wins over the file
 
 
 def test_a_runs_config_json_reruns_it(npz, tmp_path):
-    r = steadynet("train", "--data", npz, "--out", "first", "--hidden", "6", "--epochs", "1", "--val-size", "50",
-                  "--activation", "tanh", "--no-plots", "--json", cwd=tmp_path)
+    r = steadynet(
+        "train",
+        "--data",
+        npz,
+        "--out",
+        "first",
+        "--hidden",
+        "6",
+        "--epochs",
+        "1",
+        "--val-size",
+        "50",
+        "--activation",
+        "tanh",
+        "--no-plots",
+        "--json",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     first = json.loads(r.stdout)
     for source in ("first/config.json", "first"):  # the file or its run folder
@@ -85,11 +127,14 @@ def test_a_runs_config_json_reruns_it(npz, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("text, message", [
-    ("hiden = [5]\n", "--config bad.toml: unknown setting 'hiden'; did you mean 'hidden'?"),
-    ("hidden = [5\n", "--config bad.toml: not valid TOML"),
-    ("epochs = 'many'\n", "--epochs must be an integer >= 1, got 'many'."),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("hiden = [5]\n", "--config bad.toml: unknown setting 'hiden'; did you mean 'hidden'?"),
+        ("hidden = [5\n", "--config bad.toml: not valid TOML"),
+        ("epochs = 'many'\n", "--epochs must be an integer >= 1, got 'many'."),
+    ],
+)
 def test_a_bad_config_file_is_one_line(text, message, tmp_path):
     (tmp_path / "bad.toml").write_text(text)
     r = steadynet("train", "--config", "bad.toml", cwd=tmp_path)

@@ -12,8 +12,14 @@ from conftest import make_blobs
 
 
 def steadynet(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "steadynet", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -29,8 +35,26 @@ def h5_data(tmp_path):
 
 def test_train_then_evaluate(h5_data, tmp_path):
     out = tmp_path / "run"
-    r = steadynet("train", "--data", h5_data, "--out", out, "--hidden", "8", "--epochs", "3",
-                  "--batch-size", "16", "--lr", "0.3", "--val-size", "50", "--augment-shift", "0", "--json")
+    r = steadynet(
+        "train",
+        "--data",
+        h5_data,
+        "--out",
+        out,
+        "--hidden",
+        "8",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.3",
+        "--val-size",
+        "50",
+        "--augment-shift",
+        "0",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["status"] == "completed" and result["test_accuracy"] > 0.8
@@ -57,16 +81,19 @@ def test_refuses_to_overwrite_a_run(h5_data, tmp_path):
     assert r.returncode == 1 and "already holds a run" in r.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--lr", "-1"], "--learning-rate must be a finite number > 0, got -1.0."),
-    (["train", "--hidden", "30,x"], "--hidden must be comma-separated integers"),
-    (["train", "--batch-size", "big"], "--batch-size must be an integer or 'full', got 'big'."),
-    (["train", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
-    (["train", "--data", "no/such/file.h5"], "--data no/such/file.h5: no such file or folder."),
-    (["train", "--data", "imagenet"], "not a file, folder or registered data set"),
-    (["evaluate", "missing_run"], "missing_run: no such model file or run folder."),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--lr", "-1"], "--learning-rate must be a finite number > 0, got -1.0."),
+        (["train", "--hidden", "30,x"], "--hidden must be comma-separated integers"),
+        (["train", "--batch-size", "big"], "--batch-size must be an integer or 'full', got 'big'."),
+        (["train", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["train", "--data", "no/such/file.h5"], "--data no/such/file.h5: no such file or folder."),
+        (["train", "--data", "imagenet"], "not a file, folder or registered data set"),
+        (["evaluate", "missing_run"], "missing_run: no such model file or run folder."),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_bad_input_is_one_line_and_non_zero(args, message, tmp_path):
     r = steadynet(*args, cwd=tmp_path)
     assert r.returncode != 0
@@ -77,8 +104,12 @@ def test_bad_input_is_one_line_and_non_zero(args, message, tmp_path):
 
 def test_a_corrupted_model_is_refused(h5_data, tmp_path):
     out = tmp_path / "run"
-    assert steadynet("train", "--data", h5_data, "--out", out, "--hidden", "4", "--epochs", "1",
-                     "--val-size", "10").returncode == 0
+    assert (
+        steadynet(
+            "train", "--data", h5_data, "--out", out, "--hidden", "4", "--epochs", "1", "--val-size", "10"
+        ).returncode
+        == 0
+    )
     raw = bytearray((out / "model.npz").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     (out / "model.npz").write_bytes(bytes(raw))
@@ -89,7 +120,20 @@ def test_a_corrupted_model_is_refused(h5_data, tmp_path):
 
 def test_help_lists_every_training_option():
     r = steadynet("train", "--help")
-    for flag in ["--hidden", "--batch-size", "--optimizer", "--lr", "--schedule", "--clip-norm",
-                 "--weight-decay", "--augment-shift", "--patience", "--seed", "--data", "--out", "--resume"]:
+    for flag in [
+        "--hidden",
+        "--batch-size",
+        "--optimizer",
+        "--lr",
+        "--schedule",
+        "--clip-norm",
+        "--weight-decay",
+        "--augment-shift",
+        "--patience",
+        "--seed",
+        "--data",
+        "--out",
+        "--resume",
+    ]:
         assert flag in r.stdout
     assert "(default: 30)" in r.stdout

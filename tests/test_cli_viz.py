@@ -10,8 +10,19 @@ from steadynet.cli.app import main
 from steadynet.data.npz import write_npz
 from test_viz import assert_visible_png, noisy_blobs
 
-TRAIN = ["--hidden", "16", "--epochs", "3", "--batch-size", "32", "--val-size", "100",
-         "--augment-shift", "0", "--quiet"]
+TRAIN = [
+    "--hidden",
+    "16",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--val-size",
+    "100",
+    "--augment-shift",
+    "0",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +83,15 @@ def test_compare_overlays_two_runs(runs, capsys):
     assert_visible_png(target, "compare")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["plot", "{missing}"], "not a run folder"),
-    (["report", "{empty}"], "must hold metrics.json"),
-    (["compare", "{run}", "--out", "{folder}/curves.jpg"], "expected a .png file name"),
-    (["plot", "{run}", "--data", "{folder}/nope.npz"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["plot", "{missing}"], "not a run folder"),
+        (["report", "{empty}"], "must hold metrics.json"),
+        (["compare", "{run}", "--out", "{folder}/curves.jpg"], "expected a .png file name"),
+        (["plot", "{run}", "--data", "{folder}/nope.npz"], "no such file"),
+    ],
+)
 def test_user_mistakes_give_one_line(runs, capsys, tmp_path, argv, message):
     folder, (run, _) = runs
     (tmp_path / "empty").mkdir()

@@ -40,8 +40,9 @@ def datasets(draw, dtype=np.uint8, square=True):
             return rng.integers(0, 256, size=(n, h * w), dtype=np.uint8)
         return rng.random((n, h * w), dtype=np.float32)
 
-    return Dataset(pixels(n_train), rng.integers(0, k, n_train), pixels(n_test), rng.integers(0, k, n_test),
-                   (h, w), "drawn")
+    return Dataset(
+        pixels(n_train), rng.integers(0, k, n_train), pixels(n_test), rng.integers(0, k, n_test), (h, w), "drawn"
+    )
 
 
 def as_unit(x):
@@ -89,8 +90,11 @@ def test_image_shape_survives(fmt, data):
     assert_same(data, back)
 
 
-@given(a=st.sampled_from(["u1", "i1", ">i2", ">i4", ">f4", ">f8", "<i4", "<f8"]).flatmap(
-    lambda dt: st.tuples(st.just(dt), st.lists(st.integers(0, 4), min_size=1, max_size=4))))
+@given(
+    a=st.sampled_from(["u1", "i1", ">i2", ">i4", ">f4", ">f8", "<i4", "<f8"]).flatmap(
+        lambda dt: st.tuples(st.just(dt), st.lists(st.integers(0, 4), min_size=1, max_size=4))
+    )
+)
 def test_idx_dtypes_and_ranks(a):
     dtype, shape = a
     rng = np.random.default_rng(0)
@@ -119,8 +123,11 @@ def test_seed_hdf5_layout_variants(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
     y = np.array([0, 3, 9, 3, 1])
-    variants = {"flat01": (x.reshape(5, -1).astype(np.float32) / np.float32(255), y.reshape(-1, 1)),
-                "images255": (x, y), "onehot": (x.reshape(5, -1), np.eye(10)[y])}
+    variants = {
+        "flat01": (x.reshape(5, -1).astype(np.float32) / np.float32(255), y.reshape(-1, 1)),
+        "images255": (x, y),
+        "onehot": (x.reshape(5, -1), np.eye(10)[y]),
+    }
     for name, (xs, ys) in variants.items():
         with h5py.File(tmp_path / f"{name}.h5", "w") as f:
             for split in ("train", "test"):
@@ -134,8 +141,13 @@ def test_seed_hdf5_layout_variants(tmp_path):
 def test_keras_npz_layout(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
-    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.arange(4, dtype=np.uint8), x_test=x[:2],
-             y_test=np.array([1, 2], dtype=np.uint8))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=x,
+        y_train=np.arange(4, dtype=np.uint8),
+        x_test=x[:2],
+        y_test=np.array([1, 2], dtype=np.uint8),
+    )
     d = load_data(tmp_path / "mnist.npz")
     assert d.x_train.dtype == np.uint8 and d.x_train.shape == (4, 784) and d.notices == []
     np.testing.assert_array_equal(d.y_train, [0, 1, 2, 3])
@@ -187,7 +199,7 @@ def learnable(n_train=160, n_test=60, side=6, k=3, seed=0):
         y = rng.integers(0, k, n)
         x = rng.integers(0, 60, (n, side, side))
         for c in range(k):
-            x[y == c, 2 * c:2 * c + 2, :] += 180
+            x[y == c, 2 * c : 2 * c + 2, :] += 180
         return np.clip(x, 0, 255).astype(np.uint8).reshape(n, -1), y
 
     (xtr, ytr), (xte, yte) = draw(n_train), draw(n_test)
@@ -209,8 +221,28 @@ def test_training_is_identical_in_every_format(tmp_path):
         assert [e["train_loss"] for e in run["epochs"]] == [e["train_loss"] for e in reference["epochs"]], fmt
     # and through the command line, from the image folder
     out = tmp_path / "run"
-    rc = main(["train", "--data", str(tmp_path / "img"), "--hidden", "8", "--epochs", "2", "--val-size", "20",
-               "--augment-shift", "0", "--batch-size", "16", "--seed", "3", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "img"),
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--val-size",
+            "20",
+            "--augment-shift",
+            "0",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     import json
 

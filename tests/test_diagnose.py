@@ -20,8 +20,9 @@ LAYOUTS = [("rows", "in_out"), ("rows", "out_in"), ("columns", "out_in"), ("colu
 
 
 def run(net, **kw):
-    return diagnose(net.params, net.X, net.y, forward=net.forward, backward=net.backward, loss=net.loss,
-                    lr=kw.pop("lr", 0.5), **kw)
+    return diagnose(
+        net.params, net.X, net.y, forward=net.forward, backward=net.backward, loss=net.loss, lr=kw.pop("lr", 0.5), **kw
+    )
 
 
 def kinds(result):
@@ -46,10 +47,15 @@ def test_seed_program_in_one_call_names_the_nine_mistakes(seed_data):
     before = {k: v.copy() for k, v in params.items()}
     sp = seed_program
     # the glue a user writes: five lines
-    result = steadynet.diagnose(params, x_train, y_train, lr=sp.alpha,
-                                forward=lambda p, X, y: sp.forward_prop(X, y, p)["A2"],
-                                backward=lambda p, X, y: sp.back_prop(X, y, p, sp.forward_prop(X, y, p)),
-                                loss=lambda p, X, y: sp.reported_loss(X, y, p))
+    result = steadynet.diagnose(
+        params,
+        x_train,
+        y_train,
+        lr=sp.alpha,
+        forward=lambda p, X, y: sp.forward_prop(X, y, p)["A2"],
+        backward=lambda p, X, y: sp.back_prop(X, y, p, sp.forward_prop(X, y, p)),
+        loss=lambda p, X, y: sp.reported_loss(X, y, p),
+    )
     named = {f.seed_mistake for f in result.mistakes if f.seed_mistake}
     assert named >= {1, 2, 3, 4, 5, 6, 7, 8, 9}
     assert result.verdict.startswith("Not the sigmoid: your backprop has 5 mistakes")
@@ -67,8 +73,12 @@ def test_seed_program_in_one_call_names_the_nine_mistakes(seed_data):
 def test_seed_program_fixed_is_right(seed_data):
     x_train, y_train = seed_data
     rng = np.random.default_rng(1)
-    params = {"W1": rng.normal(0, 0.05, (784, 30)), "b1": np.zeros((1, 30)), "W2": rng.normal(0, 0.3, (30, 10)),
-              "b2": np.zeros((1, 10))}
+    params = {
+        "W1": rng.normal(0, 0.05, (784, 30)),
+        "b1": np.zeros((1, 30)),
+        "W2": rng.normal(0, 0.3, (30, 10)),
+        "b2": np.zeros((1, 10)),
+    }
     y = y_train[:, 0]
 
     def forward(p, X, y):
@@ -83,8 +93,15 @@ def test_seed_program_fixed_is_right(seed_data):
         dZ1 = dZ2 @ p["W2"].T * A1 * (1 - A1)
         return {"dW1": X.T @ dZ1, "db1": dZ1.sum(0), "dW2": A1.T @ dZ2, "db2": dZ2.sum(0)}
 
-    result = diagnose(params, x_train, y, lr=0.5, forward=lambda p, X, y: forward(p, X, y)[0], backward=backward,
-                      loss=lambda p, X, y: -np.log(forward(p, X, y)[0][np.arange(len(y)), y]).mean())
+    result = diagnose(
+        params,
+        x_train,
+        y,
+        lr=0.5,
+        forward=lambda p, X, y: forward(p, X, y)[0],
+        backward=backward,
+        loss=lambda p, X, y: -np.log(forward(p, X, y)[0][np.arange(len(y)), y]).mean(),
+    )
     assert result.ok, result.report()
     assert result.verdict.startswith("Your network is right")
     assert any("dW1 -> W1" in n for n in result.notes)
@@ -112,8 +129,12 @@ def test_float32_code_is_no_false_alarm():
 
 def test_float32_loss_returning_a_python_float_is_no_false_alarm():
     net = UserNet()
-    result = check_gradients(lambda p: float(net.loss({k: v.astype(np.float32) for k, v in p.items()}, net.X, net.y)),
-                             net.backward(net.params, net.X, net.y), net.params, batch_size=16)
+    result = check_gradients(
+        lambda p: float(net.loss({k: v.astype(np.float32) for k, v in p.items()}, net.X, net.y)),
+        net.backward(net.params, net.X, net.y),
+        net.params,
+        batch_size=16,
+    )
     assert result.passed, result.report()
     assert any("float32" in n for n in result.notes)
 
@@ -157,8 +178,7 @@ def test_relu_kink_inside_the_difference_step_warns_not_fails():
     # put hidden unit 0 of sample 0 exactly at its kink
     Z = net.X @ net.params["W1"] + net.params["b1"]
     net.params["b1"][0] -= Z[0, 0]
-    result = check_gradients(lambda p: net.loss(p, net.X, net.y), lambda p: net.backward(p, net.X, net.y),
-                             net.params)
+    result = check_gradients(lambda p: net.loss(p, net.X, net.y), lambda p: net.backward(p, net.X, net.y), net.params)
     assert result.passed, result.report()
 
 
@@ -195,12 +215,15 @@ def test_each_mistake_is_named_in_every_layout(mistake, samples, weights):
     assert not extra, result.report()
 
 
-@pytest.mark.parametrize("combo", [
-    {"sign", "batch_sum", "derivative_of_Z1"},
-    {"integer_labels", "extra_softmax_derivative"},
-    {"sign", "missing_derivative1", "loss_classes"},
-    {"softmax_axis", "sign", "batch_sum", "derivative_of_Z1"},
-])
+@pytest.mark.parametrize(
+    "combo",
+    [
+        {"sign", "batch_sum", "derivative_of_Z1"},
+        {"integer_labels", "extra_softmax_derivative"},
+        {"sign", "missing_derivative1", "loss_classes"},
+        {"softmax_axis", "sign", "batch_sum", "derivative_of_Z1"},
+    ],
+)
 def test_combinations_are_all_named(combo):
     net = UserNet(mistakes=combo)
     result = run(net, lr=0.01)
@@ -268,8 +291,11 @@ def test_params_as_a_list_and_gradients_as_a_list():
     order = ["W1", "b1", "W2", "b2"]
     plist = [net.params[k] for k in order]
     as_dict = lambda p: dict(zip(order, p))  # noqa: E731
-    result = check_gradients(lambda p: net.loss(as_dict(p), net.X, net.y),
-                             lambda p: [net.backward(as_dict(p), net.X, net.y)[k] for k in order], plist)
+    result = check_gradients(
+        lambda p: net.loss(as_dict(p), net.X, net.y),
+        lambda p: [net.backward(as_dict(p), net.X, net.y)[k] for k in order],
+        plist,
+    )
     assert result.passed and set(result.tensors) == set(order)
 
 
@@ -282,7 +308,7 @@ def test_flat_vector_with_a_mistake_in_a_small_part_is_found_for_every_seed():
     def unflat(t):
         out, i = {}, 0
         for k, s in zip(order, shapes):
-            out[k] = t[i:i + int(np.prod(s))].reshape(s)
+            out[k] = t[i : i + int(np.prod(s))].reshape(s)
             i += int(np.prod(s))
         return out
 
@@ -290,8 +316,9 @@ def test_flat_vector_with_a_mistake_in_a_small_part_is_found_for_every_seed():
     g[100:106] *= 2.0  # six of 600 W1 entries wrong
     caught = 0
     for seed in range(12):
-        result = check_gradients(lambda t: net.loss(unflat(t), net.X, net.y), g, theta, shapes=shapes,
-                                 max_per_tensor=50, seed=seed)
+        result = check_gradients(
+            lambda t: net.loss(unflat(t), net.X, net.y), g, theta, shapes=shapes, max_per_tensor=50, seed=seed
+        )
         caught += result.tensors["W1"].status == "fail"
     assert caught == 12
 
@@ -331,9 +358,13 @@ def test_unusable_input_is_one_config_error():
 
 # ------------------------------------------------------------------------ a sweep of generated programs
 
-SWEEP_KINDS = {**SINGLE, "sigmoid_derivative1": "derivative_of_other_activation",
-               "missing_weight_decay": "missing_weight_decay", "transposed1": "gradient_transposed",
-               "no_bias1": "gradient_missing"}
+SWEEP_KINDS = {
+    **SINGLE,
+    "sigmoid_derivative1": "derivative_of_other_activation",
+    "missing_weight_decay": "missing_weight_decay",
+    "transposed1": "gradient_transposed",
+    "no_bias1": "gradient_missing",
+}
 
 
 def test_sweep_of_generated_programs_names_every_mistake_and_raises_no_false_alarm():
@@ -347,14 +378,27 @@ def test_sweep_of_generated_programs_names_every_mistake_and_raises_no_false_ala
         sizes = rng.choice([(12, 7, 4), (9, 6, 5, 3), (20, 10, 6)])
         dtype = rng.choice([np.float64, np.float32])
         l2 = rng.choice([0.0, 0.0, 0.03])
-        pool = [m for m in SWEEP_KINDS if not (m == "sigmoid_derivative1" and act == "sigmoid")
-                and not (m == "derivative_of_Z1" and act == "relu") and not (m == "missing_weight_decay" and not l2)
-                and not (m == "transposed1" and l2)]
+        pool = [
+            m
+            for m in SWEEP_KINDS
+            if not (m == "sigmoid_derivative1" and act == "sigmoid")
+            and not (m == "derivative_of_Z1" and act == "relu")
+            and not (m == "missing_weight_decay" and not l2)
+            and not (m == "transposed1" and l2)
+        ]
         combo = set(rng.sample(pool, rng.choice([0, 0, 1, 1, 2, 3])))
         if len(combo & {"missing_derivative1", "derivative_of_Z1", "sigmoid_derivative1"}) > 1:
             continue  # one derivative per layer
-        net = UserNet(sizes=sizes, activation=act, samples=samples, weights=weights, mistakes=combo, dtype=dtype,
-                      l2=l2, seed=trial)
+        net = UserNet(
+            sizes=sizes,
+            activation=act,
+            samples=samples,
+            weights=weights,
+            mistakes=combo,
+            dtype=dtype,
+            l2=l2,
+            seed=trial,
+        )
         got = kinds(run(net, lr=0.01)) - {"step_too_large"}
         want = {SWEEP_KINDS[m] for m in combo}
         if not combo:
@@ -418,14 +462,17 @@ def test_softmax_with_squared_error_and_its_true_gradient_is_no_false_alarm():
     assert result.ok, result.report()
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(y=np.arange(5)), "labels for the 16 samples"),
-    (dict(backward=lambda p, X, y: None), "backward: returned what cannot be read"),
-    (dict(loss=lambda p, X, y: "x"), "loss: expected a number"),
-    (dict(forward=lambda p, X, y: np.zeros((16, 4, 1))), "forward: expected probabilities"),
-    (dict(y=np.full(16, 0.5)), "integer class labels"),
-    (dict(loss=lambda p, X, y: 1 / 0), "raised ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(y=np.arange(5)), "labels for the 16 samples"),
+        (dict(backward=lambda p, X, y: None), "backward: returned what cannot be read"),
+        (dict(loss=lambda p, X, y: "x"), "loss: expected a number"),
+        (dict(forward=lambda p, X, y: np.zeros((16, 4, 1))), "forward: expected probabilities"),
+        (dict(y=np.full(16, 0.5)), "integer class labels"),
+        (dict(loss=lambda p, X, y: 1 / 0), "raised ZeroDivisionError"),
+    ],
+)
 def test_bad_arguments_get_one_line(change, message):
     net = UserNet()
     args = dict(X=net.X, y=net.y, forward=net.forward, backward=net.backward, loss=net.loss)

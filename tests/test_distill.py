@@ -22,13 +22,11 @@ def case(seed=0, n=6, k=4):
     return Z, y, P
 
 
-@pytest.mark.parametrize("T, weight, smoothing", [(1.0, 0.5, 0.0), (4.0, 0.7, 0.0), (2.5, 1.0, 0.0),
-                                                  (3.0, 0.3, 0.1)])
+@pytest.mark.parametrize("T, weight, smoothing", [(1.0, 0.5, 0.0), (4.0, 0.7, 0.0), (2.5, 1.0, 0.0), (3.0, 0.3, 0.1)])
 def test_distillation_gradient_matches_central_differences(T, weight, smoothing):
     Z, y, P = case()
     _, dZ = F.distillation_cross_entropy(Z, y, P, T, weight, smoothing)
-    numeric = central_difference(lambda Zc: F.distillation_cross_entropy(Zc, y, P, T, weight, smoothing)[0],
-                                 Z.copy())
+    numeric = central_difference(lambda Zc: F.distillation_cross_entropy(Zc, y, P, T, weight, smoothing)[0], Z.copy())
     assert np.abs(numeric - dZ).max() / np.abs(dZ).max() < 1e-6
 
 
@@ -48,8 +46,7 @@ def test_loss_is_the_documented_mixture():
 
 def test_weight_zero_is_plain_cross_entropy_and_a_matching_student_feels_no_pull():
     Z, y, P = case(2)
-    assert np.array_equal(F.distillation_cross_entropy(Z, y, P, 4.0, 0.0)[1] * 1.0,
-                          F.softmax_cross_entropy(Z, y)[1])
+    assert np.array_equal(F.distillation_cross_entropy(Z, y, P, 4.0, 0.0)[1] * 1.0, F.softmax_cross_entropy(Z, y)[1])
     T = 2.0
     _, dZ = F.distillation_cross_entropy(Z, y, F.softmax(Z / T), T, 1.0)  # the teacher is the student
     assert np.abs(dZ).max() < 1e-12
@@ -66,15 +63,24 @@ def test_distillation_keeps_the_dtype(dtype):
 
 # engine numpy: a run with a teacher always takes the NumPy step, so the plain run it is
 # compared with bit for bit must too (the compiled step agrees with it only to rounding)
-SMALL = dict(epochs=2, hidden=(4,), batch_size=40, val_size=100, augment_shift=0, learning_rate=0.2, seed=1,
-             engine="numpy")
+SMALL = dict(
+    epochs=2, hidden=(4,), batch_size=40, val_size=100, augment_shift=0, learning_rate=0.2, seed=1, engine="numpy"
+)
 
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher") / "run"
-    result = train(data=make_blobs(), out=str(out), epochs=4, hidden=(32,), batch_size=40, val_size=100,
-                   augment_shift=0, learning_rate=0.3)
+    result = train(
+        data=make_blobs(),
+        out=str(out),
+        epochs=4,
+        hidden=(32,),
+        batch_size=40,
+        val_size=100,
+        augment_shift=0,
+        learning_rate=0.3,
+    )
     assert result["test_accuracy"] > 0.9
     return out
 
@@ -83,8 +89,9 @@ def test_student_learns_from_the_teacher_and_weight_zero_ignores_it(teacher_run)
     data = make_blobs()
     plain = train(data=data, **SMALL)
     ignored = train(data=data, teacher=str(teacher_run), distill_weight=0.0, **SMALL)
-    taught = train(data=data, teacher=str(teacher_run / "model.npz"), distill_weight=0.8,
-                   distill_temperature=3.0, **SMALL)
+    taught = train(
+        data=data, teacher=str(teacher_run / "model.npz"), distill_weight=0.8, distill_temperature=3.0, **SMALL
+    )
     assert np.array_equal(ignored.model.theta, plain.model.theta)
     assert not np.array_equal(taught.model.theta, plain.model.theta)
     assert taught["test_accuracy"] > 0.8  # the soft targets point the same way as the labels
@@ -105,16 +112,62 @@ def test_cli_distils_and_records_the_teacher(teacher_run, tmp_path):
     data_path = tmp_path / "blobs.npz"
     write_npz(data_path, make_blobs())
     out = tmp_path / "student"
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--data", str(data_path), "--out", str(out),
-                        "--hidden", "4", "--epochs", "2", "--val-size", "100", "--augment-shift", "0",
-                        "--teacher", str(teacher_run), "--distill-temperature", "2", "--distill-weight", "0.6",
-                        "--quiet", "--no-plots", "--json"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "steadynet",
+            "train",
+            "--data",
+            str(data_path),
+            "--out",
+            str(out),
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+            "--val-size",
+            "100",
+            "--augment-shift",
+            "0",
+            "--teacher",
+            str(teacher_run),
+            "--distill-temperature",
+            "2",
+            "--distill-weight",
+            "0.6",
+            "--quiet",
+            "--no-plots",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     config = json.loads((out / "config.json").read_text())["config"]
     assert (config["teacher"], config["distill_temperature"], config["distill_weight"]) == (str(teacher_run), 2.0, 0.6)
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--data", str(data_path), "--out",
-                        str(tmp_path / "x"), "--teacher", str(tmp_path / "nothing"), "--epochs", "1", "--val-size", "100"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "steadynet",
+            "train",
+            "--data",
+            str(data_path),
+            "--out",
+            str(tmp_path / "x"),
+            "--teacher",
+            str(tmp_path / "nothing"),
+            "--epochs",
+            "1",
+            "--val-size",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr and "--teacher" in r.stderr
 
 
@@ -131,8 +184,9 @@ def test_cached_teacher_outputs_are_the_teachers_outputs_on_the_shifted_images(t
     P = teacher_outputs(teacher, data.x_train, (4, 4), config, np.dtype("float32"), chunk=64)
     assert P.shape == (9, 600, 3) and np.allclose(P.sum(axis=2), 1, atol=1e-6)
     order = np.random.default_rng(0).permutation(600)
-    X_epoch, offsets = random_shifts(data.x_train, (4, 4), 1, np.random.default_rng(1), index=order,
-                                     return_offsets=True)
+    X_epoch, offsets = random_shifts(
+        data.x_train, (4, 4), 1, np.random.default_rng(1), index=order, return_offsets=True
+    )
     looked_up = P[(offsets[:, 0] + 1) * 3 + offsets[:, 1] + 1, order]
     direct = F.softmax(teacher.forward(as_float_batch(X_epoch, teacher.dtype)) / 2.0)
     assert np.allclose(looked_up, direct, atol=1e-6)

@@ -16,8 +16,9 @@ from steadynet.train import DivergenceError, train_loop
 def diverge(blobs, scale=1.0, activation="sigmoid", **kw):
     """Train until the loop's guard stops it; returns (error, model, config, X, monitor, weights
     after each accepted step)."""
-    config = TrainConfig(data="blobs", val_size=0, epochs=3, batch_size=32, hidden=(16,), augment_shift=0,
-                         activation=activation, **kw)
+    config = TrainConfig(
+        data="blobs", val_size=0, epochs=3, batch_size=32, hidden=(16,), augment_shift=0, activation=activation, **kw
+    )
     model = MLP((16, 16, 3), activation, seed=0)
     X = blobs.x_train * scale
     monitor = HealthMonitor(model)
@@ -28,8 +29,15 @@ def diverge(blobs, scale=1.0, activation="sigmoid", **kw):
         weights.append(model.theta.copy())
 
     with pytest.raises(DivergenceError) as caught:
-        for _ in train_loop(model, make_optimizer(config.optimizer, model.n_weights), config, X,
-                            blobs.y_train, blobs.image_shape, on_step=on_step):
+        for _ in train_loop(
+            model,
+            make_optimizer(config.optimizer, model.n_weights),
+            config,
+            X,
+            blobs.y_train,
+            blobs.image_shape,
+            on_step=on_step,
+        ):
             pass
     return caught.value, model, config, X, monitor, weights
 
@@ -37,7 +45,7 @@ def diverge(blobs, scale=1.0, activation="sigmoid", **kw):
 def test_detector_accepts_a_steady_run_and_flags_explosions():
     detect = ExplosionDetector(n_classes=10)
     for t in range(100):  # a loss falling from ln(10), gradients wobbling
-        assert detect(2.3 * 0.98 ** t, 1.0 + 0.5 * math.sin(t)) is None
+        assert detect(2.3 * 0.98**t, 1.0 + 0.5 * math.sin(t)) is None
     assert "running median" in detect(0.3, 500.0)
     assert "non-finite loss" in detect(math.nan, 1.0)
     assert "non-finite gradient" in detect(0.3, math.inf)
@@ -63,8 +71,7 @@ def test_huge_learning_rate_stops_at_the_exploding_step_and_ranks_learning_rate_
     explained = explain_divergence(report, model, config, X, monitor.recent)
     assert explained["causes"][0]["cause"] == "learning_rate"
     assert "(--lr 1000)" in explained["causes"][0]["fix"]
-    assert [c["score"] for c in explained["causes"]] == sorted((c["score"] for c in explained["causes"]),
-                                                               reverse=True)
+    assert [c["score"] for c in explained["causes"]] == sorted((c["score"] for c in explained["causes"]), reverse=True)
     assert explained["norm_history"][-1]["step"] == step
     assert "learning_rate" in format_causes(explained)
 
@@ -79,8 +86,7 @@ def test_unscaled_inputs_are_ranked_first(blobs):
 
 def test_overflowing_update_stops_within_the_step_and_keeps_finite_weights(blobs):
     # lr * grad is finite, but the update would overflow float32 weights: refused before it
-    err, model, config, X, monitor, weights = diverge(blobs, learning_rate=1e38, optimizer="sgd",
-                                                      schedule="constant")
+    err, model, config, X, monitor, weights = diverge(blobs, learning_rate=1e38, optimizer="sgd", schedule="constant")
     assert err.report["step"] == 1 and err.report["first"] == "weights"
     assert "would overflow float32" in err.report["reason"]
     np.testing.assert_array_equal(model.theta, weights[0])  # the initial weights, untouched
@@ -95,8 +101,17 @@ def test_full_batch_huge_rate_keeps_the_weights_from_before_the_step_that_explod
     from steadynet.persistence import load_model
 
     with pytest.raises(DivergenceError) as caught:
-        train(data=blobs, batch_size="full", learning_rate=50, epochs=5, hidden=(16,), val_size=0, augment_shift=0,
-              out=str(tmp_path / "run"), plots=False)
+        train(
+            data=blobs,
+            batch_size="full",
+            learning_rate=50,
+            epochs=5,
+            hidden=(16,),
+            val_size=0,
+            augment_shift=0,
+            out=str(tmp_path / "run"),
+            plots=False,
+        )
     report = caught.value.report
     assert report["kept"] == {"step": 0, "loss": report["norm_history"][0]["loss"], "restored": True}
     kept = load_model(str(tmp_path / "run" / "last_finite.npz"))
@@ -113,16 +128,33 @@ def test_last_line_follows_the_first_ranked_cause(blobs, tmp_path):
 
     data = Dataset(blobs.x_train * 255, blobs.y_train, blobs.x_test * 255, blobs.y_test, image_shape=(4, 4))
     with pytest.raises(DivergenceError) as caught:
-        train(data=data, learning_rate=0.5, optimizer="sgd", epochs=3, hidden=(16,), activation="relu",
-              val_size=0, augment_shift=0, plots=False, standardised_inputs=True)  # kept unscaled, as asked
+        train(
+            data=data,
+            learning_rate=0.5,
+            optimizer="sgd",
+            epochs=3,
+            hidden=(16,),
+            activation="relu",
+            val_size=0,
+            augment_shift=0,
+            plots=False,
+            standardised_inputs=True,
+        )  # kept unscaled, as asked
     first = caught.value.report["causes"][0]["cause"]
     assert first == "unscaled_inputs" and f"Most likely {first}" in str(caught.value)
 
 
 def test_seed_init_is_ranked_when_it_is_the_cause(blobs):
     model = MLP((16, 16, 3), init="uniform_01", seed=0)
-    report = {"epoch": 1, "step": 2, "batch": 2, "loss": 400.0, "learning_rate": 0.1, "first": "loss",
-              "weight_norms": {"W1": 9.0}}
+    report = {
+        "epoch": 1,
+        "step": 2,
+        "batch": 2,
+        "loss": 400.0,
+        "learning_rate": 0.1,
+        "first": "loss",
+        "weight_norms": {"W1": 9.0},
+    }
     config = TrainConfig(optimizer="sgd", batch_size=32, init="uniform_01")
     explained = explain_divergence(report, model, config, blobs.x_train)
     assert explained["causes"][0]["cause"] == "init_scale"
@@ -133,6 +165,14 @@ def test_seed_init_is_ranked_when_it_is_the_cause(blobs):
 def test_guard_lets_a_healthy_run_finish(blobs):
     config = TrainConfig(data="blobs", val_size=0, epochs=8, batch_size=32, hidden=(16,), augment_shift=0)
     model = MLP((16, 16, 3), seed=0)
-    results = list(train_loop(model, make_optimizer(config.optimizer, model.n_weights), config, blobs.x_train,
-                              blobs.y_train, blobs.image_shape))
+    results = list(
+        train_loop(
+            model,
+            make_optimizer(config.optimizer, model.n_weights),
+            config,
+            blobs.x_train,
+            blobs.y_train,
+            blobs.image_shape,
+        )
+    )
     assert len(results) == 8 and results[-1].train_accuracy > 0.9

@@ -48,7 +48,7 @@ def extract_blocks(path):
             before = lines[start - 1] if start else ""
             mark = MARK.search(before)
             kind = None if not mark else ("slow" if mark.group(1) == "slow" else "not run")
-            blocks.append((start + 1, language, "\n".join(lines[start + 1:j]), kind, mark and mark.group(2)))
+            blocks.append((start + 1, language, "\n".join(lines[start + 1 : j]), kind, mark and mark.group(2)))
         i = j + 1
     return blocks
 
@@ -71,9 +71,12 @@ def shell_env(tmp_path):
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m steadynet "$@"\n')
     shim.chmod(0o755)
     src = str(ROOT / "src")
-    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-                MPLBACKEND="Agg")
+    return dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+        MPLBACKEND="Agg",
+    )
 
 
 @pytest.mark.parametrize("path, blocks", list(cases()))
@@ -95,8 +98,14 @@ def test_every_example_runs(path, blocks, tmp_path, shell_env, monkeypatch):
             except Exception as exc:  # the block and the error, not a traceback into exec
                 pytest.fail(f"{where}: the example raised {type(exc).__name__}: {exc}\n{code}")
         else:
-            r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code], cwd=work, env=shell_env,
-                               capture_output=True, text=True, timeout=1800)
+            r = subprocess.run(
+                ["bash", "-e", "-o", "pipefail", "-c", code],
+                cwd=work,
+                env=shell_env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             assert r.returncode == 0, f"{where}: exit {r.returncode}\n{code}\n--- stderr:\n{r.stderr[-3000:]}"
     if skipped:
         print("not run:", "; ".join(skipped))
@@ -104,8 +113,12 @@ def test_every_example_runs(path, blocks, tmp_path, shell_env, monkeypatch):
 
 def test_the_extractor_sees_languages_and_marks(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("text\n<!-- slow -->\n```bash\nsteadynet train\n```\n```text\noutput\n```\n"
-                    "<!-- not run: installs packages -->\n```sh\npip install x\n```\n```python\nx = 1\n```\n")
-    assert extract_blocks(page) == [(3, "bash", "steadynet train", "slow", None),
-                                    (10, "sh", "pip install x", "not run", "installs packages"),
-                                    (13, "python", "x = 1", None, None)]
+    page.write_text(
+        "text\n<!-- slow -->\n```bash\nsteadynet train\n```\n```text\noutput\n```\n"
+        "<!-- not run: installs packages -->\n```sh\npip install x\n```\n```python\nx = 1\n```\n"
+    )
+    assert extract_blocks(page) == [
+        (3, "bash", "steadynet train", "slow", None),
+        (10, "sh", "pip install x", "not run", "installs packages"),
+        (13, "python", "x = 1", None, None),
+    ]

@@ -11,8 +11,9 @@ from steadynet.data import Dataset
 from steadynet.data.npz import write_npz
 from steadynet.diagnostics import doctor
 
-SEED_SETTINGS = dict(batch_size="full", optimizer="sgd", learning_rate=0.001, init="uniform_01",
-                     schedule="constant", val_size=0)
+SEED_SETTINGS = dict(
+    batch_size="full", optimizer="sgd", learning_rate=0.001, init="uniform_01", schedule="constant", val_size=0
+)
 
 
 def statuses(result):
@@ -23,14 +24,21 @@ def test_healthy_settings_are_healthy(blobs):
     result = doctor(TrainConfig(data="blobs", val_size=100), blobs, n_samples=400)
     assert result.healthy, result.report()
     assert result.verdict.startswith("healthy")
-    assert set(statuses(result)) == {"input scale", "label balance", "initial loss", "gradient check",
-                                     "overfit one batch", "learning rate"}
+    assert set(statuses(result)) == {
+        "input scale",
+        "label balance",
+        "initial loss",
+        "gradient check",
+        "overfit one batch",
+        "learning rate",
+    }
     assert result.suggested_learning_rate > 0
 
 
 def test_seed_settings_name_the_problems(blobs):
-    result = doctor(TrainConfig(data="blobs", hidden=(64,), **SEED_SETTINGS), blobs, n_samples=400,
-                    summed_gradients=True)
+    result = doctor(
+        TrainConfig(data="blobs", hidden=(64,), **SEED_SETTINGS), blobs, n_samples=400, summed_gradients=True
+    )
     s = statuses(result)
     assert s["initial loss"] == "fail" and "uniform [0, 1)" in result.checks[2].fix
     assert s["gradient check"] == "fail" and "600x" in result.checks[3].message  # 600 training samples
@@ -83,8 +91,28 @@ def test_cli_gradcheck_mismatched_model_is_one_line(blobs_file, tmp_path, capsys
 def test_cli_doctor_exit_status(blobs_file, capsys):
     assert main(["doctor", "--data", blobs_file, "--val-size", "100", "--samples", "300"]) == 0
     assert "verdict: healthy" in capsys.readouterr().out
-    assert main(["doctor", "--data", blobs_file, "--batch-size", "full", "--optimizer", "sgd", "--lr", "0.001",
-                 "--init", "uniform_01", "--val-size", "0", "--summed-gradients", "--json"]) == 1
+    assert (
+        main(
+            [
+                "doctor",
+                "--data",
+                blobs_file,
+                "--batch-size",
+                "full",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "0.001",
+                "--init",
+                "uniform_01",
+                "--val-size",
+                "0",
+                "--summed-gradients",
+                "--json",
+            ]
+        )
+        == 1
+    )
     assert json.loads(capsys.readouterr().out)["healthy"] is False
 
 
@@ -95,16 +123,21 @@ def test_doctor_on_mnist(mnist):
     seed = doctor(TrainConfig(**SEED_SETTINGS), mnist, n_samples=2000, summed_gradients=True)
     s = statuses(seed)
     assert seed.effective_learning_rate == pytest.approx(60.0)  # 0.001 x 60,000 samples
-    assert {name for name, st in s.items() if st == "fail"} == {"initial loss", "gradient check",
-                                                               "overfit one batch", "learning rate"}
+    assert {name for name, st in s.items() if st == "fail"} == {
+        "initial loss",
+        "gradient check",
+        "overfit one batch",
+        "learning rate",
+    }
 
 
 def test_doctor_says_whose_backprop_and_the_file_scale(blobs, tmp_path):
     from steadynet.data import load_data
 
     path = str(tmp_path / "px.npz")
-    write_npz(path, Dataset(blobs.x_train * 255, blobs.y_train, blobs.x_test * 255, blobs.y_test,
-                            blobs.image_shape))  # 0-255 floats
+    write_npz(
+        path, Dataset(blobs.x_train * 255, blobs.y_train, blobs.x_test * 255, blobs.y_test, blobs.image_shape)
+    )  # 0-255 floats
     data = load_data(path)
     result = doctor(TrainConfig(data=path, val_size=100), data, n_samples=300)
     checks = {c.name: c for c in result.checks}

@@ -16,8 +16,9 @@ from steadynet.metrics import classification_report
 
 
 def steadynet(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,10 @@ def run(tmp_path_factory):
     d = make_blobs(n_train=300, n_test=60)
     folder = tmp_path_factory.mktemp("eval")
     np.savez(folder / "blobs.npz", x_train=d.x_train, y_train=d.y_train, x_test=d.x_test, y_test=d.y_test)
-    result = train(TrainConfig(data=str(folder / "blobs.npz"), epochs=2, hidden=(5,), val_size=50,
-                               augment_shift=0), str(folder / "run"))
+    result = train(
+        TrainConfig(data=str(folder / "blobs.npz"), epochs=2, hidden=(5,), val_size=50, augment_shift=0),
+        str(folder / "run"),
+    )
     return folder, result
 
 
@@ -99,8 +102,9 @@ def test_import_of_unnamed_arrays_and_bad_files(tmp_path):
     np.savez(tmp_path / "unnamed.npz", rng.normal(size=(4, 3)), np.zeros(3), rng.normal(size=(3, 2)), np.zeros(2))
     model, info = import_weights(tmp_path / "unnamed.npz", "relu")
     assert model.layer_sizes == (4, 3, 2) and "arr_0" in info["names"]
-    np.savez(tmp_path / "bad.npz", W1=rng.normal(size=(4, 3)), b1=np.zeros(3), W2=rng.normal(size=(5, 2)),
-             b2=np.zeros(2))
+    np.savez(
+        tmp_path / "bad.npz", W1=rng.normal(size=(4, 3)), b1=np.zeros(3), W2=rng.normal(size=(5, 2)), b2=np.zeros(2)
+    )
     with pytest.raises(ModelFileError, match=r"bad.npz: the shapes do not chain as layers either way"):
         import_weights(tmp_path / "bad.npz", "relu")
     np.savez_compressed(tmp_path / "packed.npz", W1=rng.normal(size=(4, 3)), b1=np.zeros(3))

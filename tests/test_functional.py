@@ -14,8 +14,9 @@ from steadynet import functional as F
 DTYPES = [np.float32, np.float64]
 
 # (n, k) float64 logits, moderate to huge magnitudes
-logits_BK = arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 12)),
-                   elements=st.floats(-1e4, 1e4, allow_nan=False))
+logits_BK = arrays(
+    np.float64, st.tuples(st.integers(1, 6), st.integers(2, 12)), elements=st.floats(-1e4, 1e4, allow_nan=False)
+)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -33,8 +34,9 @@ def test_sigmoid_no_warning_and_exact_limits(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sigmoid_matches_definition(dtype):
     Z = np.linspace(-20, 20, 101).astype(dtype)
-    np.testing.assert_allclose(F.sigmoid(Z), 1 / (1 + np.exp(-Z.astype(np.float64))),
-                               rtol=0, atol=2e-7 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(
+        F.sigmoid(Z), 1 / (1 + np.exp(-Z.astype(np.float64))), rtol=0, atol=2e-7 if dtype == np.float32 else 1e-15
+    )
 
 
 @given(logits_BK)

@@ -21,8 +21,7 @@ from steadynet.data.npz import write_npz
 from steadynet.errors import ModelFileError, SteadynetError
 from steadynet.persistence import CHECKPOINT_FORMAT, MODEL_FORMAT, load_arrays, load_model
 
-FUZZ = settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                         HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 # ------------------------------------------------------------------ mutations of valid bytes
@@ -38,17 +37,19 @@ def mutations(draw, raw):
         for pos in draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=8)):
             b[pos] ^= 1 << draw(st.integers(0, 7))
     elif kind == "truncate":
-        b = b[:draw(st.integers(0, len(b) - 1))]
+        b = b[: draw(st.integers(0, len(b) - 1))]
     elif kind == "overwrite":
         pos = draw(st.integers(0, len(b) - 1))
         chunk = draw(st.binary(min_size=1, max_size=64))
-        b[pos:pos + len(chunk)] = chunk
+        b[pos : pos + len(chunk)] = chunk
     elif kind == "insert":
         pos = draw(st.integers(0, len(b)))
         b[pos:pos] = draw(st.binary(min_size=1, max_size=64))
     else:
-        b = bytearray(draw(st.sampled_from([b"", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n", b"\x00\x00\x08\x03"]))
-                      + draw(st.binary(max_size=512)))
+        b = bytearray(
+            draw(st.sampled_from([b"", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n", b"\x00\x00\x08\x03"]))
+            + draw(st.binary(max_size=512))
+        )
     return bytes(b)
 
 
@@ -72,8 +73,16 @@ def model_file(tmp_path_factory):
 def run_folder(tmp_path_factory):
     """A run stopped mid-epoch 2, its data and the weights the uninterrupted run ends with."""
     data = make_blobs(n_train=120, n_test=20, n_features=9)
-    config = dict(epochs=2, hidden=(4,), batch_size=20, val_size=20, augment_shift=0, optimizer="adam",
-                  dropout=0.1, checkpoint_every_steps=3)
+    config = dict(
+        epochs=2,
+        hidden=(4,),
+        batch_size=20,
+        val_size=20,
+        augment_shift=0,
+        optimizer="adam",
+        dropout=0.1,
+        checkpoint_every_steps=3,
+    )
     ref = train(data=data, **config).model.theta
 
     def crash(info):
@@ -164,8 +173,10 @@ def test_hostile_archives_are_refused(raw, tmp_path):
 @pytest.fixture(scope="module")
 def data_files(tmp_path_factory):
     small = make_blobs(n_train=20, n_test=10, n_features=16)
-    files = {"npz": original(tmp_path_factory, "d.npz", lambda p: write_npz(p, small)),
-             "h5": original(tmp_path_factory, "d.h5", lambda p: write_hdf5(p, small))}
+    files = {
+        "npz": original(tmp_path_factory, "d.npz", lambda p: write_npz(p, small)),
+        "h5": original(tmp_path_factory, "d.h5", lambda p: write_hdf5(p, small)),
+    }
     for key, stem in IDX_FILES.items():
         x = getattr(small, key)
         x = x.reshape(-1, 4, 4) if key.startswith("x") else x
@@ -258,8 +269,14 @@ def cli_world(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STEADYNET_HOME", str(tmp_path / "home"))
     write_npz(tmp_path / "tiny.npz", make_blobs(n_train=60, n_test=10, n_features=16))
-    train(data=make_blobs(n_train=60, n_test=10, n_features=16), out=str(tmp_path / "done"), epochs=1,
-          hidden=(3,), val_size=10, batch_size=10)
+    train(
+        data=make_blobs(n_train=60, n_test=10, n_features=16),
+        out=str(tmp_path / "done"),
+        epochs=1,
+        hidden=(3,),
+        val_size=10,
+        batch_size=10,
+    )
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 junk")
     return tmp_path
 
@@ -277,7 +294,12 @@ def argvs(draw):
         if draw(st.booleans()):
             argv += ["--resume", draw(st.sampled_from(PATHS))]
         # never the default data (MNIST) and never more than two epochs of it
-        argv += ["--data", draw(st.sampled_from(PATHS[:4])), "--out", draw(st.sampled_from(["new", "done", "tiny.npz"]))]
+        argv += [
+            "--data",
+            draw(st.sampled_from(PATHS[:4])),
+            "--out",
+            draw(st.sampled_from(["new", "done", "tiny.npz"])),
+        ]
         if "--epochs" not in argv:
             argv += ["--epochs", draw(st.sampled_from(["1", "2"]))]
         argv += draw(st.sampled_from([[], ["--quiet"], ["--json"]]))
@@ -338,11 +360,28 @@ def zip_layouts(draw):
     Returns ``(raw, names)``: the archive's bytes and the member names it was built from."""
     from hostile_files import LOCAL, central_entry, end_record, local_header, npy_bytes
 
-    names = draw(st.lists(st.sampled_from(["W1.npy", "b1.npy", "W2.npy", "b2.npy", "__meta__.npy",
-                                            "x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"]),
-                          min_size=1, max_size=6))
-    datas = [npy_bytes(np.zeros(draw(st.integers(0, 64)), dtype=draw(st.sampled_from(["u1", "<f4", "<i8"]))))
-             for _ in names]
+    names = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "W1.npy",
+                    "b1.npy",
+                    "W2.npy",
+                    "b2.npy",
+                    "__meta__.npy",
+                    "x_train.npy",
+                    "y_train.npy",
+                    "x_test.npy",
+                    "y_test.npy",
+                ]
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    datas = [
+        npy_bytes(np.zeros(draw(st.integers(0, 64)), dtype=draw(st.sampled_from(["u1", "<f4", "<i8"])))) for _ in names
+    ]
     body, offsets = b"", []
     nest = draw(st.booleans())
     if nest:  # each member's data is the next member, header and all (a naive reader loops)
@@ -354,18 +393,23 @@ def zip_layouts(draw):
         for name in names:
             start = body.index(b"PK\x03\x04", offsets[-1] + 1 if offsets else 0)
             offsets.append(start)
-            n = LOCAL.unpack(body[start:start + LOCAL.size])[7]
-            datas.append(body[start + LOCAL.size + len(name):start + LOCAL.size + len(name) + n])
+            n = LOCAL.unpack(body[start : start + LOCAL.size])[7]
+            datas.append(body[start + LOCAL.size + len(name) : start + LOCAL.size + len(name) + n])
     else:
         for name, data in zip(names, datas):
             offsets.append(len(body))
             body += local_header(name, data) + data
     directory = b""
     for name, data, offset in zip(names, datas, offsets):
-        shift = draw(st.sampled_from([0, 0, 0, -1, 1, 30, -len(body), len(body), 2 ** 31]))
-        size = len(data) + draw(st.sampled_from([0, 0, 0, 1, -1, 100, 2 ** 30]))
-        directory += central_entry(name, max(0, min(offset + shift, 2 ** 32 - 1)), data,
-                                   stored=max(0, min(size, 2 ** 32 - 1)), size=max(0, min(size, 2 ** 32 - 1)))
+        shift = draw(st.sampled_from([0, 0, 0, -1, 1, 30, -len(body), len(body), 2**31]))
+        size = len(data) + draw(st.sampled_from([0, 0, 0, 1, -1, 100, 2**30]))
+        directory += central_entry(
+            name,
+            max(0, min(offset + shift, 2**32 - 1)),
+            data,
+            stored=max(0, min(size, 2**32 - 1)),
+            size=max(0, min(size, 2**32 - 1)),
+        )
     return body + directory + end_record(len(names), len(directory), len(body)), names
 
 
@@ -402,12 +446,12 @@ def image_files(draw):
 
     h, w = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     mode = draw(st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "1", "I;16", "I", "F"]))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     kind = draw(st.sampled_from(["noise", "stroke", "blank"]))
-    A = (rng.random((h, w)) if kind == "noise" else np.zeros((h, w)))
+    A = rng.random((h, w)) if kind == "noise" else np.zeros((h, w))
     if kind == "stroke":
-        A[h // 4:max(h // 4 + 1, 3 * h // 4), w // 2:w // 2 + max(1, w // 8)] = 1.0
+        A[h // 4 : max(h // 4 + 1, 3 * h // 4), w // 2 : w // 2 + max(1, w // 8)] = 1.0
     if mode in ("I;16", "I"):
         im = Image.fromarray(np.round(A * 65535).astype(np.uint16 if mode == "I;16" else np.int32))
     elif mode == "F":
@@ -426,7 +470,7 @@ def image_files(draw):
         for _ in range(draw(st.integers(1, 8))):
             raw[draw(st.integers(0, len(raw) - 1))] ^= 1 << draw(st.integers(0, 7))
     elif damage == "cut":
-        raw = raw[:draw(st.integers(0, len(raw)))]
+        raw = raw[: draw(st.integers(0, len(raw)))]
     elif damage == "size" and raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 24:
         raw[16:24] = draw(st.binary(min_size=8, max_size=8))  # IHDR width and height
     return bytes(raw)

@@ -23,8 +23,12 @@ def softmax(Z, axis=1):
 def make_net(sizes=(6, 5, 3), n=8, dtype=np.float64, seed=0):
     """A small sigmoid-softmax net as a user would write it: params dict, data, labels."""
     rng = np.random.default_rng(seed)
-    P = {"W1": rng.normal(0, 0.5, sizes[:2]), "b1": rng.normal(0, 0.1, sizes[1]),
-         "W2": rng.normal(0, 0.5, sizes[1:]), "b2": rng.normal(0, 0.1, sizes[2])}
+    P = {
+        "W1": rng.normal(0, 0.5, sizes[:2]),
+        "b1": rng.normal(0, 0.1, sizes[1]),
+        "W2": rng.normal(0, 0.5, sizes[1:]),
+        "b2": rng.normal(0, 0.1, sizes[2]),
+    }
     X = rng.uniform(0, 1, (n, sizes[0]))
     y = rng.integers(0, sizes[2], n)
     return {k: v.astype(dtype) for k, v in P.items()}, X.astype(dtype), y

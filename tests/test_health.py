@@ -13,14 +13,18 @@ from steadynet.train import train_loop
 
 def run(blobs, epochs=2, scale=1.0, hidden=12, **kw):
     """Train a small model through the loop with a HealthMonitor on both hooks."""
-    config = TrainConfig(data="blobs", val_size=0, epochs=epochs, batch_size=50, hidden=(hidden,),
-                         augment_shift=0, **kw)
+    config = TrainConfig(
+        data="blobs", val_size=0, epochs=epochs, batch_size=50, hidden=(hidden,), augment_shift=0, **kw
+    )
     model = MLP((16, hidden, 3), config.activation, init=config.init, seed=0)
     monitor = HealthMonitor(model)
     optimizer = make_optimizer(config.optimizer, model.n_weights)
-    epochs_out = [monitor.on_epoch(r) for r in train_loop(model, optimizer, config, blobs.x_train * scale,
-                                                           blobs.y_train, blobs.image_shape,
-                                                           on_step=monitor.on_step)]
+    epochs_out = [
+        monitor.on_epoch(r)
+        for r in train_loop(
+            model, optimizer, config, blobs.x_train * scale, blobs.y_train, blobs.image_shape, on_step=monitor.on_step
+        )
+    ]
     return model, monitor, epochs_out
 
 
@@ -45,8 +49,16 @@ def test_update_ratio_is_the_measured_step(blobs):
 
 
 def test_seed_init_warns_about_initial_loss_and_saturation(blobs):
-    _, _, epochs = run(blobs, epochs=1, scale=255, hidden=64, init="uniform_01", learning_rate=0.05,
-                        optimizer="sgd", schedule="constant")
+    _, _, epochs = run(
+        blobs,
+        epochs=1,
+        scale=255,
+        hidden=64,
+        init="uniform_01",
+        learning_rate=0.05,
+        optimizer="sgd",
+        schedule="constant",
+    )
     text = " ".join(epochs[0]["warnings"])
     assert "initial loss" in text and "ln(3)" in text
     assert "saturated" in text and "barely learns" in text  # saturated: no gradient, no update
@@ -71,8 +83,15 @@ def test_sampling_is_sparse(blobs):
     config = TrainConfig(data="blobs", val_size=0, epochs=1, batch_size=10, hidden=(12,), augment_shift=0)
     model = MLP((16, 12, 3), seed=0)
     monitor = HealthMonitor(model)
-    for _ in train_loop(model, make_optimizer("sgd", model.n_weights), config, blobs.x_train, blobs.y_train,
-                        blobs.image_shape, on_step=monitor.on_step):
+    for _ in train_loop(
+        model,
+        make_optimizer("sgd", model.n_weights),
+        config,
+        blobs.x_train,
+        blobs.y_train,
+        blobs.image_shape,
+        on_step=monitor.on_step,
+    ):
         pass
     assert monitor.every == 6  # 60 batches -> 10 samples
     assert len(monitor._samples) == 10
@@ -89,7 +108,15 @@ def test_a_distilled_loss_is_not_compared_with_chance(blobs):
     monitor = HealthMonitor(model, plain_loss=False)
     config = TrainConfig(data="blobs", val_size=0, epochs=1, batch_size=32, hidden=(8,), augment_shift=0)
     X = blobs.x_train * 50  # huge logits: the initial loss is far above ln(3)
-    for result in train_loop(model, make_optimizer("sgd", model.n_weights), config, X, blobs.y_train,
-                             blobs.image_shape, on_step=monitor.on_step, detector=lambda loss, g: None):
+    for result in train_loop(
+        model,
+        make_optimizer("sgd", model.n_weights),
+        config,
+        X,
+        blobs.y_train,
+        blobs.image_shape,
+        on_step=monitor.on_step,
+        detector=lambda loss, g: None,
+    ):
         entry = monitor.on_epoch(result)
     assert "initial_loss" not in entry and not any("initial loss" in w for w in entry["warnings"])

@@ -82,15 +82,18 @@ def test_noise_is_no_digit_and_never_a_crash(shape):
                 assert shape[0] * shape[1] < 600 and x.shape == (784,) and 0 <= x.min() <= x.max() <= 1
 
 
-@pytest.mark.parametrize("G", [
-    np.array([[-1.7e308, 1.7e308], [0, 0]]),
-    np.array([[np.finfo(np.float64).max, -np.finfo(np.float64).max]] * 3),
-    np.array([[np.iinfo(np.int64).min, np.iinfo(np.int64).max], [0, 1]]),
-    np.array([[5e-324, 0.0], [0.0, 0.0]]),
-    (np.indices((40, 40)).sum(axis=0) % 2).astype(bool),  # a checkerboard
-    np.indices((50, 30))[1].astype(np.float64),  # a gradient
-    np.kron(np.random.default_rng(0).integers(0, 2, (6, 6)), np.ones((9, 9))),  # blocks
-])
+@pytest.mark.parametrize(
+    "G",
+    [
+        np.array([[-1.7e308, 1.7e308], [0, 0]]),
+        np.array([[np.finfo(np.float64).max, -np.finfo(np.float64).max]] * 3),
+        np.array([[np.iinfo(np.int64).min, np.iinfo(np.int64).max], [0, 1]]),
+        np.array([[5e-324, 0.0], [0.0, 0.0]]),
+        (np.indices((40, 40)).sum(axis=0) % 2).astype(bool),  # a checkerboard
+        np.indices((50, 30))[1].astype(np.float64),  # a gradient
+        np.kron(np.random.default_rng(0).integers(0, 2, (6, 6)), np.ones((9, 9))),  # blocks
+    ],
+)
 def test_extreme_values_and_patterns_give_a_digit_or_one_clean_error(G):
     try:
         x = preprocess_digit(G)
@@ -137,12 +140,13 @@ def test_api_predict_answers_noise_and_extremes_with_422_json(model_file, tmp_pa
     pytest.importorskip("starlette")
     client = test_client(model_file, tmp_path)
     noise = np.random.default_rng(0).integers(0, 256, (28, 28)).tolist()
-    for image in (noise, [[-1.7e308, 1.7e308], [0, 0]], [[10 ** 400, 0], [0, 0]]):
+    for image in (noise, [[-1.7e308, 1.7e308], [0, 0]], [[10**400, 0], [0, 0]]):
         r = client.post("/api/predict", json={"image": image})
         assert r.status_code == 422, r.text
         assert "image" in r.json()["error"]
-    r = client.post("/api/predict", content=b'{"input": [' + b"1" * 400 + b"]}",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/predict", content=b'{"input": [' + b"1" * 400 + b"]}", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and "too large for a float" in r.json()["error"]
 
 
@@ -153,9 +157,12 @@ def test_overlapping_members_are_refused_before_reading_any(tmp_path, model_file
     path = tmp_path / "overlap.npz"
     path.write_bytes(overlapping_npz(n_members=600, payload_bytes=1 << 20))  # read naively: 600 MB+
     assert path.stat().st_size < 1.2e6
-    rc, out, err, peak = run_measured(python_code(
-        f"import steadynet\ntry:\n    steadynet.load({str(path)!r})\nexcept steadynet.SteadynetError as e:\n"
-        f"    print(type(e).__name__, e)\n"))
+    rc, out, err, peak = run_measured(
+        python_code(
+            f"import steadynet\ntry:\n    steadynet.load({str(path)!r})\nexcept steadynet.SteadynetError as e:\n"
+            f"    print(type(e).__name__, e)\n"
+        )
+    )
     assert rc == 0 and out.startswith("ModelFileError") and "overlap" in out, (out, err)
     assert peak < PEAK_MB, peak
     for argv in (["predict", path, "x.png"], ["evaluate", path], ["export", path, tmp_path / "m.onnx"]):
@@ -193,8 +200,14 @@ def forged_checkpoint_run(tmp_path, hidden=(100_000,)):
     model = steadynet.MLP((784, 4, 10), "relu", seed=0)
     arrays = dict(model.state_dict(), **{"optim.t": np.array(0)})
     config = TrainConfig(hidden=hidden, activation="relu", epochs=2, data=str(tmp_path / "data.npz"))
-    meta = {"format": CHECKPOINT_FORMAT, "model": model.config(), "config": config.to_dict(),
-            "state": {}, "history": [], "best": {"epoch": None, "val_accuracy": -1.0}}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "model": model.config(),
+        "config": config.to_dict(),
+        "state": {},
+        "history": [],
+        "best": {"epoch": None, "val_accuracy": -1.0},
+    }
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     save_arrays(run / "checkpoints" / "last.npz", arrays, meta)
@@ -233,13 +246,17 @@ def data_npz(members):
 
 
 def small_arrays():
-    return {"x_train": np.zeros((6, 28, 28), np.uint8), "y_train": np.arange(6) % 2,
-            "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.arange(2)}
+    return {
+        "x_train": np.zeros((6, 28, 28), np.uint8),
+        "y_train": np.arange(6) % 2,
+        "x_test": np.zeros((2, 28, 28), np.uint8),
+        "y_test": np.arange(2),
+    }
 
 
 def test_npz_header_promising_terabytes_is_one_line(tmp_path):
     a = small_arrays()
-    huge = npy_header(np.uint8, (10 ** 9, 784, 1000)) + bytes(100)  # 713 TiB promised
+    huge = npy_header(np.uint8, (10**9, 784, 1000)) + bytes(100)  # 713 TiB promised
     members = [(k + ".npy", npy_bytes(v), False) for k, v in a.items() if k != "x_train"]
     for deflate in (False, True):
         path = tmp_path / f"huge{deflate}.npz"
@@ -254,8 +271,11 @@ def test_npz_member_shorter_than_its_header_says_so(tmp_path):
     members = [("x_train.npy", short, False)]
     members += [(k + ".npy", npy_bytes(v), False) for k, v in a.items() if k != "x_train"]
     (tmp_path / "short.npz").write_bytes(data_npz(members))
-    with pytest.raises(DataFormatError, match=r"x_train: its header promises shape \(6, 28, 28\) \(4,704 bytes\), "
-                                              r"but the member holds 4,604 bytes"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"x_train: its header promises shape \(6, 28, 28\) \(4,704 bytes\), "
+        r"but the member holds 4,604 bytes",
+    ):
         load_data(tmp_path / "short.npz")
 
 
@@ -282,8 +302,29 @@ def test_compressed_bombs_are_refused_early_with_bounded_memory(tmp_path, kind):
         size = len(x) + n * 784
         lh = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(stored), size, 11, 0)
         lh += b"x_train.npy"
-        ce = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(stored), size,
-                         11, 0, 0, 0, 0, 0, 0) + b"x_train.npy"
+        ce = (
+            struct.pack(
+                "<4sHHHHHHIIIHHHHHII",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                len(stored),
+                size,
+                11,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
+            + b"x_train.npy"
+        )
         body, directory = lh + stored, ce
         for name, data, _ in rest:
             directory += central_entry(name, len(body), data)
@@ -300,8 +341,10 @@ def test_compressed_bombs_are_refused_early_with_bounded_memory(tmp_path, kind):
         labels = bytes([0, 0, 8, 1]) + struct.pack(">I", n) + bytes(n)
         (path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
         test_images = bytes([0, 0, 8, 3]) + struct.pack(">III", 1, 28, 28) + bytes(784)
-        for stem, data in (("t10k-images-idx3-ubyte", test_images),
-                           ("t10k-labels-idx1-ubyte", bytes([0, 0, 8, 1]) + struct.pack(">I", 1) + bytes(1))):
+        for stem, data in (
+            ("t10k-images-idx3-ubyte", test_images),
+            ("t10k-labels-idx1-ubyte", bytes([0, 0, 8, 1]) + struct.pack(">I", 1) + bytes(1)),
+        ):
             (path / stem).write_bytes(data)
         fragment = "train-images-idx3-ubyte.gz: claims"
     else:
@@ -325,13 +368,13 @@ def test_expansion_limit_is_what_the_docs_say():
     assert allowed_expansion(10 << 20) == MAX_EXPANSION * (10 << 20) == 100 * (10 << 20)
 
 
-@pytest.mark.parametrize("rows", [10 ** 9, 10 ** 6])
+@pytest.mark.parametrize("rows", [10**9, 10**6])
 def test_hdf5_dataset_declared_huge_and_never_written_is_refused(tmp_path, rows):
     h5py = pytest.importorskip("h5py")
     path = tmp_path / "empty.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("x_train", shape=(rows, 784), dtype="f4", chunks=(1000, 784))
-        f.create_dataset("y_train", data=np.zeros(rows if rows < 10 ** 7 else 1, "i8")[:1])
+        f.create_dataset("y_train", data=np.zeros(rows if rows < 10**7 else 1, "i8")[:1])
         f.create_dataset("x_test", data=np.zeros((1, 784), "f4"))
         f.create_dataset("y_test", data=np.zeros(1, "i8"))
     assert path.stat().st_size < 1_000_000
@@ -342,8 +385,10 @@ def test_hdf5_dataset_declared_huge_and_never_written_is_refused(tmp_path, rows)
 
 def png_header_only(width, height):
     """A PNG whose header declares ``width`` x ``height`` grey pixels (with a tiny IDAT)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = chunk(b"IDAT", zlib.compress(b"\x00" * 100))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
@@ -391,10 +436,14 @@ def test_devices_and_fifos_are_refused_without_reading_or_blocking(tmp_path):
     os.mkfifo(fifo)
     link = tmp_path / "zero.npz"
     link.symlink_to("/dev/zero")
-    for argv, what in ((["evaluate", "/dev/zero"], "a device"), (["evaluate", link], "a device"),
-                       (["evaluate", fifo], "a FIFO"), (["data", "info", fifo], "a FIFO"),
-                       (["data", "info", "/dev/zero"], "a device"),
-                       (["train", "--data", fifo, "--epochs", "1", "--out", tmp_path / "r"], "a FIFO")):
+    for argv, what in (
+        (["evaluate", "/dev/zero"], "a device"),
+        (["evaluate", link], "a device"),
+        (["evaluate", fifo], "a FIFO"),
+        (["data", "info", fifo], "a FIFO"),
+        (["data", "info", "/dev/zero"], "a device"),
+        (["train", "--data", fifo, "--epochs", "1", "--out", tmp_path / "r"], "a FIFO"),
+    ):
         start = time.monotonic()
         rc, out, err, peak = run_measured(steadynet_cli(*argv), timeout=60)
         assert rc == 1 and peak < PEAK_MB, (argv, err, peak)
@@ -436,7 +485,7 @@ def test_image_folder_reads_transparent_and_16_bit_pngs_right(tmp_path):
     ink[6:22, 12:16] = 255
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[..., 3] = ink  # black strokes whose coverage is their alpha, on a transparent canvas
-    grey16 = (ink.astype(np.uint16) * 257)  # 16-bit: 0 and 65535
+    grey16 = ink.astype(np.uint16) * 257  # 16-bit: 0 and 65535
     grey16[0, 0] = 257 * 100  # one mid level: must become 100, not 255
     root = image_folder(tmp_path / "imgs", {"train/0/a.png": png_of(rgba, "RGBA"), "train/1/b.png": png_of(grey16)})
     data = load_data(root)
@@ -525,6 +574,7 @@ def test_slow_and_idle_connections_are_closed(tmp_path, model_file, monkeypatch)
     monkeypatch.setattr(web, "REQUEST_TIMEOUT", 0.5)
     server = web.make_server(model_file, data=make_test_set(tmp_path))
     with server:
+
         def closed_within(send, seconds=5.0):
             s = socket.create_connection(("127.0.0.1", server.port))
             s.settimeout(seconds)
@@ -540,12 +590,16 @@ def test_slow_and_idle_connections_are_closed(tmp_path, model_file, monkeypatch)
             finally:
                 s.close()
             return time.monotonic() - start < seconds
+
         assert closed_within(b"")  # connects and says nothing
         assert closed_within(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers never end
-        assert closed_within(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 1000\r\n\r\n{\"image\"")  # the body never ends
+        assert closed_within(
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"image"'
+        )  # the body never ends
         # a normal request on the same server is still answered
         import httpx
+
         assert httpx.get(server.url + "api/model", timeout=10).status_code == 200
 
 
@@ -559,8 +613,8 @@ def test_data_show_n_and_absurd_integers_are_refused_before_any_work(tmp_path, c
     assert "--n must be 1 to 400" in capsys.readouterr().err
     for field in ("epochs", "batch_size", "val_size", "patience", "checkpoint_every_steps"):
         with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')} must be at most"):
-            TrainConfig(**{field: 10 ** 23}).validate()
-    assert main(["train", "--epochs", str(10 ** 23), "--out", str(tmp_path / "run")]) == 1
+            TrainConfig(**{field: 10**23}).validate()
+    assert main(["train", "--epochs", str(10**23), "--out", str(tmp_path / "run")]) == 1
     assert "--epochs must be at most 1,000,000" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 

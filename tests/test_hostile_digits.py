@@ -34,7 +34,7 @@ def digit_model(mnist):
     for _ in range(2):
         order = rng.permutation(20_000)
         for start in range(0, 20_000, 100):
-            idx = order[start:start + 100]
+            idx = order[start : start + 100]
             model.loss_and_grad(as_float_batch(mnist.x_train[idx], model.dtype), mnist.y_train[idx])
             optimizer.step(model.theta, model.grad, 1e-3)
     return model
@@ -58,7 +58,7 @@ def tight_scan(digit, side=8, up=64):
     upscaled by pixel repetition, dark ink on light paper. The ink touches the border."""
     D = digit.reshape(28, 28) > 127
     rows, cols = np.nonzero(D.any(axis=1))[0], np.nonzero(D.any(axis=0))[0]
-    D = D[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    D = D[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     big = 4 * side
     B = np.asarray(Image.fromarray(D.astype(np.uint8) * 255).resize((big, big), Image.NEAREST)) > 127
     A = blocks(B.reshape(side, 4, side, 4).mean(axis=(1, 3)), up // side)

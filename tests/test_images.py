@@ -17,7 +17,7 @@ from steadynet.optim import make_optimizer  # noqa: E402
 def bar_image(dark_on_light=True, shape=(200, 300), top=30, left=200, height=60, width=20):
     """A vertical bar (a "1") on a plain background, as uint8."""
     G = np.zeros(shape, dtype=np.uint8)
-    G[top:top + height, left:left + width] = 255
+    G[top : top + height, left : left + width] = 255
     return 255 - G if dark_on_light else G
 
 
@@ -77,13 +77,16 @@ def test_resample_matrix():
     np.testing.assert_allclose(resample_matrix(100, 20).sum(axis=0)[10:-10], 0.2, rtol=1e-9)
 
 
-@pytest.mark.parametrize("image, match", [
-    (np.zeros(10), "2-D grey array, got shape \\(10,\\)"),
-    (np.zeros((0, 5)), "non-empty"),
-    (np.full((30, 30), 0.4), "blank \\(every pixel is 0.4\\)"),
-    (np.array([[0.0, np.nan], [1.0, 0.0]]), "NaN or infinity"),
-    (np.array([["a", "b"], ["c", "d"]]), "must hold numbers"),
-])
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.zeros(10), "2-D grey array, got shape \\(10,\\)"),
+        (np.zeros((0, 5)), "non-empty"),
+        (np.full((30, 30), 0.4), "blank \\(every pixel is 0.4\\)"),
+        (np.array([[0.0, np.nan], [1.0, 0.0]]), "NaN or infinity"),
+        (np.array([["a", "b"], ["c", "d"]]), "must hold numbers"),
+    ],
+)
 def test_bad_arrays(image, match):
     with pytest.raises(DataFormatError, match=match):
         preprocess_digit(image)
@@ -114,7 +117,9 @@ def test_load_image_colour_and_transparency(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
     G = load_image(tmp_path / "t.png")
     assert G[0, 0] == 1.0 and G[20, 14] == 0.0
-    np.testing.assert_allclose(preprocess_digit(G), preprocess_digit(bar_image(shape=(40, 30), top=10, left=12, height=20, width=4)), atol=1e-6)
+    np.testing.assert_allclose(
+        preprocess_digit(G), preprocess_digit(bar_image(shape=(40, 30), top=10, left=12, height=20, width=4)), atol=1e-6
+    )
 
 
 def test_bad_files_give_clear_errors(tmp_path, monkeypatch):
@@ -122,8 +127,12 @@ def test_bad_files_give_clear_errors(tmp_path, monkeypatch):
     (tmp_path / "notes.png").write_text("not an image at all")
     Image.fromarray(bar_image()).save(tmp_path / "whole.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
-    cases = {"missing.png": "missing.png: no such file", "empty.png": "empty.png: the file is empty",
-             "notes.png": "notes.png: not an image", "cut.png": "cut.png: the image is damaged or truncated"}
+    cases = {
+        "missing.png": "missing.png: no such file",
+        "empty.png": "empty.png: the file is empty",
+        "notes.png": "notes.png: not an image",
+        "cut.png": "cut.png: the image is damaged or truncated",
+    }
     for name, match in cases.items():
         with pytest.raises(DataFormatError, match=match):
             load_image(tmp_path / name)
@@ -149,7 +158,7 @@ def digit_model(mnist):
     for _ in range(2):
         order = rng.permutation(20_000)
         for start in range(0, 20_000, 100):
-            idx = order[start:start + 100]
+            idx = order[start : start + 100]
             model.loss_and_grad(as_float_batch(mnist.x_train[idx], model.dtype), mnist.y_train[idx])
             optimizer.step(model.theta, model.grad, 1e-3)
     return model
@@ -169,7 +178,7 @@ def render(digit, rng):
     H, W = round(side * rng.uniform(1.2, 2.5)), round(side * rng.uniform(1.2, 2.5))
     canvas = np.zeros((H, W))
     top, left = rng.integers(0, H - side + 1), rng.integers(0, W - side + 1)
-    canvas[top:top + side, left:left + side] = A
+    canvas[top : top + side, left : left + side] = A
     dark, light = rng.uniform(0, 80, 3), rng.uniform(170, 255, 3)
     ink, paper = (dark, light) if rng.random() < 0.75 else (light, dark)
     rgb = paper + (ink - paper) * canvas[..., None] + rng.normal(0, 12, (H, W, 1))

@@ -14,8 +14,9 @@ from steadynet.kernels import resolve_engine
 from steadynet.model import MLP
 from steadynet.optim import OPTIMIZERS, make_optimizer
 
-needs_numba = pytest.mark.skipif(not kernels.available(),
-                                 reason="the compiled path needs numba and SciPy: pip install 'steadynet[fast]'")
+needs_numba = pytest.mark.skipif(
+    not kernels.available(), reason="the compiled path needs numba and SciPy: pip install 'steadynet[fast]'"
+)
 
 # float32: a few units in the last place of values around 1; float64: far below any step
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-11, atol=1e-13)}
@@ -100,9 +101,12 @@ def test_training_on_the_compiled_path_matches_numpy_to_rounding(tmp_path):
     X = rng.integers(0, 256, size=(300, 64), dtype=np.uint8)
     y = rng.integers(0, 10, size=300)
     data = Dataset(X, y, X[:20], y[:20], (8, 8), "noise")
-    runs = {engine: train(data=data, epochs=2, val_size=0, batch_size=32, hidden=(16,), engine=engine,
-                          out=str(tmp_path / engine))
-            for engine in ("numpy", "numba")}
+    runs = {
+        engine: train(
+            data=data, epochs=2, val_size=0, batch_size=32, hidden=(16,), engine=engine, out=str(tmp_path / engine)
+        )
+        for engine in ("numpy", "numba")
+    }
     for engine in runs:
         recorded = json.loads((tmp_path / engine / "config.json").read_text())["execution"]
         assert recorded["engine"] == engine and recorded["threads"]["used"] == 1

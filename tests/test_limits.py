@@ -28,9 +28,11 @@ def refused(pattern, **settings):
 def test_network_too_large_for_memory_is_refused_before_allocating():
     tracemalloc.start()
     try:
-        refused(r"--hidden must be small enough to fit in memory \(at most 2,000,000,000 parameters, "
-                r"this network has 3,000,030,000,010\), got '1000000,1000000,1000000,1000000'",
-                hidden=(10**6,) * 4)
+        refused(
+            r"--hidden must be small enough to fit in memory \(at most 2,000,000,000 parameters, "
+            r"this network has 3,000,030,000,010\), got '1000000,1000000,1000000,1000000'",
+            hidden=(10**6,) * 4,
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -42,15 +44,21 @@ def test_memory_check_counts_gradient_and_optimiser_state(monkeypatch):
 
     monkeypatch.setattr(config, "physical_memory", lambda: 2**30)
     # 16-20000-20000-10: 400,540,010 parameters; adam keeps theta, grad, a buffer, m and v
-    message = refused(r"--hidden must be small enough to fit in memory \(adam in float32 needs 7\.5 GiB",
-                      hidden=(20000, 20000), optimizer="adam")
+    message = refused(
+        r"--hidden must be small enough to fit in memory \(adam in float32 needs 7\.5 GiB",
+        hidden=(20000, 20000),
+        optimizer="adam",
+    )
     assert "this machine has 1.0 GiB" in message
     refused(r"sgd in float64 needs 9\.0 GiB", hidden=(20000, 20000), optimizer="sgd", dtype="float64")
 
 
 def test_batch_larger_than_the_data_is_refused():
-    refused(r"--batch-size must be at most the number of training images \(250 after the validation split\), "
-            r"got 251; use --batch-size full", batch_size=251)
+    refused(
+        r"--batch-size must be at most the number of training images \(250 after the validation split\), "
+        r"got 251; use --batch-size full",
+        batch_size=251,
+    )
 
 
 @pytest.mark.parametrize("lr", [0, -0.1, float("nan"), float("inf")])
@@ -59,23 +67,30 @@ def test_non_positive_or_non_finite_learning_rate_is_refused(lr):
 
 
 def test_unknown_activation_lists_the_allowed_ones():
-    refused(r"--activation must be one of \['leaky_relu', 'relu', 'sigmoid', 'tanh'\], got 'softmax'",
-            activation="softmax")
+    refused(
+        r"--activation must be one of \['leaky_relu', 'relu', 'sigmoid', 'tanh'\], got 'softmax'", activation="softmax"
+    )
 
 
-@pytest.mark.parametrize("settings, pattern", [
-    (dict(epochs=0), r"--epochs must be an integer >= 1, got 0"),
-    (dict(hidden=(0,)), r"--hidden must be comma-separated widths from 1 to 1000000"),
-    (dict(hidden=(4,) * 65), r"at most 64 layers"),
-    (dict(momentum=1.0), r"--momentum must be in \[0, 1\), got 1.0"),
-    (dict(dropout=-0.1), r"--dropout must be in \[0, 1\)"),
-    (dict(seed=-1), r"--seed must be an integer from 0 to 2\*\*63 - 1, got -1"),
-    (dict(checkpoint_every_steps=-5), r"--checkpoint-every-steps must be an integer >= 0"),
-    (dict(warmup_epochs=2.0), r"--warmup-epochs must be in \[0, epochs=1\], got 2.0"),
-    (dict(val_size=300), r"--val-size must be smaller than the training set \(300 images\), got 300"),
-    (dict(augment_shift=4), r"--augment-shift must be 0 or less than the image's height and width "
-                            r"\(images of blobs have shape \(4, 4\)\), got 4"),
-])
+@pytest.mark.parametrize(
+    "settings, pattern",
+    [
+        (dict(epochs=0), r"--epochs must be an integer >= 1, got 0"),
+        (dict(hidden=(0,)), r"--hidden must be comma-separated widths from 1 to 1000000"),
+        (dict(hidden=(4,) * 65), r"at most 64 layers"),
+        (dict(momentum=1.0), r"--momentum must be in \[0, 1\), got 1.0"),
+        (dict(dropout=-0.1), r"--dropout must be in \[0, 1\)"),
+        (dict(seed=-1), r"--seed must be an integer from 0 to 2\*\*63 - 1, got -1"),
+        (dict(checkpoint_every_steps=-5), r"--checkpoint-every-steps must be an integer >= 0"),
+        (dict(warmup_epochs=2.0), r"--warmup-epochs must be in \[0, epochs=1\], got 2.0"),
+        (dict(val_size=300), r"--val-size must be smaller than the training set \(300 images\), got 300"),
+        (
+            dict(augment_shift=4),
+            r"--augment-shift must be 0 or less than the image's height and width "
+            r"\(images of blobs have shape \(4, 4\)\), got 4",
+        ),
+    ],
+)
 def test_out_of_range_settings_are_refused(settings, pattern):
     refused(pattern, **settings)
 
@@ -87,9 +102,19 @@ def test_augment_shift_needs_two_dimensional_images():
     assert train(data=data, epochs=1, val_size=50, augment_shift=0)["status"] == "completed"
 
 
-@pytest.mark.parametrize("field, value", [("momentum", "0.9"), ("hidden", "30"), ("activation", ["relu"]),
-                                          ("epochs", 2.5), ("epochs", True), ("learning_rate", "big"),
-                                          ("dtype", None), ("seed", 1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("momentum", "0.9"),
+        ("hidden", "30"),
+        ("activation", ["relu"]),
+        ("epochs", 2.5),
+        ("epochs", True),
+        ("learning_rate", "big"),
+        ("dtype", None),
+        ("seed", 1.0),
+    ],
+)
 def test_wrong_types_from_a_config_file_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=rf"--{field.replace('_', '-')} must be"):
         TrainConfig.from_dict({field: value})
@@ -112,20 +137,36 @@ def test_resume_of_a_file_is_refused(tmp_path):
         load_run_for_resume(str(tmp_path / "file"))
 
 
-@pytest.mark.parametrize("argv, pattern", [
-    (["--lr", "-1"], "--learning-rate must be a finite number > 0, got -1.0."),
-    (["--hidden", "1000000,1000000,1000000"], "--hidden must be small enough to fit in memory"),
-    (["--batch-size", "100000"], "--batch-size must be at most the number of training images"),
-    # an unknown --activation is now an argparse choice: exit 2 with "did you mean" (test_cli_help.py)
-    (["--hidden", "3,x"], "--hidden must be comma-separated integers like 30 or 512,256, got '3,x'."),
-    (["--checkpoint-every-steps", "-1"], "--checkpoint-every-steps must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["--lr", "-1"], "--learning-rate must be a finite number > 0, got -1.0."),
+        (["--hidden", "1000000,1000000,1000000"], "--hidden must be small enough to fit in memory"),
+        (["--batch-size", "100000"], "--batch-size must be at most the number of training images"),
+        # an unknown --activation is now an argparse choice: exit 2 with "did you mean" (test_cli_help.py)
+        (["--hidden", "3,x"], "--hidden must be comma-separated integers like 30 or 512,256, got '3,x'."),
+        (["--checkpoint-every-steps", "-1"], "--checkpoint-every-steps must be an integer >= 0"),
+    ],
+)
 def test_cli_prints_one_line_and_exits_1(argv, pattern, tmp_path, capsys):
     from steadynet.data.npz import write_npz
 
     write_npz(tmp_path / "d.npz", make_blobs(n_train=300, n_test=50))
-    code = main(["train", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "run"), "--val-size", "50",
-                 "--epochs", "1", "--quiet", *argv])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "run"),
+            "--val-size",
+            "50",
+            "--epochs",
+            "1",
+            "--quiet",
+            *argv,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("steadynet train: error: ") and pattern in err and err.count("\n") == 1

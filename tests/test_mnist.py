@@ -20,8 +20,9 @@ def test_seed_regime_trains_without_nan(mnist):
     """The seed's regime: full batch over the training set, 30 sigmoid units, 100 iterations.
     With steadynet's defaults the loss falls at every iteration and never goes non-finite."""
     losses = []
-    result = steadynet.train(data=mnist, batch_size="full", epochs=100, augment_shift=0,
-                             on_epoch=lambda r: losses.append(r.train_loss))
+    result = steadynet.train(
+        data=mnist, batch_size="full", epochs=100, augment_shift=0, on_epoch=lambda r: losses.append(r.train_loss)
+    )
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(result.model.theta))
     assert all(b < a for a, b in zip(losses, losses[1:]))
     assert losses[-1] < 0.5 * losses[0]

@@ -13,7 +13,7 @@ def test_two_hidden_layer_gradient(activation):
     """Every parameter of a 6-5-4-3 network against float64 central differences."""
     rng = np.random.default_rng(0)
     model = MLP((6, 5, 4, 3), activation, dtype="float64", seed=1)
-    model.theta[model.n_weights:] = rng.normal(0, 0.1, model.n_params - model.n_weights)  # non-zero biases
+    model.theta[model.n_weights :] = rng.normal(0, 0.1, model.n_params - model.n_weights)  # non-zero biases
     X = rng.uniform(0, 1, size=(7, 6))
     y = rng.integers(0, 3, size=7)
     model.loss_and_grad(X, y)
@@ -59,20 +59,25 @@ def test_dtype_is_kept_everywhere(dtype):
 
 def test_params_are_views_of_the_flat_buffer():
     model = MLP((784, 30, 10))
-    assert {k: v.shape for k, v in model.params.items()} == {
-        "W1": (784, 30), "W2": (30, 10), "b1": (30,), "b2": (10,)}
+    assert {k: v.shape for k, v in model.params.items()} == {"W1": (784, 30), "W2": (30, 10), "b1": (30,), "b2": (10,)}
     assert model.n_params == 784 * 30 + 30 * 10 + 30 + 10
     model.params["W2"][0, 0] = 7.0
     assert model.theta[784 * 30] == 7.0  # W2 follows W1 in the flat buffer
     assert model.n_weights == 784 * 30 + 30 * 10  # weights first, then biases
-    assert np.all(model.theta[model.n_weights:] == 0)  # biases start at zero
+    assert np.all(model.theta[model.n_weights :] == 0)  # biases start at zero
 
 
 def test_hand_worked_2_2_2_network():
     """A 2-2-2 sigmoid network with every intermediate value written out."""
     model = MLP((2, 2, 2), "sigmoid", dtype="float64")
-    model.load_state_dict({"W1": np.array([[0.1, 0.2], [0.3, 0.4]]), "b1": np.array([0.0, 0.1]),
-                           "W2": np.array([[0.5, -0.5], [1.0, 0.0]]), "b2": np.array([0.0, 0.2])})
+    model.load_state_dict(
+        {
+            "W1": np.array([[0.1, 0.2], [0.3, 0.4]]),
+            "b1": np.array([0.0, 0.1]),
+            "W2": np.array([[0.5, -0.5], [1.0, 0.0]]),
+            "b2": np.array([0.0, 0.2]),
+        }
+    )
     X, y = np.array([[1.0, 2.0]]), np.array([1])
     # Z1 = X W1 + b1 = [1*0.1 + 2*0.3, 1*0.2 + 2*0.4 + 0.1] = [0.7, 1.1]
     A1 = sigmoid(np.array([0.7, 1.1]))  # [0.66819, 0.75026]
@@ -111,13 +116,16 @@ def test_same_seed_same_weights_across_dtypes():
     assert not np.array_equal(a.theta, MLP((10, 5, 3), seed=5).theta)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"layer_sizes": (5,)}, "at least inputs and classes"),
-    ({"layer_sizes": (5, 0, 3)}, "must be >= 1"),
-    ({"activation": "swish"}, "activation must be one of"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
-    ({"dtype": "float16"}, "dtype must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"layer_sizes": (5,)}, "at least inputs and classes"),
+        ({"layer_sizes": (5, 0, 3)}, "must be >= 1"),
+        ({"activation": "swish"}, "activation must be one of"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+    ],
+)
 def test_bad_architecture_is_refused(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         MLP(**{"layer_sizes": (4, 3, 2), **kwargs})

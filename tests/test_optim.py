@@ -58,7 +58,7 @@ def test_adam_rule_with_decay_on_weights_only(decoupled):
             g[:nw] += wd * ref[:nw]
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
         ref -= lr * m_hat / (np.sqrt(v_hat) + eps)
     np.testing.assert_allclose(theta, ref, rtol=1e-10)
 
@@ -95,7 +95,9 @@ def test_state_round_trip_continues_identically():
 
 
 def test_unknown_optimiser_lists_options():
-    with pytest.raises(ValueError, match=r"optimizer must be one of \['adam', 'adamw', 'momentum', 'nesterov', 'sgd'\]"):
+    with pytest.raises(
+        ValueError, match=r"optimizer must be one of \['adam', 'adamw', 'momentum', 'nesterov', 'sgd'\]"
+    ):
         make_optimizer("rmsprop", 10)
 
 

@@ -105,8 +105,11 @@ def test_pickle_payload_is_refused_and_never_runs(member, model, tmp_path):
     assert marker.exists()
     marker.unlink()
 
-    for read in (lambda: load(path), lambda: load_arrays(path, MODEL_FORMAT),
-                 lambda: load_arrays(path, CHECKPOINT_FORMAT)):
+    for read in (
+        lambda: load(path),
+        lambda: load_arrays(path, MODEL_FORMAT),
+        lambda: load_arrays(path, CHECKPOINT_FORMAT),
+    ):
         with pytest.raises(ModelFileError, match=rf"member '{member}.npy' has dtype object; only numeric"):
             read()
     assert not marker.exists()
@@ -244,7 +247,7 @@ class FullDisk:
 
     def write(self, b):
         if len(b) > self.budget:
-            self.f.write(bytes(b)[:self.budget])
+            self.f.write(bytes(b)[: self.budget])
             self.budget = 0
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.budget -= len(b)
@@ -266,8 +269,9 @@ def fill_disk_after(monkeypatch, budget):
 
     from steadynet import persistence
 
-    monkeypatch.setattr(persistence, "open", lambda path, mode="r": FullDisk(builtins.open(path, mode), budget),
-                        raising=False)
+    monkeypatch.setattr(
+        persistence, "open", lambda path, mode="r": FullDisk(builtins.open(path, mode), budget), raising=False
+    )
 
 
 def test_atomic_write_keeps_the_previous_file_on_a_full_disk(tmp_path, monkeypatch):
@@ -276,7 +280,10 @@ def test_atomic_write_keeps_the_previous_file_on_a_full_disk(tmp_path, monkeypat
     fill_disk_after(monkeypatch, 100)
     with pytest.raises(FileWriteError) as info:
         atomic_write(path, lambda f: f.write(b"x" * 1000))
-    assert str(info.value) == f"could not write {path}: No space left on device; any previous version of it is left intact."
+    assert (
+        str(info.value)
+        == f"could not write {path}: No space left on device; any previous version of it is left intact."
+    )
     assert path.read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["f.bin"]  # no temporary file left behind
 
@@ -286,23 +293,26 @@ def test_a_write_clears_what_killed_writers_left_and_nothing_else(tmp_path):
     import subprocess
     import sys
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(gone.stdout)  # that process has exited
     path = tmp_path / "last.npz"
     (tmp_path / f"last.npz.tmp-{dead_pid}").write_bytes(b"half a checkpoint")  # a writer killed mid-write
     (tmp_path / f"last.npz.tmp-{os.getppid()}").write_bytes(b"in progress")  # a live writer's
     (tmp_path / f"other.npz.tmp-{dead_pid}").write_bytes(b"another file's")
     atomic_write(path, lambda f: f.write(b"new"))
-    assert sorted(os.listdir(tmp_path)) == sorted(["last.npz", f"last.npz.tmp-{os.getppid()}",
-                                                   f"other.npz.tmp-{dead_pid}"])
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["last.npz", f"last.npz.tmp-{os.getppid()}", f"other.npz.tmp-{dead_pid}"]
+    )
     assert path.read_bytes() == b"new"
 
 
 def test_full_disk_during_training_keeps_the_last_checkpoint_and_resumes(tmp_path, monkeypatch):
     data = make_blobs()
-    config = dict(epochs=3, hidden=(6,), batch_size=40, val_size=100, augment_shift=0, optimizer="adam",
-                  learning_rate=0.01)
+    config = dict(
+        epochs=3, hidden=(6,), batch_size=40, val_size=100, augment_shift=0, optimizer="adam", learning_rate=0.01
+    )
     ref = train(data=data, out=str(tmp_path / "ref"), **config)
     out = tmp_path / "run"
 
@@ -329,10 +339,23 @@ def test_full_disk_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypatch,
 
     write_data(tmp_path / "d.npz", make_blobs())
     fill_disk_after(monkeypatch, 200)
-    code = main(["train", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--hidden", "4", "--val-size", "100", "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--val-size",
+            "100",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("steadynet train: error: could not write")
     assert "No space left on device" in err and "Traceback" not in err
-

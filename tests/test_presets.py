@@ -49,8 +49,9 @@ def test_unknown_preset_is_refused():
         TrainConfig.from_preset("huge")
     with pytest.raises(ConfigError, match="--preset must be one of"):
         TrainConfig(preset="huge").validate()
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--preset", "huge"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "steadynet", "train", "--preset", "huge"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "invalid choice: 'huge'" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -63,8 +64,12 @@ def test_run_folder_records_the_preset(tmp_path):
 
 
 def test_resume_refuses_a_preset(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--resume", str(tmp_path), "--preset", "fast"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "steadynet", "train", "--resume", str(tmp_path), "--preset", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and "--preset" in r.stderr and "Traceback" not in r.stderr
 
 

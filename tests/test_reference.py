@@ -38,7 +38,7 @@ def reference_steps(Ws, bs, X, y, activation, optimizer, lr, batch_size, epochs,
         rng.bit_generator.state = rng_state_of(seed, epoch)  # the loop's data order
         order = rng.permutation(len(y))
         for start in range(0, len(y), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             A0 = X[rows].astype(Ws[0].dtype) / 255
             n = len(rows)
             # forward, keeping every pre-activation
@@ -67,17 +67,21 @@ def reference_steps(Ws, bs, X, y, activation, optimizer, lr, batch_size, epochs,
                     m, v = state["m"][j], state["v"][j]
                     m[...] = 0.9 * m + 0.1 * g
                     v[...] = 0.999 * v + 0.001 * g * g
-                    m_hat, v_hat = m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)
+                    m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
                     p -= lr * m_hat / (np.sqrt(v_hat) + 1e-8)
             yield [p.copy() for p in params]
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 2e-4)])
-@pytest.mark.parametrize("activation, optimizer, lr, with_blas", [
-    ("sigmoid", "nesterov", 0.1, False),  # momentum never uses BLAS (see optim.SGD)
-    ("relu", "adam", 3e-3, True),
-    ("relu", "adam", 3e-3, False),
-], ids=["nesterov", "adam-blas", "adam-numpy"])
+@pytest.mark.parametrize(
+    "activation, optimizer, lr, with_blas",
+    [
+        ("sigmoid", "nesterov", 0.1, False),  # momentum never uses BLAS (see optim.SGD)
+        ("relu", "adam", 3e-3, True),
+        ("relu", "adam", 3e-3, False),
+    ],
+    ids=["nesterov", "adam-blas", "adam-numpy"],
+)
 def test_training_steps_match_the_plain_reference(activation, optimizer, lr, with_blas, dtype, rtol, monkeypatch):
     # small blocks and a short flush period, so this small network goes through the blocked
     # update and the subnormal flush like a large one; Adam with BLAS's axpby and without
@@ -91,9 +95,19 @@ def test_training_steps_match_the_plain_reference(activation, optimizer, lr, wit
     X = rng.integers(0, 256, size=(90, 64), dtype=np.uint8)
     X[:, :8] = 0  # inputs that are always 0: their weights never get a gradient
     y = rng.integers(0, 5, size=90)
-    config = TrainConfig(hidden=(40, 24), activation=activation, optimizer=optimizer, learning_rate=lr,
-                         batch_size=16, epochs=3, schedule="constant", augment_shift=0, val_size=0,
-                         dtype=dtype, seed=0)
+    config = TrainConfig(
+        hidden=(40, 24),
+        activation=activation,
+        optimizer=optimizer,
+        learning_rate=lr,
+        batch_size=16,
+        epochs=3,
+        schedule="constant",
+        augment_shift=0,
+        val_size=0,
+        dtype=dtype,
+        seed=0,
+    )
     model = MLP((64, 40, 24, 5), activation, dtype=dtype, seed=5)
     assert model.n_params > 4 * optim.BLOCK  # the blocked path is taken
     Ws = [model.params[f"W{i}"].copy() for i in (1, 2, 3)]
@@ -101,8 +115,9 @@ def test_training_steps_match_the_plain_reference(activation, optimizer, lr, wit
 
     ours = []
     optimizer_ = make_optimizer(optimizer, model.n_weights, 0.0, 0.9)
-    for _ in train_loop(model, optimizer_, config, X, y, (8, 8), state=LoopState(),
-                        on_step=lambda info: ours.append(model.theta.copy())):
+    for _ in train_loop(
+        model, optimizer_, config, X, y, (8, 8), state=LoopState(), on_step=lambda info: ours.append(model.theta.copy())
+    ):
         pass
 
     expected = list(reference_steps(Ws, bs, X, y, activation, optimizer, lr, 16, 3, seed=0))
@@ -111,8 +126,9 @@ def test_training_steps_match_the_plain_reference(activation, optimizer, lr, wit
     for step, (theta, params) in enumerate(zip(ours, expected), 1):
         model.theta[...] = theta
         for name, p in zip(names, params):  # W1, W2, W3, b1, b2, b3
-            np.testing.assert_allclose(model.params[name], p, rtol=rtol, atol=rtol * 1e-2,
-                                       err_msg=f"{name} after step {step}")
+            np.testing.assert_allclose(
+                model.params[name], p, rtol=rtol, atol=rtol * 1e-2, err_msg=f"{name} after step {step}"
+            )
     assert not np.array_equal(ours[-1], ours[0])  # it trained
 
 
@@ -135,5 +151,5 @@ def test_state_of_stopped_gradients_never_turns_subnormal(name):
             subnormal = (state != 0) & (np.abs(state) < tiny)
             assert not subnormal.any(), f"subnormal state after step {step}"
     live = opt.m if name == "adam" else opt.v
-    assert np.all(live[n // 2:] != 0)  # entries with a gradient are untouched
+    assert np.all(live[n // 2 :] != 0)  # entries with a gradient are untouched
     assert np.all(live[: n // 2] == 0)  # 0.9 ** 1200 of anything is below float32's range

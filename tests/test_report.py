@@ -69,8 +69,12 @@ def test_report_holds_the_metrics_and_configuration(page, run):
     for e in result["epochs"]:
         row = re.search(rf"<tr[^>]*><td class=key>{e['epoch']}</td>(.*?)</tr>", page).group(1)
         cells = re.findall(r"<td>([^<]*)</td>", row)
-        assert cells[:4] == [f"{e['train_loss']:.4f}", f"{100 * e['train_accuracy']:.2f}%",
-                             f"{e['val_loss']:.4f}", f"{100 * e['val_accuracy']:.2f}%"]
+        assert cells[:4] == [
+            f"{e['train_loss']:.4f}",
+            f"{100 * e['train_accuracy']:.2f}%",
+            f"{e['val_loss']:.4f}",
+            f"{100 * e['val_accuracy']:.2f}%",
+        ]
     assert f"<b>{100 * result['test_accuracy']:.2f}%</b>" in page
     assert f"<b>{result['test_loss']:.4f}</b>" in page
     for k, acc in enumerate(result["per_class_accuracy"]):  # the recall column
@@ -105,8 +109,7 @@ def test_report_escapes_text_from_the_run_folder(run, tmp_path):
 def test_report_of_a_diverged_run_shows_the_divergence(data, tmp_path):
     out = str(tmp_path / "diverged")
     with pytest.raises(steadynet.NonFiniteError):
-        steadynet.train(data=data, out=out, **{**FAST, "optimizer": "sgd", "learning_rate": 1e20,
-                                               "activation": "relu"})
+        steadynet.train(data=data, out=out, **{**FAST, "optimizer": "sgd", "learning_rate": 1e20, "activation": "relu"})
     with open(os.path.join(out, "divergence.json")) as f:
         report = json.load(f)
     page = render_report(out, data=data)
@@ -144,8 +147,18 @@ def test_summary_table_lists_each_epoch_and_the_result(run):
 
 
 def test_summary_of_a_long_run_keeps_first_best_and_last():
-    epochs = [{"epoch": k, "train_loss": 1 / k, "train_accuracy": 0.5, "val_loss": None,
-               "val_accuracy": None, "learning_rate": 0.1, "seconds": 1.0} for k in range(1, 151)]
+    epochs = [
+        {
+            "epoch": k,
+            "train_loss": 1 / k,
+            "train_accuracy": 0.5,
+            "val_loss": None,
+            "val_accuracy": None,
+            "learning_rate": 0.1,
+            "seconds": 1.0,
+        }
+        for k in range(1, 151)
+    ]
     table = summary_table({"status": "completed", "epochs": epochs, "best_epoch": 77}, max_rows=10)
     shown = [int(line.split()[0].rstrip("*")) for line in table.splitlines()[1:11]]
     assert len(shown) == 10 and {1, 77, 150} <= set(shown) and shown == sorted(shown)

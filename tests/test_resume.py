@@ -15,8 +15,7 @@ from steadynet.persistence import CHECKPOINT_FORMAT, load_arrays
 from steadynet.train import Interrupted
 
 # 600 blobs, 100 held out: 500 training images of 4x4 pixels, 13 steps per epoch of 40
-BASE = dict(epochs=3, hidden=(6,), batch_size=40, val_size=100, seed=3, augment_shift=0,
-            learning_rate=0.2)
+BASE = dict(epochs=3, hidden=(6,), batch_size=40, val_size=100, seed=3, augment_shift=0, learning_rate=0.2)
 STEPS_PER_EPOCH = 13
 CASES = {
     "sgd": dict(optimizer="sgd"),
@@ -25,11 +24,30 @@ CASES = {
     "dropout": dict(optimizer="momentum", learning_rate=0.05, dropout=0.3, input_dropout=0.1),
     "augment": dict(optimizer="adamw", learning_rate=0.01, weight_decay=1e-2, augment_shift=1),
     "full_batch": dict(optimizer="nesterov", batch_size="full", learning_rate=0.5, epochs=30),  # 1 step per epoch
-    "warps_maxnorm_ema_onecycle": dict(optimizer="nesterov", learning_rate=0.05, augment_shift=1, augment_rotate=10,
-                                       augment_scale=0.1, augment_shear=5, elastic_alpha=3, elastic_sigma=1,
-                                       max_norm=1.0, ema_decay=0.9, schedule="onecycle", dropout=0.2),
-    "clip_warmup_smoothing": dict(optimizer="sgd", clip_norm=0.5, warmup_epochs=1.0, label_smoothing=0.1,
-                                  schedule="step", decay_epochs=1.0, decay_factor=0.5, relu=None),
+    "warps_maxnorm_ema_onecycle": dict(
+        optimizer="nesterov",
+        learning_rate=0.05,
+        augment_shift=1,
+        augment_rotate=10,
+        augment_scale=0.1,
+        augment_shear=5,
+        elastic_alpha=3,
+        elastic_sigma=1,
+        max_norm=1.0,
+        ema_decay=0.9,
+        schedule="onecycle",
+        dropout=0.2,
+    ),
+    "clip_warmup_smoothing": dict(
+        optimizer="sgd",
+        clip_norm=0.5,
+        warmup_epochs=1.0,
+        label_smoothing=0.1,
+        schedule="step",
+        decay_epochs=1.0,
+        decay_factor=0.5,
+        relu=None,
+    ),
 }
 
 
@@ -48,9 +66,11 @@ def without_seconds(history):
 
 def interrupt_at(steps):
     """An ``on_step`` that sends this process SIGINT right after each of ``steps``."""
+
     def on_step(info):
         if info.step in steps:
             os.kill(os.getpid(), signal.SIGINT)
+
     return on_step
 
 
@@ -69,6 +89,7 @@ def reference(data, tmp_path_factory):
             out = tmp_path_factory.mktemp(f"ref-{case}")
             runs[case] = train(config_of(case), str(out), data=data)
         return runs[case]
+
     return get
 
 
@@ -78,16 +99,18 @@ def resume_until_done(config, out, data, stops):
     messages = []
     for k, stop in enumerate(stops):
         try:
-            train(None if k else config, out, data=data, resume=k > 0, handle_signals=True,
-                  on_step=interrupt_at({stop}))
+            train(
+                None if k else config, out, data=data, resume=k > 0, handle_signals=True, on_step=interrupt_at({stop})
+            )
         except Interrupted as exc:
             messages.append(str(exc))
     return train(None, out, data=data, resume=True), messages
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("stops", [(STEPS_PER_EPOCH,), (5,), (1, 20, 27)],
-                         ids=["epoch-boundary", "mid-epoch", "three-stops"])
+@pytest.mark.parametrize(
+    "stops", [(STEPS_PER_EPOCH,), (5,), (1, 20, 27)], ids=["epoch-boundary", "mid-epoch", "three-stops"]
+)
 def test_interrupted_and_resumed_run_matches_uninterrupted_run(case, stops, data, reference, tmp_path):
     out = str(tmp_path / "run")
     ref = reference(case)
@@ -106,8 +129,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run(case, stops, data
 def test_interrupt_message_names_the_position(data, tmp_path):
     out = str(tmp_path / "run")
     with pytest.raises(Interrupted, match=r"resume at epoch 2, batch 3 with `steadynet train --resume"):
-        train(config_of("sgd"), out, data=data, handle_signals=True,
-              on_step=interrupt_at({STEPS_PER_EPOCH + 2}))
+        train(config_of("sgd"), out, data=data, handle_signals=True, on_step=interrupt_at({STEPS_PER_EPOCH + 2}))
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["status"] == "interrupted" and len(metrics["epochs"]) == 1
     _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
@@ -140,11 +162,14 @@ def crash_at(step):
     def on_step(info):
         if info.step == step:
             raise Crash
+
     return on_step
 
 
-@pytest.mark.parametrize("every, crash, saved_step", [(0, 20, STEPS_PER_EPOCH), (4, 20, 16), (4, 13, 12),
-                                                      (5, 24, 20), (5, 27, 26), (0, 3, 0)])
+@pytest.mark.parametrize(
+    "every, crash, saved_step",
+    [(0, 20, STEPS_PER_EPOCH), (4, 20, 16), (4, 13, 12), (5, 24, 20), (5, 27, 26), (0, 3, 0)],
+)
 def test_crash_resumes_from_the_last_checkpoint_exactly(every, crash, saved_step, data, reference, tmp_path):
     out = str(tmp_path / "run")
     config = config_of("dropout").replace(checkpoint_every_steps=every)
@@ -252,8 +277,9 @@ def test_distilled_run_with_averaged_weights_resumes_exactly(data, tmp_path):
     checkpoint (``optim.ema``), so the student ends as if never stopped."""
     teacher = str(tmp_path / "teacher")
     train(config_of("sgd").replace(hidden=(16,)), teacher, data=data)
-    config = config_of("nesterov").replace(teacher=teacher, distill_weight=0.6, distill_temperature=3.0,
-                                           ema_decay=0.95, augment_shift=1)
+    config = config_of("nesterov").replace(
+        teacher=teacher, distill_weight=0.6, distill_temperature=3.0, ema_decay=0.95, augment_shift=1
+    )
     ref = train(config, str(tmp_path / "ref"), data=data)
     out = str(tmp_path / "run")
     result, _ = resume_until_done(config, out, data, (5, STEPS_PER_EPOCH + 3))
@@ -262,8 +288,7 @@ def test_distilled_run_with_averaged_weights_resumes_exactly(data, tmp_path):
     arrays, _ = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
     # the saved model is the average, the checkpoint keeps the raw weights beside it
     assert np.array_equal(arrays["optim.ema"], ref.model.theta)
-    assert not np.array_equal(np.concatenate([arrays[k].ravel() for k in ("W1", "W2", "b1", "b2")]),
-                              ref.model.theta)
+    assert not np.array_equal(np.concatenate([arrays[k].ravel() for k in ("W1", "W2", "b1", "b2")]), ref.model.theta)
 
 
 def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_model(data, tmp_path):

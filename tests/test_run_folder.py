@@ -18,8 +18,9 @@ FAST = TrainConfig(epochs=1, hidden=(4,), batch_size=50, val_size=100, augment_s
 
 
 def steadynet(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "steadynet", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,11 @@ def test_a_killed_runs_checkpoints_are_not_overwritten(data, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     (out / "checkpoints" / "last.npz").write_bytes(b"step 4000 of someone's run")
-    with pytest.raises(ConfigError, match=r"--out .*run: already holds a run \(checkpoints\); continue it with "
-                                          r"--resume .*, replace it with --overwrite, or choose a new folder"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--out .*run: already holds a run \(checkpoints\); continue it with "
+        r"--resume .*, replace it with --overwrite, or choose a new folder",
+    ):
         train(FAST, str(out), data=data)
     assert (out / "checkpoints" / "last.npz").read_bytes() == b"step 4000 of someone's run"
 
@@ -76,15 +80,35 @@ def test_a_folder_being_written_by_another_run_is_refused(data, tmp_path):
 
 
 def test_two_runs_started_at_once_with_the_same_out_cannot_both_write(npz, tmp_path):
-    args = ["train", "--data", npz, "--out", "run", "--hidden", "4", "--epochs", "2", "--val-size", "50",
-            "--no-plots", "--json"]
-    procs = [subprocess.Popen([sys.executable, "-m", "steadynet", *map(str, args), "--seed", str(seed)],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for seed in (1, 2)]
+    args = [
+        "train",
+        "--data",
+        npz,
+        "--out",
+        "run",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--val-size",
+        "50",
+        "--no-plots",
+        "--json",
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "steadynet", *map(str, args), "--seed", str(seed)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
     assert sorted(code for code, _, _ in results) == [0, 1], results
-    (_, stdout, _), = [r for r in results if r[0] == 0]
-    (_, _, stderr), = [r for r in results if r[0] == 1]
+    ((_, stdout, _),) = [r for r in results if r[0] == 0]
+    ((_, _, stderr),) = [r for r in results if r[0] == 1]
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert "another run is writing this folder" in stderr or "already holds a run" in stderr
     with open(tmp_path / "run" / "metrics.json") as f:  # the winner's results, whole
@@ -92,8 +116,21 @@ def test_two_runs_started_at_once_with_the_same_out_cannot_both_write(npz, tmp_p
 
 
 def test_paths_are_stored_resolved_so_the_run_works_from_another_folder(npz, tmp_path):
-    r = steadynet("train", "--data", npz.name, "--out", "run", "--hidden", "4", "--epochs", "1",
-                  "--val-size", "50", "--no-plots", cwd=tmp_path)
+    r = steadynet(
+        "train",
+        "--data",
+        npz.name,
+        "--out",
+        "run",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val-size",
+        "50",
+        "--no-plots",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     with open(tmp_path / "run" / "config.json") as f:
         assert json.load(f)["config"]["data"] == str(npz)
@@ -117,8 +154,21 @@ def test_cli_resume_extends_a_finished_run_and_changes_the_learning_rate(npz, tm
 
 def test_plots_that_need_no_data_are_drawn_when_the_runs_data_has_moved(npz, tmp_path):
     pytest.importorskip("matplotlib")
-    r = steadynet("train", "--data", npz, "--out", "run", "--hidden", "4", "--epochs", "1", "--val-size", "50",
-                  "--no-plots", cwd=tmp_path)
+    r = steadynet(
+        "train",
+        "--data",
+        npz,
+        "--out",
+        "run",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val-size",
+        "50",
+        "--no-plots",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     npz.rename(tmp_path / "moved.npz")
     r = steadynet("plot", "run", cwd=tmp_path)

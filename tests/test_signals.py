@@ -18,8 +18,27 @@ from steadynet.persistence import CHECKPOINT_FORMAT, load_arrays
 
 # 1,800 training images of 8x8 pixels, 113 steps per epoch: a couple of seconds in all, with
 # everything that has state switched on (Adam, dropout, shifts, step checkpoints)
-SETTINGS = ["--epochs", "20", "--hidden", "16", "--batch-size", "16", "--val-size", "200", "--augment-shift", "1",
-            "--dropout", "0.1", "--optimizer", "adam", "--checkpoint-every-steps", "10", "--seed", "5", "--quiet"]
+SETTINGS = [
+    "--epochs",
+    "20",
+    "--hidden",
+    "16",
+    "--batch-size",
+    "16",
+    "--val-size",
+    "200",
+    "--augment-shift",
+    "1",
+    "--dropout",
+    "0.1",
+    "--optimizer",
+    "adam",
+    "--checkpoint-every-steps",
+    "10",
+    "--seed",
+    "5",
+    "--quiet",
+]
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
@@ -31,8 +50,9 @@ def data_file(tmp_path_factory):
 
 
 def start(args, stderr=subprocess.PIPE):
-    return subprocess.Popen([sys.executable, "-m", "steadynet", "train", *args], env=ENV,
-                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "steadynet", "train", *args], env=ENV, stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
 
 
 def start_run(data_file, out):

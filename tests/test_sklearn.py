@@ -53,8 +53,7 @@ def test_grid_search_over_hidden_sizes_and_learning_rates(digits):
 
 def typical_script(Classifier, X_train, X_test, y_train, y_test):
     """What a scikit-learn user writes; only ``Classifier`` changes."""
-    clf = make_pipeline(StandardScaler(), Classifier(hidden_layer_sizes=(64,), max_iter=60,
-                                                     random_state=0))
+    clf = make_pipeline(StandardScaler(), Classifier(hidden_layer_sizes=(64,), max_iter=60, random_state=0))
     clf.fit(X_train, y_train)
     mlp = clf[-1]
     proba = clf.predict_proba(X_test)
@@ -68,7 +67,7 @@ def test_drop_in_replacement_for_sklearn_mlp(digits):
         warnings.simplefilter("ignore", ConvergenceWarning)
         ours = typical_script(MLPClassifier, *digits)
         theirs = typical_script(SkMLP, *digits)
-    for (acc, proba, classes, curve, n_iter) in (ours, theirs):
+    for acc, proba, classes, curve, n_iter in (ours, theirs):
         assert acc > 0.94
         assert proba.shape == (len(digits[1]), 10)
         assert list(classes) == list(range(10))
@@ -119,8 +118,7 @@ def test_integer_sample_weights_equal_repeated_samples(blobs):
     # listing it twice (the weighted mean and the L2 term's divisor agree).
     X, y = blobs.x_train[:60].astype(np.float64), blobs.y_train[:60]
     w = np.random.default_rng(1).integers(0, 3, size=60)
-    params = dict(hidden_layer_sizes=(6,), batch_size=500, shuffle=False, max_iter=5, alpha=0.1,
-                  random_state=0)
+    params = dict(hidden_layer_sizes=(6,), batch_size=500, shuffle=False, max_iter=5, alpha=0.1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         weighted = MLPClassifier(**params).fit(X, y, sample_weight=w)
@@ -129,12 +127,15 @@ def test_integer_sample_weights_equal_repeated_samples(blobs):
     np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
 
 
-@pytest.mark.parametrize("weights, message", [
-    (-1.0, r"sample_weight must be >= 0, got -1"),
-    ("negative", r"sample_weight must be >= 0, got -0.5"),
-    ("short", r"sample_weight must have shape \(30,\), one weight per sample, got \(29,\)"),
-    (0.0, r"sample_weight is zero for every sample"),
-])
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (-1.0, r"sample_weight must be >= 0, got -1"),
+        ("negative", r"sample_weight must be >= 0, got -0.5"),
+        ("short", r"sample_weight must have shape \(30,\), one weight per sample, got \(29,\)"),
+        (0.0, r"sample_weight is zero for every sample"),
+    ],
+)
 def test_bad_sample_weights_say_what_is_wrong(blobs, weights, message):
     X, y = blobs.x_train[:30].astype(np.float64), blobs.y_train[:30]
     w = {"negative": np.r_[np.ones(29), -0.5], "short": np.ones(29)}.get(weights, weights)
@@ -155,8 +156,18 @@ def test_a_number_weighs_every_sample_alike(blobs):
 def test_l2_penalty_follows_sklearn_scaling(blobs):
     # one full-batch plain-SGD step: theta1 = theta0 - lr * (grad + alpha / n * W0 on weights)
     X, y = blobs.x_train[:50].astype(np.float64), blobs.y_train[:50]
-    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", momentum=0, alpha=2.0, batch_size=50,
-                        shuffle=False, max_iter=1, learning_rate_init=0.1, warm_start=True, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(5,),
+        solver="sgd",
+        momentum=0,
+        alpha=2.0,
+        batch_size=50,
+        shuffle=False,
+        max_iter=1,
+        learning_rate_init=0.1,
+        warm_start=True,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
@@ -164,7 +175,7 @@ def test_l2_penalty_follows_sklearn_scaling(blobs):
         theta0 = model.theta.copy()
         model.loss_and_grad(X, y)
         expected = theta0 - 0.1 * model.grad
-        expected[:model.n_weights] -= 0.1 * 2.0 / 50 * theta0[:model.n_weights]
+        expected[: model.n_weights] -= 0.1 * 2.0 / 50 * theta0[: model.n_weights]
         clf.fit(X, y)
     assert clf.n_iter_ == 2
     np.testing.assert_allclose(model.theta, expected, rtol=1e-12)
@@ -196,8 +207,14 @@ def test_partial_fit(blobs):
 
 
 def test_early_stopping_keeps_the_best_epoch(blobs):
-    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, n_iter_no_change=3,
-                        max_iter=300, learning_rate_init=0.05, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=300,
+        learning_rate_init=0.05,
+        random_state=0,
+    )
     clf.fit(blobs.x_train, blobs.y_train)
     assert clf.n_iter_ < 300  # blobs are separable: the validation accuracy saturates fast
     assert len(clf.validation_scores_) == clf.n_iter_
@@ -224,13 +241,16 @@ def test_convergence_warning_when_max_iter_is_reached(blobs):
         MLPClassifier(max_iter=2, random_state=0).fit(blobs.x_train, blobs.y_train)
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(solver="lbfgs"), "lbfgs.* use 'adam' or 'sgd'"),
-    (dict(activation="softplus"), "activation must be one of"),
-    (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes must be positive integers"),
-    (dict(learning_rate_init=0), "learning_rate_init must be a finite number > 0"),
-    (dict(momentum=1.5, solver="sgd"), r"momentum must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(solver="lbfgs"), "lbfgs.* use 'adam' or 'sgd'"),
+        (dict(activation="softplus"), "activation must be one of"),
+        (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes must be positive integers"),
+        (dict(learning_rate_init=0), "learning_rate_init must be a finite number > 0"),
+        (dict(momentum=1.5, solver="sgd"), r"momentum must be in \[0, 1\)"),
+    ],
+)
 def test_bad_parameters_give_one_line_errors(params, match, blobs):
     with pytest.raises(ConfigError, match=match):
         MLPClassifier(**params).fit(blobs.x_train, blobs.y_train)

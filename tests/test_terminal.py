@@ -40,8 +40,15 @@ def run_in_terminal(args, columns, cwd):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, columns, 0, 0))
     env = dict(os.environ, COLUMNS=str(columns), LINES=str(ROWS), TERM="xterm", LANG="C.UTF-8")
-    proc = subprocess.Popen([sys.executable, "-m", "steadynet", *map(str, args)], stdin=slave, stdout=slave,
-                            stderr=slave, cwd=cwd, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "steadynet", *map(str, args)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -68,9 +75,30 @@ def replay(output, columns):
 
 @pytest.mark.parametrize("columns", [80, 60])
 def test_train_in_a_terminal_shows_one_live_line_and_whole_epoch_lines(data_file, tmp_path, columns):
-    status, output = run_in_terminal(["train", "--data", data_file, "--out", "run", "--hidden", "8",
-                                      "--epochs", "3", "--batch-size", "4", "--val-size", "50", "--lr", "0.1",
-                                      "--augment-shift", "0", "--no-plots"], columns, tmp_path)
+    status, output = run_in_terminal(
+        [
+            "train",
+            "--data",
+            data_file,
+            "--out",
+            "run",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--val-size",
+            "50",
+            "--lr",
+            "0.1",
+            "--augment-shift",
+            "0",
+            "--no-plots",
+        ],
+        columns,
+        tmp_path,
+    )
     assert status == 0, output.decode(errors="replace")
     seen_live = 0
     for rows in replay(output, columns):
@@ -87,9 +115,28 @@ def test_train_in_a_terminal_shows_one_live_line_and_whole_epoch_lines(data_file
 
 
 def test_off_a_terminal_there_are_plain_epoch_lines(data_file, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--data", str(data_file), "--out",
-                        str(tmp_path / "run"), "--hidden", "8", "--epochs", "2", "--val-size", "50", "--no-plots"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "steadynet",
+            "train",
+            "--data",
+            str(data_file),
+            "--out",
+            str(tmp_path / "run"),
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--val-size",
+            "50",
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr and "\x1b" not in r.stderr
     assert re.search(r"^epoch 1/2  train loss \d\.\d{4} acc", r.stderr, re.M)

@@ -20,18 +20,20 @@ def blas_thread_counts():
 
 
 def test_the_step_products_are_forward_weight_and_input_gradients():
-    assert step_products((784, 30, 10), 64) == [(64, 784, 30), (784, 64, 30), (64, 30, 10), (30, 64, 10),
-                                                (64, 10, 30)]
+    assert step_products((784, 30, 10), 64) == [(64, 784, 30), (784, 64, 30), (64, 30, 10), (30, 64, 10), (64, 10, 30)]
 
 
-@pytest.mark.parametrize("sizes, batch, cores, expected", [
-    ((784, 30, 10), 64, 2, 1),  # the seed network: 1.5M multiply-adds at most, one thread
-    ((784, 30, 10), 64, 16, 1),  # however many cores
-    ((784, 100, 10), 128, 2, 1),  # 10M: one thread's worth
-    ((784, 800, 10), 128, 2, 2),  # 80M: as many as there are cores
-    ((784, 800, 10), 128, 16, 9),  # 80.3M over 8.4M per thread
-    ((784, 30, 10), 55000, 2, 2),  # full batch: large products
-])
+@pytest.mark.parametrize(
+    "sizes, batch, cores, expected",
+    [
+        ((784, 30, 10), 64, 2, 1),  # the seed network: 1.5M multiply-adds at most, one thread
+        ((784, 30, 10), 64, 16, 1),  # however many cores
+        ((784, 100, 10), 128, 2, 1),  # 10M: one thread's worth
+        ((784, 800, 10), 128, 2, 2),  # 80M: as many as there are cores
+        ((784, 800, 10), 128, 16, 9),  # 80.3M over 8.4M per thread
+        ((784, 30, 10), 55000, 2, 2),  # full batch: large products
+    ],
+)
 def test_auto_gives_one_thread_per_share_of_the_largest_product(sizes, batch, cores, expected):
     assert choose_threads(sizes, batch, "auto", cores=cores) == expected
 
@@ -67,8 +69,15 @@ def test_training_steps_run_on_the_chosen_threads_and_config_json_says_so(tmp_pa
     y = rng.integers(0, 10, size=200)
     data = Dataset(X, y, X[:20], y[:20], (8, 8), "noise")
     before, seen = blas_thread_counts(), set()
-    train(data=data, epochs=1, val_size=0, batch_size=50, out=str(tmp_path / "run"), threads=1,
-          on_step=lambda info: seen.update(blas_thread_counts()))
+    train(
+        data=data,
+        epochs=1,
+        val_size=0,
+        batch_size=50,
+        out=str(tmp_path / "run"),
+        threads=1,
+        on_step=lambda info: seen.update(blas_thread_counts()),
+    )
     assert seen == {1}
     assert set(blas_thread_counts()) == set(before)  # afterwards the library's own again (a BLAS may have loaded)
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -78,8 +87,14 @@ def test_training_steps_run_on_the_chosen_threads_and_config_json_says_so(tmp_pa
 
 
 def test_the_cli_refuses_a_bad_thread_count_in_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "steadynet", "train", "--threads", "many"], capture_output=True,
-                       text=True, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "steadynet", "train", "--threads", "many"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode != 0
-    assert r.stderr.strip() == "steadynet train: error: --threads must be 'auto' or an integer from 1 to 1024, " \
-                               "got 'many'."
+    assert (
+        r.stderr.strip() == "steadynet train: error: --threads must be 'auto' or an integer from 1 to 1024, got 'many'."
+    )

@@ -8,8 +8,12 @@ from steadynet.optim import make_optimizer
 
 torch = pytest.importorskip("torch", reason="needs PyTorch")
 
-TORCH_ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
-             "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01)}
+TORCH_ACT = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+}
 
 
 def torch_forward(params, X, activation, n_layers):
@@ -24,7 +28,7 @@ def torch_forward(params, X, activation, n_layers):
 def test_forward_and_backward_match_torch(activation):
     rng = np.random.default_rng(0)
     model = MLP((12, 9, 7, 4), activation, dtype="float64", seed=1)
-    model.theta[model.n_weights:] = rng.normal(0, 0.1, model.n_params - model.n_weights)
+    model.theta[model.n_weights :] = rng.normal(0, 0.1, model.n_params - model.n_weights)
     X, y = rng.uniform(size=(10, 12)), rng.integers(0, 4, size=10)
     loss, Z = model.loss_and_grad(X, y)
 
@@ -38,13 +42,16 @@ def test_forward_and_backward_match_torch(activation):
         np.testing.assert_allclose(model.grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
 
 
-@pytest.mark.parametrize("name, make_torch", [
-    ("sgd", lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)),
-    ("momentum", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01)),
-    ("nesterov", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
-    ("adam", lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.01)),
-    ("adamw", lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.01)),
-])
+@pytest.mark.parametrize(
+    "name, make_torch",
+    [
+        ("sgd", lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)),
+        ("momentum", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01)),
+        ("nesterov", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+        ("adam", lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.01)),
+        ("adamw", lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.01)),
+    ],
+)
 def test_optimiser_trajectories_match_torch(name, make_torch):
     """Five steps on a real network; weight decay on weights only (torch: a param group)."""
     rng = np.random.default_rng(2)
@@ -59,8 +66,7 @@ def test_optimiser_trajectories_match_torch(name, make_torch):
         model.loss_and_grad(X, y)
         opt.step(model.theta, model.grad, 0.1)
         opt_t.zero_grad()
-        torch.nn.functional.cross_entropy(torch_forward(params, torch.tensor(X), "tanh", 2),
-                                          torch.tensor(y)).backward()
+        torch.nn.functional.cross_entropy(torch_forward(params, torch.tensor(X), "tanh", 2), torch.tensor(y)).backward()
         opt_t.step()
     for k, p in params.items():
         np.testing.assert_allclose(model.params[k], p.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=k)

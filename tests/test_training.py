@@ -38,18 +38,21 @@ def test_trains_in_the_requested_dtype(blobs, dtype):
     assert result["test_accuracy"] > 0.9
 
 
-@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.5), ("momentum", 0.1), ("nesterov", 0.1),
-                                           ("adam", 0.01), ("adamw", 0.01)])
+@pytest.mark.parametrize(
+    "optimizer, lr", [("sgd", 0.5), ("momentum", 0.1), ("nesterov", 0.1), ("adam", 0.01), ("adamw", 0.01)]
+)
 def test_every_optimiser_learns(blobs, optimizer, lr):
-    result = steadynet.train(data=blobs, **{**FAST, "epochs": 10}, optimizer=optimizer,
-                             learning_rate=lr, weight_decay=1e-4, clip_norm=5.0)
+    result = steadynet.train(
+        data=blobs, **{**FAST, "epochs": 10}, optimizer=optimizer, learning_rate=lr, weight_decay=1e-4, clip_norm=5.0
+    )
     assert result["test_accuracy"] > 0.9
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
 def test_deeper_networks_learn(blobs, activation):
-    result = steadynet.train(data=blobs, **{**FAST, "hidden": (16, 12), "epochs": 20},
-                             activation=activation, learning_rate=0.2)
+    result = steadynet.train(
+        data=blobs, **{**FAST, "hidden": (16, 12), "epochs": 20}, activation=activation, learning_rate=0.2
+    )
     assert result["test_accuracy"] > 0.9
 
 
@@ -57,8 +60,15 @@ def test_seed_regime_full_batch_loss_falls_every_iteration():
     """Full batch, 30 sigmoid units, 100 iterations, the default full-batch learning rate."""
     data = make_blobs(n_train=500, n_features=64, n_classes=10, seed=1)
     losses = []
-    result = steadynet.train(data=data, hidden=(30,), batch_size="full", epochs=100, val_size=0,
-                             augment_shift=0, on_epoch=lambda r: losses.append(r.train_loss))
+    result = steadynet.train(
+        data=data,
+        hidden=(30,),
+        batch_size="full",
+        epochs=100,
+        val_size=0,
+        augment_shift=0,
+        on_epoch=lambda r: losses.append(r.train_loss),
+    )
     assert len(losses) == 100 and all(np.isfinite(losses))
     assert all(b < a for a, b in zip(losses, losses[1:])), "the loss rose at some iteration"
     assert result["test_accuracy"] > 0.9
@@ -74,8 +84,7 @@ def test_validation_split_is_seeded_and_disjoint(blobs):
 
 
 def test_early_stopping_restores_the_best_epoch(blobs):
-    result = steadynet.train(data=blobs, **{**FAST, "epochs": 40}, learning_rate=0.5, patience=2,
-                             schedule="constant")
+    result = steadynet.train(data=blobs, **{**FAST, "epochs": 40}, learning_rate=0.5, patience=2, schedule="constant")
     best = result["best_epoch"]
     assert len(result["epochs"]) == best + 2  # stopped `patience` epochs after the best
     val_best = result["epochs"][best - 1]["val_accuracy"]
@@ -102,14 +111,17 @@ def test_run_folder_and_metrics_contract(blobs, tmp_path):
     np.testing.assert_array_equal(model.theta, result.model.theta)
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"epochs": 0}, "--epochs must be an integer >= 1, got 0"),
-    ({"learning_rate": -0.1}, "--learning-rate must be a finite number > 0, got -0.1"),
-    ({"batch_size": "half"}, "--batch-size must be an integer >= 1 or 'full'"),
-    ({"activation": "swish"}, "--activation must be one of"),
-    ({"hidden": (10**6, 10**6, 10**6)}, "--hidden must be small enough to fit in memory"),
-    ({"optimizer": "lbfgs"}, "--optimizer must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"epochs": 0}, "--epochs must be an integer >= 1, got 0"),
+        ({"learning_rate": -0.1}, "--learning-rate must be a finite number > 0, got -0.1"),
+        ({"batch_size": "half"}, "--batch-size must be an integer >= 1 or 'full'"),
+        ({"activation": "swish"}, "--activation must be one of"),
+        ({"hidden": (10**6, 10**6, 10**6)}, "--hidden must be small enough to fit in memory"),
+        ({"optimizer": "lbfgs"}, "--optimizer must be one of"),
+    ],
+)
 def test_absurd_settings_are_refused_before_training(blobs, overrides, match):
     with pytest.raises(ConfigError, match=match):
         steadynet.train(data=blobs, **{**FAST, **overrides})

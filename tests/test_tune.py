@@ -60,13 +60,16 @@ def test_named_spaces_are_valid():
         assert load_space(name)["params"]
 
 
-@pytest.mark.parametrize("text, match", [
-    ('[params.learning_rat]\nlow = 0.1\nhigh = 1\n', "'learning_rat' is not a setting"),
-    ('[params.learning_rate]\nlow = 1\nhigh = 0.1\n', "params.learning_rate must be"),
-    ('[params.learning_rate]\nlow = 0\nhigh = 1\nlog = true\n', "a > 0 with log"),
-    ('[fixed]\nepochs = 2\n', "at least one entry under \\[params\\]"),
-    ('[params.batch_size\nchoices = [1]\n', "not a readable TOML file"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[params.learning_rat]\nlow = 0.1\nhigh = 1\n", "'learning_rat' is not a setting"),
+        ("[params.learning_rate]\nlow = 1\nhigh = 0.1\n", "params.learning_rate must be"),
+        ("[params.learning_rate]\nlow = 0\nhigh = 1\nlog = true\n", "a > 0 with log"),
+        ("[fixed]\nepochs = 2\n", "at least one entry under \\[params\\]"),
+        ("[params.batch_size\nchoices = [1]\n", "not a readable TOML file"),
+    ],
+)
 def test_bad_space_files_name_the_problem(tmp_path, text, match):
     path = tmp_path / "space.toml"
     path.write_text(text)
@@ -81,9 +84,11 @@ def test_unknown_space_name():
 
 def test_toml_space_with_width_and_depth(tmp_path, blobs_npz):
     path = tmp_path / "space.toml"
-    path.write_text('[fixed]\nactivation = "relu"\n\n[params.width]\nlow = 4\nhigh = 16\n\n'
-                    '[params.depth]\nchoices = [1, 2]\n\n'
-                    '[params.learning_rate]\nlow = 0.01\nhigh = 0.2\nlog = true\n')
+    path.write_text(
+        '[fixed]\nactivation = "relu"\n\n[params.width]\nlow = 4\nhigh = 16\n\n'
+        "[params.depth]\nchoices = [1, 2]\n\n"
+        "[params.learning_rate]\nlow = 0.01\nhigh = 0.2\nlog = true\n"
+    )
     out = str(tmp_path / "study")
     tune(out, str(path), **small(blobs_npz, trials=3))
     for number, state, params, value, attrs in study_trials(out):
@@ -127,7 +132,7 @@ def test_trials_are_run_folders_measured_on_validation_only(tmp_path, blobs_npz)
     # the report: one page, its plots embedded, every trial listed
     with open(summary["report"], encoding="utf-8") as f:
         page = f.read()
-    assert page.count("data:image/png;base64,") >= 2 and "<script" not in page and "src=\"http" not in page
+    assert page.count("data:image/png;base64,") >= 2 and "<script" not in page and 'src="http' not in page
     assert page.count("<tr") == 1 + len(study_trials(out))
 
 
@@ -142,8 +147,9 @@ def test_best_config_round_trips_through_train_config(tmp_path, blobs_npz):
     with open(os.path.join(best["run"], "config.json")) as f:
         assert json.load(f) == saved  # the best trial's own config.json, as is
     config = TrainConfig.from_dict(saved["config"])
-    expected = TrainConfig(data=blobs_npz, val_size=100, epochs=3, seed=3, hidden=(30,), activation="sigmoid",
-                           optimizer="nesterov").replace(**best["params"])
+    expected = TrainConfig(
+        data=blobs_npz, val_size=100, epochs=3, seed=3, hidden=(30,), activation="sigmoid", optimizer="nesterov"
+    ).replace(**best["params"])
     assert config == expected
     assert TrainConfig.from_dict(config.to_dict()) == config
 
@@ -151,15 +157,21 @@ def test_best_config_round_trips_through_train_config(tmp_path, blobs_npz):
 def test_python_space_file_and_the_median_pruner(tmp_path, blobs_npz):
     # two good trials, then two whose rate is so small they stay at chance: pruned at epoch 2
     path = tmp_path / "space.py"
-    path.write_text("def space(trial):\n"
-                    "    lr = trial.suggest_categorical('learning_rate', [0.3, 1e-7])\n"
-                    "    return {'learning_rate': 0.3 if trial.number < 2 else 1e-7, 'schedule': 'constant'}\n")
+    path.write_text(
+        "def space(trial):\n"
+        "    lr = trial.suggest_categorical('learning_rate', [0.3, 1e-7])\n"
+        "    return {'learning_rate': 0.3 if trial.number < 2 else 1e-7, 'schedule': 'constant'}\n"
+    )
     out = str(tmp_path / "study")
     summary = tune(out, str(path), **small(blobs_npz, epochs=6))
     states = [t[1] for t in study_trials(out)]
     assert states == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
-    study = optuna.load_study(study_name="study", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(os.path.join(out, "journal.log"))))
+    study = optuna.load_study(
+        study_name="study",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(os.path.join(out, "journal.log"))
+        ),
+    )
     for number in (2, 3):
         with open(os.path.join(out, "trials", f"000{number}", "metrics.json")) as f:
             metrics = json.load(f)
@@ -174,8 +186,7 @@ def test_python_space_file_and_the_median_pruner(tmp_path, blobs_npz):
 
 def test_a_diverging_learning_rate_is_pruned(tmp_path, blobs_npz):
     path = tmp_path / "space.toml"
-    path.write_text('[fixed]\nactivation = "relu"\noptimizer = "sgd"\n\n'
-                    '[params.learning_rate]\nchoices = [1e6]\n')
+    path.write_text('[fixed]\nactivation = "relu"\noptimizer = "sgd"\n\n[params.learning_rate]\nchoices = [1e6]\n')
     out = str(tmp_path / "study")
     summary = tune(out, str(path), **small(blobs_npz, trials=2, epochs=5))
     trials = study_trials(out)
@@ -191,16 +202,34 @@ def test_a_diverging_learning_rate_is_pruned(tmp_path, blobs_npz):
 
 def test_invalid_trial_settings_stop_the_search_with_the_trial_named(tmp_path, blobs_npz):
     path = tmp_path / "space.toml"
-    path.write_text('[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n')
+    path.write_text("[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n")
     with pytest.raises(ConfigError, match="trial 0 .*--warmup-epochs must be in \\[0, epochs=3\\]"):
         tune(str(tmp_path / "study"), str(path), **small(blobs_npz))
 
 
 def test_invalid_trial_settings_on_the_command_line_are_one_line(tmp_path, blobs_npz, capsys):
     path = tmp_path / "space.toml"
-    path.write_text('[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n')
-    assert main(["tune", "--data", blobs_npz, "--val-size", "100", "--epochs", "3", "--trials", "2",
-                 "--space", str(path), "--out", str(tmp_path / "study")]) == 1
+    path.write_text("[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n")
+    assert (
+        main(
+            [
+                "tune",
+                "--data",
+                blobs_npz,
+                "--val-size",
+                "100",
+                "--epochs",
+                "3",
+                "--trials",
+                "2",
+                "--space",
+                str(path),
+                "--out",
+                str(tmp_path / "study"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("steadynet tune: error: trial 0 (warmup_epochs=")
 
@@ -212,9 +241,29 @@ def test_invalid_trial_settings_on_the_command_line_are_one_line(tmp_path, blobs
 def test_a_study_killed_mid_trial_resumes_to_the_same_number_of_trials(tmp_path, blobs_npz, sig):
     out = str(tmp_path / "study")
     env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC), OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "steadynet", "tune", "--data", blobs_npz, "--val-size", "100",
-                             "--epochs", "60", "--seed", "3", "--trials", "3", "--out", out],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "steadynet",
+            "tune",
+            "--data",
+            blobs_npz,
+            "--val-size",
+            "100",
+            "--epochs",
+            "60",
+            "--seed",
+            "3",
+            "--trials",
+            "3",
+            "--out",
+            out,
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # stop it once the second trial has finished an epoch: mid-trial
     second = os.path.join(out, "trials", "0001", "metrics.json")
     deadline = time.monotonic() + 120
@@ -227,9 +276,11 @@ def test_a_study_killed_mid_trial_resumes_to_the_same_number_of_trials(tmp_path,
         assert [t[1] for t in before][:2] == ["COMPLETE", "RUNNING"]
     else:  # Ctrl-C: the trial is recorded as failed, and the last line says how to go on
         assert proc.returncode == 130 and [t[1] for t in before][:2] == ["COMPLETE", "FAIL"]
-        assert err.strip().splitlines()[-1] == (f"steadynet tune: error: search interrupted; every finished "
-                                                f"trial is kept in the study, continue it with "
-                                                f"`steadynet tune --resume {out}`.")
+        assert err.strip().splitlines()[-1] == (
+            f"steadynet tune: error: search interrupted; every finished "
+            f"trial is kept in the study, continue it with "
+            f"`steadynet tune --resume {out}`."
+        )
 
     summary = tune(out, resume=True)
     after = study_trials(out)
@@ -293,15 +344,36 @@ def postgres_url():
     with socket.socket() as s:  # the port only names the socket file; pick one no server uses
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run([*as_user, os.path.join(bin_dir, "initdb"), "-D", pgdata, "-A", "trust", "-U", "steadynet"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run([*as_user, os.path.join(bin_dir, "pg_ctl"), "-D", pgdata, "-l", log, "-w", "-o",
-                    f"-k {base} -c listen_addresses='' -p {port}", "start"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*as_user, os.path.join(bin_dir, "initdb"), "-D", pgdata, "-A", "trust", "-U", "steadynet"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            os.path.join(bin_dir, "pg_ctl"),
+            "-D",
+            pgdata,
+            "-l",
+            log,
+            "-w",
+            "-o",
+            f"-k {base} -c listen_addresses='' -p {port}",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         yield f"postgresql+psycopg://steadynet@/postgres?host={base}&port={port}"
     finally:
-        subprocess.run([*as_user, os.path.join(bin_dir, "pg_ctl"), "-D", pgdata, "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*as_user, os.path.join(bin_dir, "pg_ctl"), "-D", pgdata, "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -309,8 +381,26 @@ def test_two_workers_against_a_postgresql_server(tmp_path, blobs_npz, postgres_u
     out = str(tmp_path / "study")
     # the server trusts local connections, so the password is never checked: it must only never be written
     url = postgres_url.replace("steadynet@", "steadynet:s3cret@")
-    argv = ["tune", "--data", blobs_npz, "--val-size", "100", "--epochs", "3", "--seed", "3", "--trials", "4",
-            "--workers", "2", "--storage", url, "--out", out, "--json"]
+    argv = [
+        "tune",
+        "--data",
+        blobs_npz,
+        "--val-size",
+        "100",
+        "--epochs",
+        "3",
+        "--seed",
+        "3",
+        "--trials",
+        "4",
+        "--workers",
+        "2",
+        "--storage",
+        url,
+        "--out",
+        out,
+        "--json",
+    ]
     monkeypatch.setattr(sys, "argv", ["steadynet", *argv])
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -326,8 +416,16 @@ def test_two_workers_against_a_postgresql_server(tmp_path, blobs_npz, postgres_u
     argv = ["tune", "--resume", out, "--trials", "5", "--storage", url]
     monkeypatch.setattr(sys, "argv", ["steadynet", *argv])
     assert main(argv) == 0
-    assert len([t for t in optuna.load_study(study_name="study", storage=postgres_url).trials
-                if t.state.name in ("COMPLETE", "PRUNED")]) == 5
+    assert (
+        len(
+            [
+                t
+                for t in optuna.load_study(study_name="study", storage=postgres_url).trials
+                if t.state.name in ("COMPLETE", "PRUNED")
+            ]
+        )
+        == 5
+    )
     for folder, _, files in os.walk(out):
         for name in files:
             with open(os.path.join(folder, name), "rb") as f:
@@ -355,8 +453,27 @@ def test_an_unreachable_storage_is_one_line(tmp_path, blobs_npz):
 
 def test_cli_json_summary_and_resume_rules(tmp_path, blobs_npz, capsys):
     out = str(tmp_path / "study")
-    assert main(["tune", "--data", blobs_npz, "--val-size", "100", "--epochs", "2", "--trials", "3",
-                 "--seed", "1", "--out", out, "--json"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--data",
+                blobs_npz,
+                "--val-size",
+                "100",
+                "--epochs",
+                "2",
+                "--trials",
+                "3",
+                "--seed",
+                "1",
+                "--out",
+                out,
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["trials"]["COMPLETE"] + summary["trials"]["PRUNED"] == 3
     assert main(["tune", "--data", blobs_npz, "--trials", "3", "--out", out]) == 1

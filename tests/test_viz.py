@@ -73,11 +73,28 @@ def add_health(run_dir, dest):
         metrics = json.load(f)
     for e in metrics["epochs"]:
         k = e["epoch"]
-        e["health"] = {"epoch": k, "warnings": [], "layers": [
-            {"layer": 1, "weight_norm": 1.0 + k, "grad_norm": 0.5 / k, "update_ratio": 1e-3 * k,
-             "saturated": 0.1 * k, "dead": 0.0},
-            {"layer": 2, "weight_norm": 2.0 + k, "grad_norm": 0.2 / k, "update_ratio": 2e-3,
-             "saturated": 0.0, "dead": 0.05}]}
+        e["health"] = {
+            "epoch": k,
+            "warnings": [],
+            "layers": [
+                {
+                    "layer": 1,
+                    "weight_norm": 1.0 + k,
+                    "grad_norm": 0.5 / k,
+                    "update_ratio": 1e-3 * k,
+                    "saturated": 0.1 * k,
+                    "dead": 0.0,
+                },
+                {
+                    "layer": 2,
+                    "weight_norm": 2.0 + k,
+                    "grad_norm": 0.2 / k,
+                    "update_ratio": 2e-3,
+                    "saturated": 0.0,
+                    "dead": 0.05,
+                },
+            ],
+        }
     with open(os.path.join(dest, "metrics.json"), "w") as f:
         json.dump(metrics, f)
     return metrics
@@ -112,8 +129,7 @@ def test_health_series_reads_each_layer_and_key(run, tmp_path):
 
 
 def test_health_plot_says_which_keys_were_not_recorded():
-    metrics = {"epochs": [{"epoch": k, "health": {"layers": [{"layer": 1, "grad_norm": 1.0 / k}]}}
-                          for k in (1, 2)]}
+    metrics = {"epochs": [{"epoch": k, "health": {"layers": [{"layer": 1, "grad_norm": 1.0 / k}]}} for k in (1, 2)]}
     fig = viz.plot_health(metrics)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "update_ratio not recorded" in texts and "saturation not recorded" in texts
@@ -123,9 +139,26 @@ def test_health_plot_says_which_keys_were_not_recorded():
 
 
 def test_health_ticks_are_plain_numbers_and_a_flat_dead_share_stays_flat():
-    metrics = {"epochs": [{"epoch": k, "health": {"layers": [
-        {"layer": 1, "grad_norm": 0.6 + 0.05 * k, "weight_norm": 3.0, "update_ratio": 1e-3,
-         "saturated": 0.0, "dead": 0.0165 + 0.0009 * k}]}} for k in (1, 2, 3)]}
+    metrics = {
+        "epochs": [
+            {
+                "epoch": k,
+                "health": {
+                    "layers": [
+                        {
+                            "layer": 1,
+                            "grad_norm": 0.6 + 0.05 * k,
+                            "weight_norm": 3.0,
+                            "update_ratio": 1e-3,
+                            "saturated": 0.0,
+                            "dead": 0.0165 + 0.0009 * k,
+                        }
+                    ]
+                },
+            }
+            for k in (1, 2, 3)
+        ]
+    }
     fig = viz.plot_health(metrics)
     fig.canvas.draw()
     grad = fig.axes[0]
@@ -144,8 +177,7 @@ def test_curves_plot_the_metrics_with_titles_and_labels(run):
     assert ax_loss.get_xlabel() == "epoch" and "loss" in ax_loss.get_ylabel()
     assert ax_acc.get_ylabel() == "accuracy (%)"
     lines = {line.get_label(): line for line in ax_acc.get_lines()}
-    np.testing.assert_allclose(lines["validation"].get_ydata(),
-                               [100 * e["val_accuracy"] for e in result["epochs"]])
+    np.testing.assert_allclose(lines["validation"].get_ydata(), [100 * e["val_accuracy"] for e in result["epochs"]])
     np.testing.assert_allclose(lines["train"].get_xdata(), [1, 2, 3])
     test_line = next(line for label, line in lines.items() if label.startswith("test"))
     assert test_line.get_ydata()[0] == pytest.approx(100 * result["test_accuracy"])
@@ -163,11 +195,15 @@ def test_confusion_matrix_matches_sklearn():
 
 
 def test_most_confident_mistakes_are_ranked_by_wrong_probability():
-    P = np.array([[0.9, 0.1],    # right
-                  [0.3, 0.7],    # wrong, 0.7
-                  [0.05, 0.95],  # wrong, 0.95
-                  [0.6, 0.4],    # wrong, 0.6
-                  [0.2, 0.8]])   # right
+    P = np.array(
+        [
+            [0.9, 0.1],  # right
+            [0.3, 0.7],  # wrong, 0.7
+            [0.05, 0.95],  # wrong, 0.95
+            [0.6, 0.4],  # wrong, 0.6
+            [0.2, 0.8],
+        ]
+    )  # right
     y = np.array([0, 0, 0, 1, 1])
     np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 10), [2, 1, 3])
     np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 2), [2, 1])
@@ -240,7 +276,8 @@ def test_plots_need_no_display_and_never_import_pyplot(run, data, tmp_path):
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
         f"written = viz.write_run_plots({run[0]!r}, data={str(npz)!r}, out={str(tmp_path / 'png')!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
-        "print(sorted(written))\n")
+        "print(sorted(written))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["MPLBACKEND"] = "TkAgg"  # would fail to open a window without a display, if ever used
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)

@@ -103,19 +103,22 @@ def test_parse_pixels_uses_the_predict_preprocessing():
     np.testing.assert_allclose(parse_pixels({"input": x.tolist()}), x.astype(np.float32))
 
 
-@pytest.mark.parametrize("payload, match", [
-    ({"input": [0.5] * 783}, "784 values"),
-    ({"input": [2.0] * 784}, r"\[0, 1\]"),
-    ({"input": ["0.5"] * 784}, "string"),
-    ({"input": [True] * 784}, "true/false"),
-    ({"image": [[0, 1], [0]]}, "same length"),
-    ({"image": [[0] * 600] * 2}, "at most 512x512"),
-    ({"image": [[0, 0], [0, 0]]}, "blank"),
-    ({"image": [[1e308 * 10]]}, "finite"),
-    ({"image": [], "input": []}, "exactly one"),
-    ({"pixels": []}, "exactly one"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "payload, match",
+    [
+        ({"input": [0.5] * 783}, "784 values"),
+        ({"input": [2.0] * 784}, r"\[0, 1\]"),
+        ({"input": ["0.5"] * 784}, "string"),
+        ({"input": [True] * 784}, "true/false"),
+        ({"image": [[0, 1], [0]]}, "same length"),
+        ({"image": [[0] * 600] * 2}, "at most 512x512"),
+        ({"image": [[0, 0], [0, 0]]}, "blank"),
+        ({"image": [[1e308 * 10]]}, "finite"),
+        ({"image": [], "input": []}, "exactly one"),
+        ({"pixels": []}, "exactly one"),
+        ([1, 2], "JSON object"),
+    ],
+)
 def test_parse_pixels_refuses_bad_payloads(payload, match):
     with pytest.raises(RequestError, match=match):
         parse_pixels(payload)
@@ -139,7 +142,7 @@ def test_inspector_refuses_wrong_models_and_data(tmp_path, blob_run):
 def test_page_and_static_files_are_served_locally(server):
     _, client = server
     page = client.get("/")
-    assert page.status_code == 200 and "<canvas id=\"pad\"" in page.text
+    assert page.status_code == 200 and '<canvas id="pad"' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from the internet
     for name in ("app.js", "style.css"):
         r = client.get(f"/static/{name}")
@@ -198,17 +201,20 @@ def test_unit_mistakes_test_image_and_run(server, blob_run):
     assert run["status"] == "completed" and len(run["epochs"]) == 1 and run["epochs_planned"] == 1
 
 
-@pytest.mark.parametrize("body, status, match", [
-    (b"{not json", 400, "not valid JSON"),
-    (b'{"input": [NaN]}', 400, "NaN is not a finite number"),
-    (b'{"input": [Infinity]}', 400, "Infinity is not a finite number"),
-    (b'{"input": [1e999]}', 422, "finite"),
-    (b"\xff\xfe", 400, "not valid JSON"),
-    (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
-    (b'{"input": [0.5, 0.5]}', 422, "784 values"),
-    (b'{"image": [[0, 0], [0, 0]]}', 422, "blank"),
-    (b'"image"', 422, "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, status, match",
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"input": [NaN]}', 400, "NaN is not a finite number"),
+        (b'{"input": [Infinity]}', 400, "Infinity is not a finite number"),
+        (b'{"input": [1e999]}', 422, "finite"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+        (b'{"input": [0.5, 0.5]}', 422, "784 values"),
+        (b'{"image": [[0, 0], [0, 0]]}', 422, "blank"),
+        (b'"image"', 422, "JSON object"),
+    ],
+)
 def test_predict_refuses_bad_bodies(server, body, status, match):
     _, client = server
     r = client.post("/api/predict", content=body, headers={"content-type": "application/json"})
@@ -250,8 +256,7 @@ def test_a_run_in_progress_is_followed(tmp_path, blob_run):
         (run / name).write_bytes((out / name).read_bytes())
     metrics = json.loads((out / "metrics.json").read_text())
     epoch = metrics["epochs"][0]
-    (run / "metrics.json").write_text(json.dumps({"config": metrics["config"], "status": "running",
-                                                  "epochs": [epoch]}))
+    (run / "metrics.json").write_text(json.dumps({"config": metrics["config"], "status": "running", "epochs": [epoch]}))
     srv = make_server(run, data=data).start()
     try:
         with httpx.Client(base_url=srv.url, timeout=10) as client:
@@ -262,8 +267,11 @@ def test_a_run_in_progress_is_followed(tmp_path, blob_run):
             before = client.post("/api/predict", json={"input": x}).json()
 
             # the run goes on: one more epoch, then the final model (different weights)
-            (run / "metrics.json").write_text(json.dumps({"config": metrics["config"], "status": "completed",
-                                                          "epochs": [epoch, {**epoch, "epoch": 2}]}))
+            (run / "metrics.json").write_text(
+                json.dumps(
+                    {"config": metrics["config"], "status": "completed", "epochs": [epoch, {**epoch, "epoch": 2}]}
+                )
+            )
             final = steadynet.MLP((784, 64, 10), seed=42)
             save_model(run / "model.npz", final)
             srv.inspector.refresh(force=True)
@@ -302,8 +310,12 @@ def test_cli_serve_prints_the_url_and_answers(blob_run, tmp_path):
     out, data = blob_run
     npz = tmp_path / "blobs.npz"
     np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
-    proc = subprocess.Popen([sys.executable, "-m", "steadynet", "serve", str(out), "--data", str(npz)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "steadynet", "serve", str(out), "--data", str(npz)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"serving {out} at http://127.0.0.1:"), line + proc.stderr.read()
@@ -319,6 +331,7 @@ def test_cli_serve_errors_are_one_line(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "steadynet", "serve", str(tmp_path / "nope")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "steadynet", "serve", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no such model file" in r.stderr

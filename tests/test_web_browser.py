@@ -23,8 +23,9 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMEDRIVER), reason="needs chromedriver (apt-get install chromium-driver)"),
     pytest.mark.mnist,
 ]
-ARTIFACTS = os.environ.get("STEADYNET_TEST_ARTIFACTS",
-                           os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts"))
+ARTIFACTS = os.environ.get(
+    "STEADYNET_TEST_ARTIFACTS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts")
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,9 @@ def mnist_run(mnist, tmp_path_factory):
     import steadynet
     from steadynet.data import Dataset
 
-    subset = Dataset(mnist.x_train[:15000], mnist.y_train[:15000], mnist.x_test, mnist.y_test,
-                     mnist.image_shape, "mnist")
+    subset = Dataset(
+        mnist.x_train[:15000], mnist.y_train[:15000], mnist.x_test, mnist.y_test, mnist.image_shape, "mnist"
+    )
     out = tmp_path_factory.mktemp("browser") / "run"
     result = steadynet.train(out=str(out), data=subset, epochs=3, val_size=1000, augment_shift=0)
     assert result["test_accuracy"] > 0.85
@@ -52,10 +54,18 @@ def page(mnist_run, tmp_path_factory):
     server = make_server(out, data=data).start()
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-                 "--window-size=1280,1500", "--force-device-scale-factor=1"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1280,1500",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -151,7 +161,7 @@ def test_draw_clear_open_a_mistake_and_look_inside(page, mnist_run):
     first = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#mistakes .mistake"))[0]
     index = int(first.get_attribute("data-index"))
     model = server.inspector.model
-    predicted = int(model.predict(data.x_test[index:index + 1])[0])
+    predicted = int(model.predict(data.x_test[index : index + 1])[0])
     assert predicted != data.y_test[index]
     first.click()
     wait_for(driver, lambda d: f"test image {index}" in d.find_element(By.ID, "source").text)

@@ -20,14 +20,16 @@ import steadynet  # noqa: E402
 from conftest import make_blobs  # noqa: E402
 
 N_REQUESTS = 200
-ARTIFACTS = os.environ.get("STEADYNET_TEST_ARTIFACTS",
-                           os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts"))
+ARTIFACTS = os.environ.get(
+    "STEADYNET_TEST_ARTIFACTS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts")
+)
 
 
 async def predict_all(url, X):
     """POST every row of ``X`` at once; return (status, body, seconds) per request."""
     limits = httpx.Limits(max_connections=N_REQUESTS, max_keepalive_connections=N_REQUESTS)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
         async def one(x):
             started = time.perf_counter()
             r = await client.post("/api/predict", json={"input": x.tolist()})
@@ -42,11 +44,23 @@ def test_200_concurrent_predictions(tmp_path):
     data = make_blobs(n_train=500, n_test=N_REQUESTS, n_features=784, n_classes=10, seed=2)
     model = steadynet.MLP((784, 30, 10), seed=0)
     steadynet.save(tmp_path / "model.npz", model)
-    np.savez(tmp_path / "data.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-             y_test=data.y_test)
-    proc = subprocess.Popen([sys.executable, "-m", "steadynet", "serve", str(tmp_path / "model.npz"),
-                             "--data", str(tmp_path / "data.npz"), "--host", "127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    np.savez(tmp_path / "data.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "steadynet",
+            "serve",
+            str(tmp_path / "model.npz"),
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert " at http://127.0.0.1:" in line, line + proc.stderr.read()
@@ -60,12 +74,18 @@ def test_200_concurrent_predictions(tmp_path):
         assert body["label"] == int(p.argmax())
         np.testing.assert_allclose(body["probabilities"], p, rtol=1e-5)
     seconds = np.array([s for _, _, s in answers])
-    report = {"requests": N_REQUESTS, "concurrent": N_REQUESTS, "model": "784-30-10",
-              "median_ms": round(1000 * float(np.median(seconds)), 2),
-              "p90_ms": round(1000 * float(np.percentile(seconds, 90)), 2),
-              "max_ms": round(1000 * float(seconds.max()), 2)}
-    print(f"\n{N_REQUESTS} concurrent /api/predict on loopback: median {report['median_ms']} ms, "
-          f"90th percentile {report['p90_ms']} ms, max {report['max_ms']} ms")
+    report = {
+        "requests": N_REQUESTS,
+        "concurrent": N_REQUESTS,
+        "model": "784-30-10",
+        "median_ms": round(1000 * float(np.median(seconds)), 2),
+        "p90_ms": round(1000 * float(np.percentile(seconds, 90)), 2),
+        "max_ms": round(1000 * float(seconds.max()), 2),
+    }
+    print(
+        f"\n{N_REQUESTS} concurrent /api/predict on loopback: median {report['median_ms']} ms, "
+        f"90th percentile {report['p90_ms']} ms, max {report['max_ms']} ms"
+    )
     os.makedirs(ARTIFACTS, exist_ok=True)
     with open(os.path.join(ARTIFACTS, "load.json"), "w") as f:
         json.dump(report, f, indent=2)

@@ -33,8 +33,16 @@ def test_max_norm_acts_on_the_models_hidden_units_in_place():
 
 
 def test_training_with_max_norm_keeps_every_hidden_column_under_the_cap():
-    result = train(data=make_blobs(), epochs=2, hidden=(12,), val_size=100, augment_shift=0, batch_size=20,
-                   learning_rate=0.5, max_norm=0.7)
+    result = train(
+        data=make_blobs(),
+        epochs=2,
+        hidden=(12,),
+        val_size=100,
+        augment_shift=0,
+        batch_size=20,
+        learning_rate=0.5,
+        max_norm=0.7,
+    )
     assert np.linalg.norm(result.model.params["W1"], axis=0).max() <= 0.7 + 1e-5
 
 
@@ -76,22 +84,25 @@ def test_one_cycle_rises_then_falls_to_almost_nothing():
     peak = int(np.argmax(lrs))
     assert peak == 30 and lrs[peak] == pytest.approx(1.0)
     assert lrs[0] == pytest.approx(1 / 25)
-    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     assert lrs[-1] == pytest.approx(1 / 25 / 1e4)
     assert int(np.argmax([learning_rate(s, 100, 1.0, "onecycle", warmup_steps=10) for s in range(100)])) == 10
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("augment_rotate", 90, r"--augment-rotate must be in \[0, 45\]"),
-    ("augment_scale", 1.0, r"--augment-scale must be in \[0, 1\)"),
-    ("elastic_alpha", -1, r"--elastic-alpha must be in \[0, 100\]"),
-    ("elastic_sigma", 0.1, r"--elastic-sigma must be in \[0.5, 20\]"),
-    ("max_norm", 0, "--max-norm must be a finite number > 0"),
-    ("ema_decay", 1.0, r"--ema-decay must be in \[0, 1\)"),
-    ("distill_weight", 1.5, r"--distill-weight must be in \[0, 1\]"),
-    ("distill_temperature", 0, r"--distill-temperature must be in \(0, 100\]"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("augment_rotate", 90, r"--augment-rotate must be in \[0, 45\]"),
+        ("augment_scale", 1.0, r"--augment-scale must be in \[0, 1\)"),
+        ("elastic_alpha", -1, r"--elastic-alpha must be in \[0, 100\]"),
+        ("elastic_sigma", 0.1, r"--elastic-sigma must be in \[0.5, 20\]"),
+        ("max_norm", 0, "--max-norm must be a finite number > 0"),
+        ("ema_decay", 1.0, r"--ema-decay must be in \[0, 1\)"),
+        ("distill_weight", 1.5, r"--distill-weight must be in \[0, 1\]"),
+        ("distill_temperature", 0, r"--distill-temperature must be in \(0, 100\]"),
+    ],
+)
 def test_new_settings_are_validated(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value}).validate()

@@ -16,13 +16,13 @@ from .config import TrainConfig  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
 from .diagnostics import check_gradients, check_model_gradients, diagnose, doctor  # noqa: E402
 from .errors import (  # noqa: E402
-                     ChecksumError,
-                     ConfigError,
-                     DataFormatError,
-                     DownloadError,
-                     ModelFileError,
-                     NonFiniteError,
-                     SteadynetError,
+    ChecksumError,
+    ConfigError,
+    DataFormatError,
+    DownloadError,
+    ModelFileError,
+    NonFiniteError,
+    SteadynetError,
 )
 from .images import predict_images, preprocess_digit  # noqa: E402
 from .model import MLP  # noqa: E402
@@ -31,8 +31,27 @@ from .persistence import save_model as save
 from .train import train  # noqa: E402
 from .tune import tune  # noqa: E402  (Optuna is imported only when a search runs)
 
-__all__ = ["MLP", "TrainConfig", "Dataset", "train", "load", "save", "load_data", "check_gradients",
-           "check_model_gradients", "diagnose", "doctor", "tune", "predict_images", "preprocess_digit",
-           "SteadynetError",
-           "ConfigError", "DataFormatError", "ChecksumError", "DownloadError", "ModelFileError",
-           "NonFiniteError", "__version__"]
+__all__ = [
+    "MLP",
+    "TrainConfig",
+    "Dataset",
+    "train",
+    "load",
+    "save",
+    "load_data",
+    "check_gradients",
+    "check_model_gradients",
+    "diagnose",
+    "doctor",
+    "tune",
+    "predict_images",
+    "preprocess_digit",
+    "SteadynetError",
+    "ConfigError",
+    "DataFormatError",
+    "ChecksumError",
+    "DownloadError",
+    "ModelFileError",
+    "NonFiniteError",
+    "__version__",
+]

@@ -36,15 +36,18 @@ def _lookup():
     for name in ("axpby", "axpy"):
         for char in "sd":
             # scipy-openblas (NumPy >= 2 wheels), OpenBLAS ILP64 (NumPy 1.x wheels), plain CBLAS
-            for symbol, integer in ((f"scipy_cblas_{char}{name}64_", ctypes.c_int64),
-                                    (f"cblas_{char}{name}64_", ctypes.c_int64),
-                                    (f"cblas_{char}{name}", ctypes.c_int)):
+            for symbol, integer in (
+                (f"scipy_cblas_{char}{name}64_", ctypes.c_int64),
+                (f"cblas_{char}{name}64_", ctypes.c_int64),
+                (f"cblas_{char}{name}", ctypes.c_int),
+            ):
                 function = getattr(library, symbol, None)
                 if function is not None:
                     real = ctypes.c_float if char == "s" else ctypes.c_double
                     scalars = [real] if name == "axpy" else [real, real]
-                    function.argtypes = ([integer, scalars[0], ctypes.c_void_p, integer]
-                                         + scalars[1:] + [ctypes.c_void_p, integer])
+                    function.argtypes = (
+                        [integer, scalars[0], ctypes.c_void_p, integer] + scalars[1:] + [ctypes.c_void_p, integer]
+                    )
                     function.restype = None
                     found[name, "f" if char == "s" else "d"] = function
                     break

@@ -134,6 +134,7 @@ class TrainConfig:
         Whether the network fits in memory depends on the input width: that check is made
         when ``n_features`` is given (:func:`steadynet.train` does so once the data is loaded).
         """
+
         def need(ok, option, rule, value):
             if not ok:
                 raise ConfigError(f"--{option.replace('_', '-')} must be {rule}, got {value!r}.")
@@ -148,19 +149,32 @@ class TrainConfig:
             return isinstance(v, str) and v in choices
 
         need(isinstance(self.data, str) and self.data != "", "data", "a path or a registered name", self.data)
-        need(isinstance(self.standardised_inputs, bool), "standardised_inputs", "true or false",
-             self.standardised_inputs)
+        need(
+            isinstance(self.standardised_inputs, bool), "standardised_inputs", "true or false", self.standardised_inputs
+        )
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        need(self.batch_size == "full" or (is_int(self.batch_size) and self.batch_size >= 1),
-             "batch_size", "an integer >= 1 or 'full'", self.batch_size)
+        need(
+            self.batch_size == "full" or (is_int(self.batch_size) and self.batch_size >= 1),
+            "batch_size",
+            "an integer >= 1 or 'full'",
+            self.batch_size,
+        )
         need(is_int(self.val_size) and self.val_size >= 0, "val_size", "an integer >= 0", self.val_size)
         hidden = self.hidden if isinstance(self.hidden, tuple) else ()
-        need(isinstance(self.hidden, tuple) and len(hidden) <= 64
-             and all(is_int(h) and 1 <= h <= 1_000_000 for h in hidden),
-             "hidden", "comma-separated widths from 1 to 1000000 (at most 64 layers)",
-             ",".join(map(str, hidden)) if hidden else self.hidden)
-        need(one_of(self.activation, ACTIVATIONS) and self.activation != "identity", "activation",
-             f"one of {sorted(set(ACTIVATIONS) - {'identity'})}", self.activation)
+        need(
+            isinstance(self.hidden, tuple)
+            and len(hidden) <= 64
+            and all(is_int(h) and 1 <= h <= 1_000_000 for h in hidden),
+            "hidden",
+            "comma-separated widths from 1 to 1000000 (at most 64 layers)",
+            ",".join(map(str, hidden)) if hidden else self.hidden,
+        )
+        need(
+            one_of(self.activation, ACTIVATIONS) and self.activation != "identity",
+            "activation",
+            f"one of {sorted(set(ACTIVATIONS) - {'identity'})}",
+            self.activation,
+        )
         need(self.init is None or one_of(self.init, INITS), "init", f"one of {sorted(INITS)}", self.init)
         need(one_of(self.optimizer, OPTIMIZERS), "optimizer", f"one of {sorted(OPTIMIZERS)}", self.optimizer)
         need(one_of(self.schedule, SCHEDULES), "schedule", f"one of {list(SCHEDULES)}", self.schedule)
@@ -170,54 +184,125 @@ class TrainConfig:
         lr = self.learning_rate
         need(lr is None or (is_real(lr) and lr > 0), "learning_rate", "a finite number > 0", lr)
         need(is_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
-        need(is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0",
-             self.weight_decay)
-        need(self.clip_norm is None or (is_real(self.clip_norm) and self.clip_norm > 0), "clip_norm",
-             "a finite number > 0", self.clip_norm)
+        need(
+            is_real(self.weight_decay) and self.weight_decay >= 0,
+            "weight_decay",
+            "a finite number >= 0",
+            self.weight_decay,
+        )
+        need(
+            self.clip_norm is None or (is_real(self.clip_norm) and self.clip_norm > 0),
+            "clip_norm",
+            "a finite number > 0",
+            self.clip_norm,
+        )
         need(is_real(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
-        need(is_real(self.input_dropout) and 0 <= self.input_dropout < 1, "input_dropout", "in [0, 1)",
-             self.input_dropout)
-        need(is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)",
-             self.label_smoothing)
-        need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
-             "an integer from 0 to 8 (pixels)", self.augment_shift)
+        need(
+            is_real(self.input_dropout) and 0 <= self.input_dropout < 1,
+            "input_dropout",
+            "in [0, 1)",
+            self.input_dropout,
+        )
+        need(
+            is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+            "label_smoothing",
+            "in [0, 1)",
+            self.label_smoothing,
+        )
+        need(
+            is_int(self.augment_shift) and 0 <= self.augment_shift <= 8,
+            "augment_shift",
+            "an integer from 0 to 8 (pixels)",
+            self.augment_shift,
+        )
         for name in ("augment_rotate", "augment_shear"):
-            need(is_real(getattr(self, name)) and 0 <= getattr(self, name) <= 45, name, "in [0, 45] (degrees)",
-                 getattr(self, name))
-        need(is_real(self.augment_scale) and 0 <= self.augment_scale < 1, "augment_scale", "in [0, 1)",
-             self.augment_scale)
-        need(is_real(self.elastic_alpha) and 0 <= self.elastic_alpha <= 100, "elastic_alpha", "in [0, 100] (pixels)",
-             self.elastic_alpha)
-        need(is_real(self.elastic_sigma) and 0.5 <= self.elastic_sigma <= 20, "elastic_sigma",
-             "in [0.5, 20] (pixels)", self.elastic_sigma)
-        need(self.max_norm is None or (is_real(self.max_norm) and self.max_norm > 0), "max_norm",
-             "a finite number > 0", self.max_norm)
+            need(
+                is_real(getattr(self, name)) and 0 <= getattr(self, name) <= 45,
+                name,
+                "in [0, 45] (degrees)",
+                getattr(self, name),
+            )
+        need(
+            is_real(self.augment_scale) and 0 <= self.augment_scale < 1,
+            "augment_scale",
+            "in [0, 1)",
+            self.augment_scale,
+        )
+        need(
+            is_real(self.elastic_alpha) and 0 <= self.elastic_alpha <= 100,
+            "elastic_alpha",
+            "in [0, 100] (pixels)",
+            self.elastic_alpha,
+        )
+        need(
+            is_real(self.elastic_sigma) and 0.5 <= self.elastic_sigma <= 20,
+            "elastic_sigma",
+            "in [0.5, 20] (pixels)",
+            self.elastic_sigma,
+        )
+        need(
+            self.max_norm is None or (is_real(self.max_norm) and self.max_norm > 0),
+            "max_norm",
+            "a finite number > 0",
+            self.max_norm,
+        )
         need(is_real(self.ema_decay) and 0 <= self.ema_decay < 1, "ema_decay", "in [0, 1) (0: off)", self.ema_decay)
-        need(self.teacher is None or (isinstance(self.teacher, str) and self.teacher != ""), "teacher",
-             "a model file or run folder", self.teacher)
-        need(is_real(self.distill_temperature) and 0 < self.distill_temperature <= 100, "distill_temperature",
-             "in (0, 100]", self.distill_temperature)
-        need(is_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "in [0, 1]",
-             self.distill_weight)
-        need(self.preset is None or one_of(self.preset, PRESETS), "preset", f"one of {sorted(PRESETS)}",
-             self.preset)
-        need(is_real(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs, "warmup_epochs",
-             f"in [0, epochs={self.epochs}]", self.warmup_epochs)
+        need(
+            self.teacher is None or (isinstance(self.teacher, str) and self.teacher != ""),
+            "teacher",
+            "a model file or run folder",
+            self.teacher,
+        )
+        need(
+            is_real(self.distill_temperature) and 0 < self.distill_temperature <= 100,
+            "distill_temperature",
+            "in (0, 100]",
+            self.distill_temperature,
+        )
+        need(
+            is_real(self.distill_weight) and 0 <= self.distill_weight <= 1,
+            "distill_weight",
+            "in [0, 1]",
+            self.distill_weight,
+        )
+        need(self.preset is None or one_of(self.preset, PRESETS), "preset", f"one of {sorted(PRESETS)}", self.preset)
+        need(
+            is_real(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs,
+            "warmup_epochs",
+            f"in [0, epochs={self.epochs}]",
+            self.warmup_epochs,
+        )
         need(is_real(self.decay_epochs) and self.decay_epochs >= 0, "decay_epochs", ">= 0", self.decay_epochs)
-        need(is_real(self.decay_factor) and 0 < self.decay_factor <= 1, "decay_factor", "in (0, 1]",
-             self.decay_factor)
-        need(self.patience is None or (is_int(self.patience) and self.patience >= 1), "patience",
-             "an integer >= 1", self.patience)
+        need(is_real(self.decay_factor) and 0 < self.decay_factor <= 1, "decay_factor", "in (0, 1]", self.decay_factor)
+        need(
+            self.patience is None or (is_int(self.patience) and self.patience >= 1),
+            "patience",
+            "an integer >= 1",
+            self.patience,
+        )
         need(is_int(self.seed) and 0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1", self.seed)
-        need(is_int(self.checkpoint_every_steps) and self.checkpoint_every_steps >= 0, "checkpoint_every_steps",
-             "an integer >= 0 (0: checkpoint at the end of each epoch only)", self.checkpoint_every_steps)
-        need(self.threads == "auto" or (is_int(self.threads) and 1 <= self.threads <= 1024), "threads",
-             "'auto' or an integer from 1 to 1024", self.threads)
+        need(
+            is_int(self.checkpoint_every_steps) and self.checkpoint_every_steps >= 0,
+            "checkpoint_every_steps",
+            "an integer >= 0 (0: checkpoint at the end of each epoch only)",
+            self.checkpoint_every_steps,
+        )
+        need(
+            self.threads == "auto" or (is_int(self.threads) and 1 <= self.threads <= 1024),
+            "threads",
+            "'auto' or an integer from 1 to 1024",
+            self.threads,
+        )
         need(one_of(self.engine, ENGINES), "engine", f"one of {list(ENGINES)}", self.engine)
         resolve_engine(self)  # --engine numba: numba installed, and covering every setting used
         # absurd integers (--epochs 100000000000000000000000) are refused before anything starts
-        for name, top in (("epochs", MAX_EPOCHS), ("patience", MAX_EPOCHS), ("batch_size", MAX_COUNT),
-                          ("val_size", MAX_COUNT), ("checkpoint_every_steps", MAX_COUNT)):
+        for name, top in (
+            ("epochs", MAX_EPOCHS),
+            ("patience", MAX_EPOCHS),
+            ("batch_size", MAX_COUNT),
+            ("val_size", MAX_COUNT),
+            ("checkpoint_every_steps", MAX_COUNT),
+        ):
             value = getattr(self, name)
             need(not is_int(value) or value <= top, name, f"at most {top:,}", value)
         if n_features is None:
@@ -227,14 +312,22 @@ class TrainConfig:
         sizes = (n_features, *self.hidden, 10)
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         width = ",".join(map(str, self.hidden))
-        need(n_params <= MAX_PARAMS, "hidden", f"small enough to fit in memory (at most {MAX_PARAMS:,} "
-             f"parameters, this network has {n_params:,})", width)
+        need(
+            n_params <= MAX_PARAMS,
+            "hidden",
+            f"small enough to fit in memory (at most {MAX_PARAMS:,} parameters, this network has {n_params:,})",
+            width,
+        )
         copies = 3 + len(OPTIMIZERS[self.optimizer](1, 0.0, 0.0)._state)
         needed, available = n_params * copies * (4 if self.dtype == "float32" else 8), physical_memory()
-        need(available is None or needed <= available, "hidden",
-             f"small enough to fit in memory ({self.optimizer} in {self.dtype} needs {needed / 2**30:.1f} GiB "
-             f"for this network's parameters, gradient and optimiser state; this machine has "
-             f"{(available or 0) / 2**30:.1f} GiB)", width)
+        need(
+            available is None or needed <= available,
+            "hidden",
+            f"small enough to fit in memory ({self.optimizer} in {self.dtype} needs {needed / 2**30:.1f} GiB "
+            f"for this network's parameters, gradient and optimiser state; this machine has "
+            f"{(available or 0) / 2**30:.1f} GiB)",
+            width,
+        )
         return self
 
 

@@ -25,8 +25,13 @@ OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17
 
 # steadynet activation -> (ONNX op, its attributes); identity needs no node
-ONNX_ACTIVATIONS = {"sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "relu": ("Relu", {}),
-                    "leaky_relu": ("LeakyRelu", {"alpha": LEAKY_SLOPE}), "identity": (None, {})}
+ONNX_ACTIVATIONS = {
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "relu": ("Relu", {}),
+    "leaky_relu": ("LeakyRelu", {"alpha": LEAKY_SLOPE}),
+    "identity": (None, {}),
+}
 
 
 def to_onnx(model, input_scale=1.0):
@@ -46,8 +51,9 @@ def to_onnx(model, input_scale=1.0):
         import onnx
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
-        raise SteadynetError("ONNX export needs the onnx package, which is not installed; install "
-                             "it with `pip install steadynet[onnx]`.") from None
+        raise SteadynetError(
+            "ONNX export needs the onnx package, which is not installed; install it with `pip install steadynet[onnx]`."
+        ) from None
     if not float(input_scale) > 0:
         raise ConfigError(f"input_scale must be > 0, got {input_scale}.")
     elem = TensorProto.DOUBLE if model.dtype == np.float64 else TensorProto.FLOAT
@@ -64,11 +70,12 @@ def to_onnx(model, input_scale=1.0):
     n_dense = len(model.layer_sizes) - 1
     op, attrs = ONNX_ACTIVATIONS[model.activation]
     for i in range(1, n_dense + 1):
-        weights += [numpy_helper.from_array(state[f"W{i}"], f"W{i}"),
-                    numpy_helper.from_array(state[f"b{i}"], f"b{i}")]
+        weights += [numpy_helper.from_array(state[f"W{i}"], f"W{i}"), numpy_helper.from_array(state[f"b{i}"], f"b{i}")]
         # Z = A @ W + b: (batch, n_in) @ (n_in, n_out) + (n_out,)
-        nodes += [helper.make_node("MatMul", [h, f"W{i}"], [f"XW{i}"]),
-                  helper.make_node("Add", [f"XW{i}", f"b{i}"], [f"Z{i}"])]
+        nodes += [
+            helper.make_node("MatMul", [h, f"W{i}"], [f"XW{i}"]),
+            helper.make_node("Add", [f"XW{i}", f"b{i}"], [f"Z{i}"]),
+        ]
         h = f"Z{i}"
         if i < n_dense and op is not None:
             nodes.append(helper.make_node(op, [h], [f"A{i}"], **attrs))
@@ -81,14 +88,22 @@ def to_onnx(model, input_scale=1.0):
     nodes.append(helper.make_node("ArgMax", [h], ["label"], axis=1, keepdims=0))
 
     graph = helper.make_graph(
-        nodes, "steadynet_mlp",
+        nodes,
+        "steadynet_mlp",
         inputs=[helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", model.n_inputs])],
-        outputs=[helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.n_classes]),
-                 helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
-        initializer=weights)
-    proto = helper.make_model(graph, producer_name="steadynet", opset_imports=[helper.make_opsetid("", OPSET)],
-                              doc_string=f"steadynet {model!r}; input X: float32 (batch, {model.n_inputs}), "
-                                         f"pixels in [0, {1 / input_scale:g}]")
+        outputs=[
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.n_classes]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=weights,
+    )
+    proto = helper.make_model(
+        graph,
+        producer_name="steadynet",
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        doc_string=f"steadynet {model!r}; input X: float32 (batch, {model.n_inputs}), "
+        f"pixels in [0, {1 / input_scale:g}]",
+    )
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)
     return proto
@@ -107,5 +122,11 @@ def export_onnx(model, path, input_scale=1.0):
     proto = to_onnx(model, input_scale)
     blob = proto.SerializeToString()
     atomic_write(path, lambda f: f.write(blob))
-    return {"path": os.fspath(path), "bytes": len(blob), "inputs": model.n_inputs,
-            "classes": model.n_classes, "opset": OPSET, "input_scale": float(input_scale)}
+    return {
+        "path": os.fspath(path),
+        "bytes": len(blob),
+        "inputs": model.n_inputs,
+        "classes": model.n_classes,
+        "opset": OPSET,
+        "input_scale": float(input_scale),
+    }

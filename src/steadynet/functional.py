@@ -118,9 +118,7 @@ def get_activation(name):
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ConfigError(
-            f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}."
-        ) from None
+        raise ConfigError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.") from None
 
 
 # ------------------------------------------------------------------- softmax, cross-entropy
@@ -208,8 +206,9 @@ def softmax_cross_entropy(Z, y, label_smoothing=0.0, sample_weight=None):
     n, k = Z.shape
     y = xp.asarray(y)
     if n and not 0 <= int(y.min()) <= int(y.max()) < k:  # else a label would index another row
-        raise ConfigError(f"labels must be class indices 0 to {k - 1} for {k} logits per row, "
-                          f"got {int(y.min())} to {int(y.max())}.")
+        raise ConfigError(
+            f"labels must be class indices 0 to {k - 1} for {k} logits per row, got {int(y.min())} to {int(y.max())}."
+        )
     row_starts = xp.arange(n) * k  # (n,): where each row begins in a flat (n, k) array
     true = row_starts + y  # (n,): where each sample's true class is
     # log-sum-exp, the row maximum subtracted first so that exp cannot overflow

@@ -84,9 +84,11 @@ def preprocess_digit(image):
     S = box_blur(G)
     split, separation = otsu_split(S)
     if separation < MIN_SEPARATION:
-        raise DataFormatError(f"no digit found: the image looks like noise or texture (its grey levels do "
-                              f"not split into ink and background: separation {separation:.2f}, a digit "
-                              f"has {MIN_SEPARATION} or more); expected one digit on a plain background.")
+        raise DataFormatError(
+            f"no digit found: the image looks like noise or texture (its grey levels do "
+            f"not split into ink and background: separation {separation:.2f}, a digit "
+            f"has {MIN_SEPARATION} or more); expected one digit on a plain background."
+        )
     # polarity: MNIST has light ink on a dark background. The background is what most of the
     # border is; where the border is as much ink as not (a digit cropped tight), what most of
     # the image is
@@ -123,7 +125,7 @@ def preprocess_digit(image):
 
     # crop to the ink and scale to fit BOX x BOX, keeping the aspect ratio
     rows, cols = np.nonzero(V.any(axis=1))[0], np.nonzero(V.any(axis=0))[0]
-    V = V[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # (h, w)
+    V = V[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # (h, w)
     h, w = V.shape
     scale = BOX / max(h, w)
     out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -137,7 +139,7 @@ def preprocess_digit(image):
     top = int(np.clip(round(CENTRE - cy), 0, SIDE - out_h))
     left = int(np.clip(round(CENTRE - cx), 0, SIDE - out_w))
     X = np.zeros((SIDE, SIDE), dtype=np.float32)
-    X[top:top + out_h, left:left + out_w] = P
+    X[top : top + out_h, left : left + out_w] = P
     return X.ravel()
 
 
@@ -168,7 +170,7 @@ def grow(mask, pixels):
     out = np.zeros_like(mask)
     for i in range(2 * pixels + 1):
         for j in range(2 * pixels + 1):
-            out |= padded[i:i + h, j:j + w]
+            out |= padded[i : i + h, j : j + w]
     return out
 
 
@@ -199,7 +201,7 @@ def box_blur(G):
     """Mean over each pixel's 3x3 neighbourhood (edges repeated); same shape as ``G``."""
     h, w = G.shape
     padded = np.pad(G, 1, mode="edge")  # (h + 2, w + 2)
-    return sum(padded[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
+    return sum(padded[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
 
 
 def resample_matrix(n_in, n_out):
@@ -243,8 +245,9 @@ def load_image(path):
     try:
         from PIL import Image, ImageOps, UnidentifiedImageError
     except ImportError:
-        raise SteadynetError("reading images needs Pillow, which is not installed; install it "
-                             "with `pip install steadynet[images]`.") from None
+        raise SteadynetError(
+            "reading images needs Pillow, which is not installed; install it with `pip install steadynet[images]`."
+        ) from None
     from .data.limits import regular_file
 
     path = os.fspath(path)
@@ -252,22 +255,28 @@ def load_image(path):
     if size == 0:
         raise DataFormatError(f"{path}: the file is empty (0 bytes); expected an image (PNG, JPEG, ...).")
     if size > MAX_FILE_BYTES:
-        raise DataFormatError(f"{path}: the file is {size / 1e6:.0f} MB; images of at most "
-                              f"{MAX_FILE_BYTES / 1e6:.0f} MB are accepted (resize it first).")
+        raise DataFormatError(
+            f"{path}: the file is {size / 1e6:.0f} MB; images of at most "
+            f"{MAX_FILE_BYTES / 1e6:.0f} MB are accepted (resize it first)."
+        )
     try:
         with Image.open(path) as img:
             width, height = img.size  # from the header: nothing decoded yet
             if width * height > MAX_PIXELS:
-                raise DataFormatError(f"{path}: the image is {width}x{height} pixels; at most "
-                                      f"{MAX_PIXELS:,} pixels are accepted (resize it first).")
+                raise DataFormatError(
+                    f"{path}: the image is {width}x{height} pixels; at most "
+                    f"{MAX_PIXELS:,} pixels are accepted (resize it first)."
+                )
             img = ImageOps.exif_transpose(img)
             return grey_of(img)
     except UnidentifiedImageError:
-        raise DataFormatError(f"{path}: not an image (Pillow cannot read it); expected PNG, JPEG, "
-                              f"BMP, GIF, TIFF, WebP, ...") from None
+        raise DataFormatError(
+            f"{path}: not an image (Pillow cannot read it); expected PNG, JPEG, BMP, GIF, TIFF, WebP, ..."
+        ) from None
     except Image.DecompressionBombError:
-        raise DataFormatError(f"{path}: the image is too large to decode safely; at most "
-                              f"{MAX_PIXELS:,} pixels are accepted.") from None
+        raise DataFormatError(
+            f"{path}: the image is too large to decode safely; at most {MAX_PIXELS:,} pixels are accepted."
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataFormatError(f"{path}: the image is damaged or truncated ({exc}).") from None
 
@@ -335,8 +344,10 @@ def predict_images(model, images, top=3, errors="raise"):
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     if model.n_inputs != SIDE * SIDE:
-        raise ConfigError(f"the model takes {model.n_inputs} inputs; predicting on images needs a "
-                          f"model of 28x28 = 784 inputs, like those trained on MNIST.")
+        raise ConfigError(
+            f"the model takes {model.n_inputs} inputs; predicting on images needs a "
+            f"model of 28x28 = 784 inputs, like those trained on MNIST."
+        )
     names, rows, failed = [], [], {}
     for i, item in enumerate(images):
         name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"array {i}"
@@ -351,9 +362,11 @@ def predict_images(model, images, top=3, errors="raise"):
             failed[i] = message
     P = model.predict_proba(np.stack(rows)) if rows else np.zeros((0, model.n_classes))  # (n_read, n_classes)
     if not np.isfinite(P).all():
-        raise ModelFileError(f"{where}: the model produces non-finite outputs (NaN or infinity) on these "
-                             f"images; its weights are too large to compute with (largest |w| "
-                             f"{float(np.abs(to_numpy(model.theta)).max()):.3g}).")
+        raise ModelFileError(
+            f"{where}: the model produces non-finite outputs (NaN or infinity) on these "
+            f"images; its weights are too large to compute with (largest |w| "
+            f"{float(np.abs(to_numpy(model.theta)).max()):.3g})."
+        )
     k = min(int(top), P.shape[1])
     results, read = [], iter(P)
     for i, name in enumerate(names):
@@ -362,6 +375,7 @@ def predict_images(model, images, top=3, errors="raise"):
             continue
         p = next(read)
         best = np.argsort(-p, kind="stable")[:k]
-        results.append({"image": name, "label": int(best[0]),
-                        "top": [{"label": int(c), "probability": float(p[c])} for c in best]})
+        results.append(
+            {"image": name, "label": int(best[0]), "top": [{"label": int(c), "probability": float(p[c])} for c in best]}
+        )
     return results

@@ -53,13 +53,17 @@ def available():
 def unsupported(config):
     """Settings of ``config`` (a :class:`TrainConfig`) that the compiled step does not cover,
     as option names; empty when it covers them all."""
-    return [option for option, used in (
-        ("--device gpu", config.device != "cpu"),
-        ("--dropout", config.dropout),
-        ("--input-dropout", config.input_dropout),
-        ("--label-smoothing", config.label_smoothing),
-        ("--teacher", config.teacher),
-    ) if used]
+    return [
+        option
+        for option, used in (
+            ("--device gpu", config.device != "cpu"),
+            ("--dropout", config.dropout),
+            ("--input-dropout", config.input_dropout),
+            ("--label-smoothing", config.label_smoothing),
+            ("--teacher", config.teacher),
+        )
+        if used
+    ]
 
 
 def resolve_engine(config):
@@ -74,11 +78,14 @@ def resolve_engine(config):
     missing = unsupported(config)
     if config.engine == "numba":
         if not available():
-            raise ConfigError(f"--engine numba needs numba, which is not installed: {INSTALL_HINT}; "
-                              f"or use --engine numpy.")
+            raise ConfigError(
+                f"--engine numba needs numba, which is not installed: {INSTALL_HINT}; or use --engine numpy."
+            )
         if missing:
-            raise ConfigError(f"--engine numba does not cover {', '.join(missing)}; use --engine auto "
-                              f"(NumPy for such runs) or drop {missing[0]}.")
+            raise ConfigError(
+                f"--engine numba does not cover {', '.join(missing)}; use --engine auto "
+                f"(NumPy for such runs) or drop {missing[0]}."
+            )
         return "numba"
     return "numba" if not missing and available() else "numpy"
 
@@ -96,8 +103,9 @@ def _compiled():
         # a thread limit set before the first step (steadynet.threads) reaches it too
         from . import _numba
 
-        _COMPILED.update({name: getattr(_numba, name) for name in
-                          ("loss_and_grad", "gather_scaled", "sgd", "momentum", "adam")})
+        _COMPILED.update(
+            {name: getattr(_numba, name) for name in ("loss_and_grad", "gather_scaled", "sgd", "momentum", "adam")}
+        )
     return _COMPILED
 
 
@@ -130,8 +138,19 @@ def loss_and_grad(X, y, Ws, bs, dWs, dbs, As, activation):
 
     X, y = np.ascontiguousarray(X), np.asarray(y, dtype=np.int64)
     c = X.dtype.type
-    loss, Z, bad = _compiled()["loss_and_grad"](X, y, Ws, bs, dWs, dbs, As, ACTIVATION_CODES[activation],
-                                                 c(LEAKY_SLOPE), c(1.0 / max(X.shape[0], 1)), X.dtype == np.float32)
+    loss, Z, bad = _compiled()["loss_and_grad"](
+        X,
+        y,
+        Ws,
+        bs,
+        dWs,
+        dbs,
+        As,
+        ACTIVATION_CODES[activation],
+        c(LEAKY_SLOPE),
+        c(1.0 / max(X.shape[0], 1)),
+        X.dtype == np.float32,
+    )
     if bad:  # a label out of range: the reference says which, in its words
         softmax_cross_entropy(Z, y)
     return loss, Z
@@ -169,17 +188,32 @@ def sgd_step(theta, grad, lr, n_weights, weight_decay):
 def momentum_step(theta, grad, v, lr, mu, nesterov, n_weights, weight_decay):
     """Heavy-ball or Nesterov momentum in one pass (the formula of :class:`steadynet.optim.Momentum`)."""
     c = theta.dtype.type
-    _compiled()["momentum"](theta, grad, v, c(lr), c(mu), bool(nesterov), n_weights if weight_decay else 0,
-                            c(weight_decay))
+    _compiled()["momentum"](
+        theta, grad, v, c(lr), c(mu), bool(nesterov), n_weights if weight_decay else 0, c(weight_decay)
+    )
 
 
 def adam_step(theta, grad, m, v, lr, beta1, beta2, eps, t, n_weights, weight_decay, decoupled):
     """Adam or AdamW in one pass (the formula of :class:`steadynet.optim.Adam`)."""
     c = theta.dtype.type
-    root_bc2 = math.sqrt(1.0 - beta2 ** t)
-    step = lr * root_bc2 / (1.0 - beta1 ** t)
+    root_bc2 = math.sqrt(1.0 - beta2**t)
+    step = lr * root_bc2 / (1.0 - beta1**t)
     n_l2, n_shrink = (0, n_weights) if decoupled else (n_weights, 0)
     if not weight_decay:
         n_l2 = n_shrink = 0
-    _compiled()["adam"](theta, grad, m, v, c(step), c(beta1), c(1.0 - beta1), c(beta2), c(1.0 - beta2),
-                        c(eps * root_bc2), n_l2, c(weight_decay), n_shrink, c(1.0 - lr * weight_decay))
+    _compiled()["adam"](
+        theta,
+        grad,
+        m,
+        v,
+        c(step),
+        c(beta1),
+        c(1.0 - beta1),
+        c(beta2),
+        c(1.0 - beta2),
+        c(eps * root_bc2),
+        n_l2,
+        c(weight_decay),
+        n_shrink,
+        c(1.0 - lr * weight_decay),
+    )

@@ -49,7 +49,6 @@ class Dense:
         return f"Dense({self.W.shape[0]}, {self.W.shape[1]})"
 
 
-
 class Activation:
     """Element-wise activation ``A = f(Z)``; backward uses ``f'`` written in terms of ``A``."""
 

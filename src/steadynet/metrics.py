@@ -49,20 +49,28 @@ def classification_report(y, y_pred, n_classes):
         values = [row[key] for row in rows if row[key] is not None]
         return float(np.mean(values)) if values else None
 
-    return {"classes": rows, "macro": {key: mean(key) for key in ("precision", "recall", "f1")},
-            "accuracy": ratio(tp.sum(), C.sum())}
+    return {
+        "classes": rows,
+        "macro": {key: mean(key) for key in ("precision", "recall", "f1")},
+        "accuracy": ratio(tp.sum(), C.sum()),
+    }
 
 
 def format_classification_report(report):
     """The report as a table, one row per class, then the macro means."""
+
     def cell(v):
         return "-" if v is None else f"{v:.4f}"
 
     lines = [f"{'class':>7}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>7}"]
     for row in report["classes"]:
-        lines.append(f"{row['class']:>7}  {cell(row['precision']):>9}  {cell(row['recall']):>9}  "
-                     f"{cell(row['f1']):>9}  {row['support']:>7}")
+        lines.append(
+            f"{row['class']:>7}  {cell(row['precision']):>9}  {cell(row['recall']):>9}  "
+            f"{cell(row['f1']):>9}  {row['support']:>7}"
+        )
     m = report["macro"]
-    lines.append(f"{'macro':>7}  {cell(m['precision']):>9}  {cell(m['recall']):>9}  {cell(m['f1']):>9}  "
-                 f"{sum(row['support'] for row in report['classes']):>7}")
+    lines.append(
+        f"{'macro':>7}  {cell(m['precision']):>9}  {cell(m['recall']):>9}  {cell(m['f1']):>9}  "
+        f"{sum(row['support'] for row in report['classes']):>7}"
+    )
     return "\n".join(lines)

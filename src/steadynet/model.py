@@ -59,8 +59,18 @@ class MLP:
         smoothing or sample weights. The training loop sets it from ``TrainConfig.engine``.
     """
 
-    def __init__(self, layer_sizes=(784, 30, 10), activation="sigmoid", *, init=None,
-                 dropout=0.0, input_dropout=0.0, dtype="float32", seed=0, device="cpu"):
+    def __init__(
+        self,
+        layer_sizes=(784, 30, 10),
+        activation="sigmoid",
+        *,
+        init=None,
+        dropout=0.0,
+        input_dropout=0.0,
+        dtype="float32",
+        seed=0,
+        device="cpu",
+    ):
         layer_sizes = tuple(int(s) for s in layer_sizes)
         validate_architecture(layer_sizes, activation, init, dropout, input_dropout, dtype)
         self.layer_sizes = layer_sizes
@@ -80,8 +90,8 @@ class MLP:
         self.params, self.grads = {}, {}
         offset = 0
         for (name, shape), size in zip(shapes.items(), sizes):
-            self.params[name] = self.theta[offset:offset + size].reshape(shape)
-            self.grads[name] = self.grad[offset:offset + size].reshape(shape)
+            self.params[name] = self.theta[offset : offset + size].reshape(shape)
+            self.grads[name] = self.grad[offset : offset + size].reshape(shape)
             offset += size
         self.n_weights = sum(size for name, size in zip(shapes, sizes) if name[0] == "W")
 
@@ -99,8 +109,9 @@ class MLP:
             self.layers.append(Dropout(self.input_dropout, drop_rng))
         n_dense = len(layer_sizes) - 1
         for i in range(1, n_dense + 1):
-            self.layers.append(Dense(self.params[f"W{i}"], self.params[f"b{i}"],
-                                     self.grads[f"W{i}"], self.grads[f"b{i}"]))
+            self.layers.append(
+                Dense(self.params[f"W{i}"], self.params[f"b{i}"], self.grads[f"W{i}"], self.grads[f"b{i}"])
+            )
             if i < n_dense:
                 self.layers.append(Activation(activation))
                 if self.dropout:
@@ -135,9 +146,15 @@ class MLP:
 
     def config(self):
         """The constructor's arguments as a JSON-ready dict: ``MLP(**model.config())`` rebuilds it."""
-        return {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
-                "init": self.init, "dropout": self.dropout, "input_dropout": self.input_dropout,
-                "dtype": self.dtype.name, "seed": self.seed}
+        return {
+            "layer_sizes": list(self.layer_sizes),
+            "activation": self.activation,
+            "init": self.init,
+            "dropout": self.dropout,
+            "input_dropout": self.input_dropout,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
 
     def __repr__(self):
         sizes = "-".join(map(str, self.layer_sizes))
@@ -187,8 +204,13 @@ class MLP:
         Z : ndarray of shape (n_samples, n_classes)
             The logits of the forward pass.
         """
-        if (self.engine == "numba" and not label_smoothing and sample_weight is None and self.xp is np
-                and not (self.dropout or self.input_dropout)):
+        if (
+            self.engine == "numba"
+            and not label_smoothing
+            and sample_weight is None
+            and self.xp is np
+            and not (self.dropout or self.input_dropout)
+        ):
             return self._compiled_loss_and_grad(X, y)
         Z = self.forward(X, training=True)
         loss, dZ = softmax_cross_entropy(Z, y, label_smoothing, sample_weight)
@@ -208,9 +230,10 @@ class MLP:
             hidden = self._hidden_buffers[n] = tuple(np.empty((n, w), self.dtype) for w in widths)
         if self._kernel_args is None:
             dense = range(1, len(self.layer_sizes))
-            self._kernel_args = tuple(tuple(source[f"{name}{i}"] for i in dense)
-                                      for source, name in ((self.params, "W"), (self.params, "b"),
-                                                           (self.grads, "W"), (self.grads, "b")))
+            self._kernel_args = tuple(
+                tuple(source[f"{name}{i}"] for i in dense)
+                for source, name in ((self.params, "W"), (self.params, "b"), (self.grads, "W"), (self.grads, "b"))
+            )
             self._activations = [layer for layer in self.layers if isinstance(layer, Activation)]
         for layer, A in zip(self._activations, hidden):
             layer.A = A
@@ -227,8 +250,8 @@ class MLP:
         X = check_input(X, self.n_inputs)
         out = np.empty((X.shape[0], self.n_classes), dtype=self.dtype)
         for start in range(0, X.shape[0], batch_size):
-            Xb = as_float_batch(X[start:start + batch_size], self.dtype, self.xp)
-            out[start:start + batch_size] = to_numpy(softmax(self.forward(Xb)))
+            Xb = as_float_batch(X[start : start + batch_size], self.dtype, self.xp)
+            out[start : start + batch_size] = to_numpy(softmax(self.forward(Xb)))
         return out
 
     def predict(self, X, batch_size=8192):
@@ -241,8 +264,8 @@ class MLP:
         y = np.asarray(y)
         total_loss, correct = 0.0, 0
         for start in range(0, X.shape[0], batch_size):
-            Xb = as_float_batch(X[start:start + batch_size], self.dtype, self.xp)
-            yb = self.xp.asarray(y[start:start + batch_size])
+            Xb = as_float_batch(X[start : start + batch_size], self.dtype, self.xp)
+            yb = self.xp.asarray(y[start : start + batch_size])
             Z = self.forward(Xb)
             loss, _ = softmax_cross_entropy(Z, yb)
             total_loss += loss * Xb.shape[0]

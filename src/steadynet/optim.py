@@ -85,11 +85,12 @@ class Optimizer:
     def _numpy_step(self, lr, theta, grad):
         """The reference: the update as NumPy (or CuPy) array operations."""
         if self.weight_decay and self.decoupled:
-            theta[:self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
+            theta[: self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
         elif self.weight_decay:
             # dW += weight_decay * W, the gradient of weight_decay / 2 * ||W||^2
-            self.axpby(self.weight_decay, theta[:self.n_weights], 1.0, grad[:self.n_weights],
-                       self._buf[:self.n_weights])
+            self.axpby(
+                self.weight_decay, theta[: self.n_weights], 1.0, grad[: self.n_weights], self._buf[: self.n_weights]
+            )
         arrays = [theta, grad, self._buf] + [getattr(self, name) for name in self._state]
         if array_module_of(theta) is not np or theta.shape[0] <= 2 * BLOCK:  # a GPU: one launch
             self._step(float(lr), *arrays)
@@ -108,7 +109,7 @@ class Optimizer:
         n = theta.shape[0]
         for s in range(0, n, BLOCK):
             block = slice(s, s + BLOCK)
-            self._step(lr, theta[block], grad[block], buf[:min(BLOCK, n - s)], *(a[block] for a in state))
+            self._step(lr, theta[block], grad[block], buf[: min(BLOCK, n - s)], *(a[block] for a in state))
 
     decoupled = False
     fused = True  # may use BLAS's axpby (see BLAS_MIN)
@@ -176,9 +177,9 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """SGD with heavy-ball or Nesterov momentum, in the form PyTorch's ``SGD`` uses::
 
-        v = mu * v + grad
-        theta -= lr * v                   # heavy ball
-        theta -= lr * (grad + mu * v)     # Nesterov
+    v = mu * v + grad
+    theta -= lr * v                   # heavy ball
+    theta -= lr * (grad + mu * v)     # Nesterov
     """
 
     _state = ("v",)
@@ -205,8 +206,7 @@ class Momentum(Optimizer):
     def _fused_step(self, lr, theta, grad):
         from . import kernels
 
-        kernels.momentum_step(theta, grad, self.v, lr, self.momentum, self.nesterov, self.n_weights,
-                              self.weight_decay)
+        kernels.momentum_step(theta, grad, self.v, lr, self.momentum, self.nesterov, self.n_weights, self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -221,8 +221,7 @@ class Adam(Optimizer):
 
     _state = ("m", "v")
 
-    def __init__(self, n_weights, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8,
-                 decoupled=False):
+    def __init__(self, n_weights, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False):
         super().__init__(n_weights, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.decoupled = bool(decoupled)
@@ -237,7 +236,7 @@ class Adam(Optimizer):
         self.axpby(1.0 - b2, buf, b2, v, buf)  # v = b2 v + (1 - b2) g^2
         # theta -= lr / bc1 * m / (sqrt(v / bc2) + eps), with sqrt(bc2) taken out of the
         # denominator: theta -= lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps sqrt(bc2))
-        bc1, root_bc2 = 1.0 - b1 ** self.t, math.sqrt(1.0 - b2 ** self.t)
+        bc1, root_bc2 = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
         xp.sqrt(v, out=buf)
         buf += self.eps * root_bc2
         xp.divide(m, buf, out=buf)
@@ -246,8 +245,20 @@ class Adam(Optimizer):
     def _fused_step(self, lr, theta, grad):
         from . import kernels
 
-        kernels.adam_step(theta, grad, self.m, self.v, lr, self.beta1, self.beta2, self.eps, self.t,
-                          self.n_weights, self.weight_decay, self.decoupled)
+        kernels.adam_step(
+            theta,
+            grad,
+            self.m,
+            self.v,
+            lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.t,
+            self.n_weights,
+            self.weight_decay,
+            self.decoupled,
+        )
 
 
 def make_optimizer(name, n_weights, weight_decay=0.0, momentum=0.9, engine="numpy"):

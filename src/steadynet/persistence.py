@@ -76,8 +76,9 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise FileWriteError(f"could not write {path}: {exc.strerror or exc}; any previous "
-                             f"version of it is left intact.") from None
+        raise FileWriteError(
+            f"could not write {path}: {exc.strerror or exc}; any previous version of it is left intact."
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -104,7 +105,7 @@ def remove_leftovers(path):
     except OSError:
         return
     for entry in entries:
-        pid = entry[len(prefix):]
+        pid = entry[len(prefix) :]
         if entry.startswith(prefix) and pid.isdigit() and not process_exists(int(pid)):
             try:
                 os.remove(os.path.join(folder, entry))
@@ -170,14 +171,17 @@ def zip_member_extents(path, archive, error=ModelFileError):
         start = info.header_offset
         end = start + ZIP_LOCAL_HEADER.size + name_len + extra_len + info.compress_size
         if end > limit:
-            raise error(f"{where} runs to byte {end}, past the end of its data ({limit}); the "
-                                 f"archive is damaged or forged.")
+            raise error(
+                f"{where} runs to byte {end}, past the end of its data ({limit}); the archive is damaged or forged."
+            )
         extents.append((start, end, info))
     extents.sort(key=lambda e: e[0])
     for (_, end, first), (start, _, second) in zip(extents, extents[1:]):
         if start < end:
-            raise error(f"{path}: members {first.filename!r} and {second.filename!r} overlap (bytes "
-                                 f"{start}-{end}); the archive is forged to read more than it holds.")
+            raise error(
+                f"{path}: members {first.filename!r} and {second.filename!r} overlap (bytes "
+                f"{start}-{end}); the archive is forged to read more than it holds."
+            )
     return extents
 
 
@@ -192,28 +196,35 @@ def read_members(path):
             if not info.filename.endswith(".npy"):
                 raise ModelFileError(f"{where} is not a .npy array; steadynet files hold arrays only.")
             if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-                raise ModelFileError(f"{where} is compressed or encrypted; steadynet files store "
-                                     f"their arrays uncompressed.")
+                raise ModelFileError(
+                    f"{where} is compressed or encrypted; steadynet files store their arrays uncompressed."
+                )
             if info.file_size != info.compress_size:
-                raise ModelFileError(f"{where} is stored, but claims {info.file_size} bytes in "
-                                     f"{info.compress_size}; the archive is damaged or forged.")
+                raise ModelFileError(
+                    f"{where} is stored, but claims {info.file_size} bytes in "
+                    f"{info.compress_size}; the archive is damaged or forged."
+                )
             raw = archive.read(info)  # at most the bytes the file holds; the zip CRC is checked
             f = io.BytesIO(raw)
             version = np.lib.format.read_magic(f)
-            header = {(1, 0): np.lib.format.read_array_header_1_0,
-                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
+                version
+            )
             if header is None:
                 raise ModelFileError(f"{where}: unsupported .npy version {version}.")
             shape, _, dtype = header(f)
             if dtype.kind not in NUMERIC_KINDS or dtype.hasobject:
-                raise ModelFileError(f"{where} has dtype {dtype}; only numeric arrays are loaded "
-                                     f"(pickled objects never are).")
+                raise ModelFileError(
+                    f"{where} has dtype {dtype}; only numeric arrays are loaded (pickled objects never are)."
+                )
             promised = int(np.prod(shape, dtype=object)) * dtype.itemsize
             if promised != len(raw) - f.tell():
-                raise ModelFileError(f"{where}: its header promises shape {shape} ({promised} bytes), "
-                                     f"but {len(raw) - f.tell()} bytes follow.")
+                raise ModelFileError(
+                    f"{where}: its header promises shape {shape} ({promised} bytes), "
+                    f"but {len(raw) - f.tell()} bytes follow."
+                )
             f.seek(0)
-            arrays[info.filename[:-len(".npy")]] = np.lib.format.read_array(f, allow_pickle=False)
+            arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(f, allow_pickle=False)
     return arrays
 
 
@@ -229,13 +240,22 @@ def load_arrays(path, expected_format):
         if blob is None:
             raise ModelFileError(f"{path}: not a steadynet file (no __meta__ member; found {sorted(arrays)[:6]}).")
         if blob.dtype != np.uint8 or blob.ndim != 1:
-            raise ModelFileError(f"{path}: __meta__ must be a 1-D uint8 array of JSON, found "
-                                 f"{blob.dtype} of shape {blob.shape}.")
+            raise ModelFileError(
+                f"{path}: __meta__ must be a 1-D uint8 array of JSON, found {blob.dtype} of shape {blob.shape}."
+            )
         meta = json.loads(blob.tobytes().decode("utf-8"))
     except ModelFileError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, struct.error, ValueError,
-            NotImplementedError, RecursionError) as exc:
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        struct.error,
+        ValueError,
+        NotImplementedError,
+        RecursionError,
+    ) as exc:
         # ValueError covers a malformed .npy header and bad UTF-8/JSON; RecursionError, JSON
         # nested absurdly deep; NotImplementedError, an unknown zip feature
         raise ModelFileError(f"{path}: not a readable steadynet file ({type(exc).__name__}: {exc}).") from None
@@ -243,12 +263,16 @@ def load_arrays(path, expected_format):
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ModelFileError(f"{path}: expected a {expected_format} file, found format {found!r}.")
     if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: format version {meta.get('version')!r} is not supported "
-                             f"(this steadynet reads version {FORMAT_VERSION}).")
+        raise ModelFileError(
+            f"{path}: format version {meta.get('version')!r} is not supported "
+            f"(this steadynet reads version {FORMAT_VERSION})."
+        )
     computed = file_sha256(arrays, meta)
     if meta.get("sha256") != computed:
-        raise ModelFileError(f"{path}: checksum mismatch: the file is corrupted or was altered "
-                             f"(stored {meta.get('sha256')}, computed {computed}).")
+        raise ModelFileError(
+            f"{path}: checksum mismatch: the file is corrupted or was altered "
+            f"(stored {meta.get('sha256')}, computed {computed})."
+        )
     return arrays, meta
 
 
@@ -277,8 +301,7 @@ def check_params_fit(params, sizes, path):
     else:
         wrong = [name for name, shape in expected.items() if tuple(params[name].shape) != shape]
         if wrong:
-            problem = (f"parameter {wrong[0]} must have shape {expected[wrong[0]]}, "
-                       f"got {tuple(params[wrong[0]].shape)}")
+            problem = f"parameter {wrong[0]} must have shape {expected[wrong[0]]}, got {tuple(params[wrong[0]].shape)}"
     if problem:
         raise ModelFileError(f"{path}: the stored model does not fit its own description ({problem}).")
 
@@ -343,13 +366,17 @@ def check_checkpoint_config(arrays, meta, path, hidden):
     check_params_fit(params, sizes, path)
     hidden = tuple(hidden) if isinstance(hidden, (list, tuple)) else (hidden,)
     if hidden != sizes[1:-1]:
-        raise ModelFileError(f"{path}: the checkpoint's config asks for hidden layers {list(hidden)[:8]}, but its "
-                             f"arrays hold a {'-'.join(map(str, sizes))} network; the file is forged or damaged.")
+        raise ModelFileError(
+            f"{path}: the checkpoint's config asks for hidden layers {list(hidden)[:8]}, but its "
+            f"arrays hold a {'-'.join(map(str, sizes))} network; the file is forged or damaged."
+        )
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     for name, a in arrays.items():
         if name.startswith(("optim.", "best.")) and a.size not in (1, n_params):
-            raise ModelFileError(f"{path}: {name} holds {a.size} values; the optimiser's state of a "
-                                 f"{n_params}-parameter network holds 1 or {n_params}.")
+            raise ModelFileError(
+                f"{path}: {name} holds {a.size} values; the optimiser's state of a "
+                f"{n_params}-parameter network holds 1 or {n_params}."
+            )
 
 
 def resolve_model_path(path):
@@ -358,8 +385,10 @@ def resolve_model_path(path):
     if os.path.isdir(path):
         candidate = os.path.join(path, MODEL_FILE)
         if not os.path.exists(candidate):
-            raise ModelFileError(f"{path}: a run folder must hold {MODEL_FILE}; it does not "
-                                 f"(did the run finish? checkpoints are in {path}/checkpoints).")
+            raise ModelFileError(
+                f"{path}: a run folder must hold {MODEL_FILE}; it does not "
+                f"(did the run finish? checkpoints are in {path}/checkpoints)."
+            )
         return candidate
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such model file or run folder.")

@@ -11,19 +11,53 @@ PRESETS = {
     # the seed's 784-30-10 sigmoid network, as well trained as we can make it: the defaults
     # (Nesterov, batch 64, cosine, one-pixel shifts) plus an average of the weights.
     # Measured (2-core Xeon, seeds 0-2): test 97.63% mean (97.56-97.70), 53-55 s
-    "seed": dict(hidden=(30,), activation="sigmoid", optimizer="nesterov", learning_rate=0.05,
-                 batch_size=64, epochs=150, schedule="cosine", augment_shift=1, ema_decay=0.999),
+    "seed": dict(
+        hidden=(30,),
+        activation="sigmoid",
+        optimizer="nesterov",
+        learning_rate=0.05,
+        batch_size=64,
+        epochs=150,
+        schedule="cosine",
+        augment_shift=1,
+        ema_decay=0.999,
+    ),
     # the best accuracy in about a minute of training on a 2-core CPU: one wide ReLU layer.
     # Measured (2-core Xeon, seeds 0-2): test 98.91% mean (98.81-98.96), 58-62 s
-    "fast": dict(hidden=(512,), activation="relu", optimizer="nesterov", learning_rate=0.05,
-                 batch_size=128, epochs=25, schedule="cosine", warmup_epochs=0.5, augment_shift=1,
-                 dropout=0.2, ema_decay=0.998),
+    "fast": dict(
+        hidden=(512,),
+        activation="relu",
+        optimizer="nesterov",
+        learning_rate=0.05,
+        batch_size=128,
+        epochs=25,
+        schedule="cosine",
+        warmup_epochs=0.5,
+        augment_shift=1,
+        dropout=0.2,
+        ema_decay=0.998,
+    ),
     # the highest accuracy in under 20 minutes on a 2-core CPU: two layers of 800 ReLU units
     # (Simard et al. 2003) with affine and elastic warps, dropout and max-norm
     # (Srivastava et al. 2014), and an average of the weights.
     # Measured (2-core Xeon, seeds 0-2): test 99.42% mean (99.37-99.48), 819-876 s
-    "best": dict(hidden=(800, 800), activation="relu", optimizer="nesterov", learning_rate=0.05,
-                 batch_size=128, epochs=100, schedule="cosine", warmup_epochs=1.0, augment_shift=2,
-                 augment_rotate=10.0, augment_scale=0.1, augment_shear=10.0, elastic_alpha=34.0,
-                 elastic_sigma=5.0, dropout=0.1, max_norm=3.0, ema_decay=0.9995),
+    "best": dict(
+        hidden=(800, 800),
+        activation="relu",
+        optimizer="nesterov",
+        learning_rate=0.05,
+        batch_size=128,
+        epochs=100,
+        schedule="cosine",
+        warmup_epochs=1.0,
+        augment_shift=2,
+        augment_rotate=10.0,
+        augment_scale=0.1,
+        augment_shear=10.0,
+        elastic_alpha=34.0,
+        elastic_sigma=5.0,
+        dropout=0.1,
+        max_norm=3.0,
+        ema_decay=0.9995,
+    ),
 }

@@ -60,8 +60,9 @@ class ProgressBar:
     def __init__(self, epochs, stream=None, live=None, interval=0.1, notebook=None):
         self.epochs = epochs
         self.stream = stream or sys.stderr
-        self.notebook = (in_notebook() and importlib.util.find_spec("ipywidgets") is not None
-                         if notebook is None else notebook)
+        self.notebook = (
+            in_notebook() and importlib.util.find_spec("ipywidgets") is not None if notebook is None else notebook
+        )
         self.live = (self.notebook or _isatty(self.stream)) if live is None else live
         self.interval = interval
         self._last_draw = 0.0
@@ -93,8 +94,11 @@ class ProgressBar:
     def status_parts(self, info, now, done):
         """The texts of the live line: ``(left, [right parts, most important first])``."""
         elapsed = now - self._epoch_started
-        parts = [f"{info.batch}/{info.batches}",
-                 f"loss {self._loss / self._seen:.4f}", f"acc {self._correct / self._seen:.4f}"]
+        parts = [
+            f"{info.batch}/{info.batches}",
+            f"loss {self._loss / self._seen:.4f}",
+            f"acc {self._correct / self._seen:.4f}",
+        ]
         run_elapsed, run_done = now - self._run_started, done - self._first_done
         if run_elapsed >= WARMUP_SECONDS and run_done > 0:
             parts.insert(1, f"ETA {format_seconds(run_elapsed * (1 - done) / run_done)}")
@@ -179,8 +183,9 @@ def text_bar(**kwargs):
         def format_dict(self):
             return dict(super().format_dict, right=self.right)
 
-    return TextBar(leave=False, dynamic_ncols=False, bar_format="{desc}{bar} {right}", mininterval=0,
-                   miniters=1, **kwargs)
+    return TextBar(
+        leave=False, dynamic_ncols=False, bar_format="{desc}{bar} {right}", mininterval=0, miniters=1, **kwargs
+    )
 
 
 def fit_parts(parts, width):
@@ -238,7 +243,7 @@ class DownloadProgress:
         self._last_draw = now
         width = terminal_width(self.stream) - 1
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-        left = filename[:max(8, width - len(size) - MIN_BAR - 3)] + " "
+        left = filename[: max(8, width - len(size) - MIN_BAR - 3)] + " "
         if has_tqdm():
             if self._bar is None:
                 self._bar = text_bar(total=total or None, file=self.stream)
@@ -267,12 +272,20 @@ def epoch_line(r, epochs, width=None):
     """
     e = f"{r.epoch:>{len(str(epochs))}}/{epochs}"
     val = [] if r.val_loss is None else [f"val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f}"]
-    full = [f"epoch {e}", f"train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}", *val,
-            f"lr {r.learning_rate:.3g}", f"{r.seconds:.2f}s"]
+    full = [
+        f"epoch {e}",
+        f"train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}",
+        *val,
+        f"lr {r.learning_rate:.3g}",
+        f"{r.seconds:.2f}s",
+    ]
     if width is None:
         return "  ".join(full)
-    short = [f"{e}", f"train {r.train_loss:.4f} {r.train_accuracy:.4f}",
-             *([] if r.val_loss is None else [f"val {r.val_loss:.4f} {r.val_accuracy:.4f}"])]
+    short = [
+        f"{e}",
+        f"train {r.train_loss:.4f} {r.train_accuracy:.4f}",
+        *([] if r.val_loss is None else [f"val {r.val_loss:.4f} {r.val_accuracy:.4f}"]),
+    ]
     for parts in (full, full[:-1], full[:-2], short):
         if len("  ".join(parts)) <= width:
             return "  ".join(parts)
@@ -316,6 +329,7 @@ def summary_table(metrics, max_rows=12, width=None):
     -------
     str, several lines without a trailing newline.
     """
+
     def cell(v, spec):
         return "-" if v is None else format(v, spec)
 
@@ -324,12 +338,14 @@ def summary_table(metrics, max_rows=12, width=None):
     best = metrics.get("best_epoch")
     best_index = next((i for i, e in enumerate(epochs) if e["epoch"] == best), None)
     # (heading, width, cell of an epoch's record), most important first
-    columns = [("train loss", 10, lambda e: cell(e["train_loss"], ".4f")),
-               ("train acc", 9, lambda e: cell(e["train_accuracy"], ".4f")),
-               ("val loss", 8, lambda e: cell(e.get("val_loss"), ".4f")),
-               ("val acc", 7, lambda e: cell(e.get("val_accuracy"), ".4f")),
-               ("lr", 8, lambda e: cell(e.get("learning_rate"), ".3g")),
-               ("time", 7, lambda e: cell(e.get("seconds"), ".2f") + "s")]
+    columns = [
+        ("train loss", 10, lambda e: cell(e["train_loss"], ".4f")),
+        ("train acc", 9, lambda e: cell(e["train_accuracy"], ".4f")),
+        ("val loss", 8, lambda e: cell(e.get("val_loss"), ".4f")),
+        ("val acc", 7, lambda e: cell(e.get("val_accuracy"), ".4f")),
+        ("lr", 8, lambda e: cell(e.get("learning_rate"), ".3g")),
+        ("time", 7, lambda e: cell(e.get("seconds"), ".2f") + "s"),
+    ]
     while len(columns) > 4 and 7 + sum(2 + w for _, w, _ in columns) > width:
         columns.pop()
     lines = [f"{'epoch':>7}" + "".join(f"  {h:>{w}}" for h, w, _ in columns)]
@@ -339,16 +355,24 @@ def summary_table(metrics, max_rows=12, width=None):
         mark = "*" if i == best_index else " "
         lines.append(f"{e['epoch']:>6}{mark}" + "".join(f"  {f(e):>{w}}" for _, w, f in columns))
     if len(rows) < len(epochs):
-        lines.extend(wrap_parts(f"({len(rows)} of {len(epochs)} epochs shown: the first, best, last and evenly "
-                                f"spaced ones)".split(" "), " ", width))
+        lines.extend(
+            wrap_parts(
+                f"({len(rows)} of {len(epochs)} epochs shown: the first, best, last and evenly spaced ones)".split(" "),
+                " ",
+                width,
+            )
+        )
 
     # the outcome: which model the test accuracy is of (early stopping keeps the best epoch's)
     parts = [metrics.get("status", "unknown")]
     if best is not None:
         parts.append(f"best validation epoch {best} (* above)")
     if metrics.get("test_accuracy") is not None:
-        kept = best if (metrics.get("config") or {}).get("patience") and best is not None else \
-            (epochs[-1]["epoch"] if epochs else None)
+        kept = (
+            best
+            if (metrics.get("config") or {}).get("patience") and best is not None
+            else (epochs[-1]["epoch"] if epochs else None)
+        )
         which = f" of epoch {kept}'s model" if kept is not None else ""
         parts.append(f"test accuracy{which} {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f})")
     if metrics.get("train_seconds") is not None:

@@ -16,21 +16,26 @@ from .viz import figure_png, read_json_object, read_run, run_figures
 
 CAPTIONS = {
     "curves": "Loss and accuracy per epoch. Validation loss rising while train loss falls means "
-              "overfitting; a flat or rising train loss means the step is too small or too large.",
+    "overfitting; a flat or rising train loss means the step is too small or too large.",
     "confusion": "Rows are the true classes, columns the predictions; the diagonal is right. "
-                 "Off-diagonal cells show which digits the network confuses.",
+    "Off-diagonal cells show which digits the network confuses.",
     "misclassified": "The test images the network was most sure about and still got wrong, "
-                     "with the probability it gave its (wrong) answer.",
+    "with the probability it gave its (wrong) answer.",
     "samples": "The first training images and their labels: a check that images and labels "
-               "were read and paired correctly.",
+    "were read and paired correctly.",
     "weights": "Each hidden unit's weights on the 784 pixels, drawn as an image. Smooth "
-               "stroke-like patterns mean the unit learned; noise means it barely moved.",
+    "stroke-like patterns mean the unit learned; noise means it barely moved.",
     "health": "Per-layer gradient norms, update/weight ratios and saturated or dead units per "
-              "epoch: where a diverging or stalled network shows it first.",
+    "epoch: where a diverging or stalled network shows it first.",
 }
-TITLES = {"curves": "Learning curves", "confusion": "Confusion matrix",
-          "misclassified": "Most confident mistakes", "samples": "Sample inputs",
-          "weights": "First-layer weights", "health": "Network health"}
+TITLES = {
+    "curves": "Learning curves",
+    "confusion": "Confusion matrix",
+    "misclassified": "Most confident mistakes",
+    "samples": "Sample inputs",
+    "weights": "First-layer weights",
+    "health": "Network health",
+}
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
@@ -68,10 +73,22 @@ def number(value, kind=None):
 
 
 # how the numbers under these keys are written (see :func:`number`)
-KINDS = {"seconds": "seconds", "train_seconds": "seconds", "training time": "seconds",
-         "train_accuracy": "percent", "val_accuracy": "percent", "test_accuracy": "percent", "accuracy": "percent",
-         "precision": "percent", "recall": "percent", "f1": "percent", "test accuracy": "percent",
-         "learning_rate": "rate", "learning rate": "rate", "lr": "rate"}
+KINDS = {
+    "seconds": "seconds",
+    "train_seconds": "seconds",
+    "training time": "seconds",
+    "train_accuracy": "percent",
+    "val_accuracy": "percent",
+    "test_accuracy": "percent",
+    "accuracy": "percent",
+    "precision": "percent",
+    "recall": "percent",
+    "f1": "percent",
+    "test accuracy": "percent",
+    "learning_rate": "rate",
+    "learning rate": "rate",
+    "lr": "rate",
+}
 
 
 def esc(value, kind=None):
@@ -90,13 +107,15 @@ def table(header, rows, row_classes=None, kinds=None):
     ``kinds`` gives each column's number kind (default: from the header, see ``KINDS``); a
     two-column (key, value) table takes the kind of each row's key."""
     kinds = kinds or [KINDS.get(h) for h in header]
-    head = "".join(f'<th{" class=key" if i == 0 else ""}>{esc(h)}</th>' for i, h in enumerate(header))
+    head = "".join(f"<th{' class=key' if i == 0 else ''}>{esc(h)}</th>" for i, h in enumerate(header))
     body = []
     for r, row in enumerate(rows):
         cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
         row_kinds = [None, KINDS.get(row[0])] if len(header) == 2 and kinds[1] is None else kinds
-        cells = "".join(f'<td{" class=key" if i == 0 else ""}>{esc(v, row_kinds[i] if i < len(row_kinds) else None)}'
-                        f'</td>' for i, v in enumerate(row))
+        cells = "".join(
+            f"<td{' class=key' if i == 0 else ''}>{esc(v, row_kinds[i] if i < len(row_kinds) else None)}</td>"
+            for i, v in enumerate(row)
+        )
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -110,8 +129,7 @@ def warnings_of(run_dir, metrics):
     found = []
     status = metrics.get("status")
     if status == "interrupted":
-        found.append(("warning", f"The run was interrupted; resume it with "
-                                 f"`steadynet train --resume {run_dir}`."))
+        found.append(("warning", f"The run was interrupted; resume it with `steadynet train --resume {run_dir}`."))
     elif status == "running":
         found.append(("warning", "The run has not finished (or stopped without writing its result)."))
     for text in metrics.get("warnings") or []:
@@ -133,16 +151,26 @@ def divergence_html(report):
     rows = [(k, report[k]) for k in ("epoch", "step", "batch", "loss", "learning_rate", "first") if k in report]
     what = report.get("reason") or f"the {report.get('first')} became non-finite"
     causes = report.get("causes") or []
-    fix = (f"Try first: {esc(causes[0].get('fix'))}" if causes else
-           "Try a smaller learning rate or <code>--clip-norm 1</code>.")
-    parts = [f'<div class="error"><b>Training diverged</b> at epoch {esc(report.get("epoch"))}, '
-             f'step {esc(report.get("step"))}: {esc(what)} (first: {esc(report.get("first"))}). '
-             f'The weights of the step before were kept. {fix}</div>', table(("field", "value"), rows)]
+    fix = (
+        f"Try first: {esc(causes[0].get('fix'))}"
+        if causes
+        else "Try a smaller learning rate or <code>--clip-norm 1</code>."
+    )
+    parts = [
+        f'<div class="error"><b>Training diverged</b> at epoch {esc(report.get("epoch"))}, '
+        f"step {esc(report.get('step'))}: {esc(what)} (first: {esc(report.get('first'))}). "
+        f"The weights of the step before were kept. {fix}</div>",
+        table(("field", "value"), rows),
+    ]
     if causes:
         parts.append("<h3>Likely causes, most likely first</h3>")
-        parts.append(table(("rank", "cause", "score", "evidence", "what to try"),
-                           [(i, c.get("cause"), c.get("score"), c.get("evidence"), c.get("fix"))
-                            for i, c in enumerate(causes, 1)], kinds=[None, None, None, None, None]))
+        parts.append(
+            table(
+                ("rank", "cause", "score", "evidence", "what to try"),
+                [(i, c.get("cause"), c.get("score"), c.get("evidence"), c.get("fix")) for i, c in enumerate(causes, 1)],
+                kinds=[None, None, None, None, None],
+            )
+        )
     if report.get("weight_norms"):
         parts.append("<p>Weight norms at the last finite step:</p>")
         parts.append(table(("parameter", "L2 norm"), list(report["weight_norms"].items())))
@@ -156,25 +184,38 @@ def render_report(run_dir, model=None, data=None):
     name = os.path.basename(os.path.normpath(run_dir))
     config = description.get("config") or metrics.get("config") or {}
     epochs = metrics.get("epochs", [])
-    out = [f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-           f"<title>steadynet run {esc(name)}</title><style>{STYLE}</style></head><body>",
-           f"<h1>Run <code>{esc(name)}</code></h1>"]
+    out = [
+        f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<title>steadynet run {esc(name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Run <code>{esc(name)}</code></h1>",
+    ]
     model_desc = description.get("model", {})
     if model_desc:
-        out.append(f'<p class=note>{esc("-".join(map(str, model_desc.get("layer_sizes", []))))} '
-                   f'{esc(model_desc.get("activation"))} network trained on '
-                   f'{esc(description.get("data", {}).get("source"))} with steadynet '
-                   f'{esc(description.get("steadynet_version"))}.</p>')
+        out.append(
+            f"<p class=note>{esc('-'.join(map(str, model_desc.get('layer_sizes', []))))} "
+            f"{esc(model_desc.get('activation'))} network trained on "
+            f"{esc(description.get('data', {}).get('source'))} with steadynet "
+            f"{esc(description.get('steadynet_version'))}.</p>"
+        )
 
     # the outcome at a glance; the test accuracy is of the model kept (early stopping: the best epoch's)
     kept = metrics.get("best_epoch") if config.get("patience") else (epochs[-1].get("epoch") if epochs else None)
-    cards = [("status", metrics.get("status")),
-             (f"test accuracy (epoch {kept}'s model)" if kept else "test accuracy", metrics.get("test_accuracy")),
-             ("test loss", metrics.get("test_loss")), ("best validation epoch", metrics.get("best_epoch")),
-             ("epochs run", len(epochs)), ("training time", metrics.get("train_seconds"))]
-    out.append('<div class=cards>' + "".join(
-        f"<div class=card>{esc(k)}<b>{esc(v, 'percent' if k.startswith('test accuracy') else KINDS.get(k))}</b></div>"
-        for k, v in cards) + "</div>")
+    cards = [
+        ("status", metrics.get("status")),
+        (f"test accuracy (epoch {kept}'s model)" if kept else "test accuracy", metrics.get("test_accuracy")),
+        ("test loss", metrics.get("test_loss")),
+        ("best validation epoch", metrics.get("best_epoch")),
+        ("epochs run", len(epochs)),
+        ("training time", metrics.get("train_seconds")),
+    ]
+    out.append(
+        "<div class=cards>"
+        + "".join(
+            f"<div class=card>{esc(k)}<b>{esc(v, 'percent' if k.startswith('test accuracy') else KINDS.get(k))}</b></div>"
+            for k, v in cards
+        )
+        + "</div>"
+    )
     toc = len(out)  # the table of contents goes here, once the sections are known
 
     # warnings and divergence
@@ -188,21 +229,30 @@ def render_report(run_dir, model=None, data=None):
     # plots
     out.append("<h2>Plots</h2>")
     for plot, fig in figures.items():
-        out.append(f'<figure id="{plot}"><img alt="{esc(TITLES[plot])}" src="{png_data_uri(figure_png(fig))}">'
-                   f"<figcaption>{esc(CAPTIONS[plot])}</figcaption></figure>")
+        out.append(
+            f'<figure id="{plot}"><img alt="{esc(TITLES[plot])}" src="{png_data_uri(figure_png(fig))}">'
+            f"<figcaption>{esc(CAPTIONS[plot])}</figcaption></figure>"
+        )
     for plot, reason in skipped.items():
-        out.append(f'<p class=note>{esc(TITLES[plot])}: not shown, because {esc(reason)}.</p>')
+        out.append(f"<p class=note>{esc(TITLES[plot])}: not shown, because {esc(reason)}.</p>")
 
     # metrics
     out.append("<h2>Metrics per epoch</h2>")
     keys = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-    out.append(table(keys, [[e.get(k) for k in keys] for e in epochs],
-                     ["best" if e.get("epoch") == metrics.get("best_epoch") else "" for e in epochs]))
+    out.append(
+        table(
+            keys,
+            [[e.get(k) for k in keys] for e in epochs],
+            ["best" if e.get("epoch") == metrics.get("best_epoch") else "" for e in epochs],
+        )
+    )
     if metrics.get("classification"):
         report = metrics["classification"]
         out.append("<h2>Test precision, recall and F1 per class</h2>")
-        out.append("<p class=note>Recall is the class's accuracy; precision, how often a prediction of "
-                   "the class is right; F1, their harmonic mean.</p>")
+        out.append(
+            "<p class=note>Recall is the class's accuracy; precision, how often a prediction of "
+            "the class is right; F1, their harmonic mean.</p>"
+        )
         rows = [(r["class"], r["precision"], r["recall"], r["f1"], r["support"]) for r in report["classes"]]
         m = report["macro"]
         rows.append(("macro mean", m["precision"], m["recall"], m["f1"], sum(r[4] for r in rows)))
@@ -214,11 +264,16 @@ def render_report(run_dir, model=None, data=None):
     # configuration
     out.append("<h2>Configuration</h2>")
     resolved = description.get("learning_rate")
-    settings = [(k, f"default ({number(resolved, 'rate')})" if k == "learning_rate" and v is None and resolved
-                 else v) for k, v in sorted(config.items())]
+    settings = [
+        (k, f"default ({number(resolved, 'rate')})" if k == "learning_rate" and v is None and resolved else v)
+        for k, v in sorted(config.items())
+    ]
     out.append(table(("setting", "value"), settings))
-    extra = [(k, description[k]) for k in ("learning_rate", "steadynet_version", "python", "numpy",
-                                           "machine", "command") if k in description]
+    extra = [
+        (k, description[k])
+        for k in ("learning_rate", "steadynet_version", "python", "numpy", "machine", "command")
+        if k in description
+    ]
     extra += [(f"data {k}", v) for k, v in description.get("data", {}).items()]
     if extra:
         out.append("<h3>Resolved settings and environment</h3>")
@@ -227,13 +282,15 @@ def render_report(run_dir, model=None, data=None):
     sections = []
     for i, part in enumerate(out):
         if part.startswith("<h2>"):
-            title = part[len("<h2>"):-len("</h2>")]
+            title = part[len("<h2>") : -len("</h2>")]
             anchor = "s-" + "-".join(html.unescape(title).lower().split())
             out[i] = f'<h2 id="{html.escape(anchor)}">{title}</h2>'
             sections.append(f'<li><a href="#{html.escape(anchor)}">{title}</a></li>')
-    out.insert(toc, f'<nav><b>Contents</b><ol>{"".join(sections)}</ol></nav>')
-    out.append(f"<p class=note>Generated by <code>steadynet report</code> from {esc(os.path.abspath(run_dir))}."
-               f"</p></body></html>")
+    out.insert(toc, f"<nav><b>Contents</b><ol>{''.join(sections)}</ol></nav>")
+    out.append(
+        f"<p class=note>Generated by <code>steadynet report</code> from {esc(os.path.abspath(run_dir))}."
+        f"</p></body></html>"
+    )
     return "\n".join(out)
 
 

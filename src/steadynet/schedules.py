@@ -11,8 +11,9 @@ ONECYCLE_END = 1e4  # ... and ends at base_lr / (25 * 1e4), as in PyTorch's OneC
 ONECYCLE_RISE = 0.3  # share of the steps spent rising when no warmup is given
 
 
-def learning_rate(step, total_steps, base_lr, schedule="constant", warmup_steps=0,
-                  decay_every=None, decay_factor=0.1, min_ratio=0.0):
+def learning_rate(
+    step, total_steps, base_lr, schedule="constant", warmup_steps=0, decay_every=None, decay_factor=0.1, min_ratio=0.0
+):
     """The learning rate for optimiser step ``step`` (0-based) of ``total_steps``.
 
     1. Warmup: rises linearly from ``base_lr / warmup_steps`` to ``base_lr`` over the first

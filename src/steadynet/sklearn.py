@@ -34,8 +34,14 @@ from .model import MLP
 from .optim import SGD, Adam, Momentum
 
 # scikit-learn's activation names -> steadynet's (steadynet's own names are accepted too)
-ACTIVATION_NAMES = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
-                    "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu"}
+ACTIVATION_NAMES = {
+    "identity": "identity",
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+}
 SOLVERS = ("adam", "sgd")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
@@ -123,12 +129,33 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Always "softmax".
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -172,8 +199,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first and classes is None:
             raise ConfigError("partial_fit needs classes=... (every label) on its first call.")
         if not first and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ConfigError(f"classes={list(classes)} differs from the classes of the first "
-                              f"partial_fit call, {list(self.classes_)}.")
+            raise ConfigError(
+                f"classes={list(classes)} differs from the classes of the first "
+                f"partial_fit call, {list(self.classes_)}."
+            )
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def predict_proba(self, X):
@@ -233,12 +262,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if not continuing:
             self.classes_ = np.unique(y if classes is None else classes)
             if len(self.classes_) < 2:
-                raise ConfigError(f"y contains {len(self.classes_)} class ({self.classes_[:1].tolist()}); "
-                                  f"a classifier needs at least 2 classes.")
+                raise ConfigError(
+                    f"y contains {len(self.classes_)} class ({self.classes_[:1].tolist()}); "
+                    f"a classifier needs at least 2 classes."
+                )
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
-            raise ConfigError(f"y holds labels {unseen[:5].tolist()} that are not in classes_ "
-                              f"{self.classes_.tolist()}; refit, or list every class in the first partial_fit.")
+            raise ConfigError(
+                f"y holds labels {unseen[:5].tolist()} that are not in classes_ "
+                f"{self.classes_.tolist()}; refit, or list every class in the first partial_fit."
+            )
         y = np.searchsorted(self.classes_, y)  # (n,) int64
 
         if not continuing:
@@ -252,6 +285,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_hyperparameters(self):
         """Raise :class:`ConfigError` (a ValueError) naming the first bad parameter."""
+
         def need(ok, name, rule):
             if not ok:
                 raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
@@ -266,8 +300,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError("solver='lbfgs' is not available in steadynet; use 'adam' or 'sgd'.")
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
         need(self.learning_rate in LEARNING_RATES, "learning_rate", f"one of {list(LEARNING_RATES)}")
-        need(self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
-             "batch_size", "'auto' or an integer >= 1")
+        need(
+            self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
+            "batch_size",
+            "'auto' or an integer >= 1",
+        )
         need(self.alpha >= 0, "alpha", ">= 0")
         need(0 < self.learning_rate_init < math.inf, "learning_rate_init", "a finite number > 0")
         need(self.power_t >= 0, "power_t", ">= 0")
@@ -278,8 +315,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         need(0 <= self.beta_1 < 1, "beta_1", "in [0, 1)")
         need(0 <= self.beta_2 < 1, "beta_2", "in [0, 1)")
         need(self.epsilon > 0, "epsilon", "> 0")
-        need(is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1, "n_iter_no_change",
-             "an integer >= 1")
+        need(is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1, "n_iter_no_change", "an integer >= 1")
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -289,8 +325,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """A fresh network and optimiser; every fitted attribute starts over."""
         self._random_state = check_random_state(self.random_state)
         sizes = (X.shape[1], *self._hidden_sizes(), len(self.classes_))
-        self.model_ = MLP(sizes, ACTIVATION_NAMES[self.activation], dtype=X.dtype.name,
-                          seed=int(self._random_state.randint(np.iinfo(np.int32).max)))
+        self.model_ = MLP(
+            sizes,
+            ACTIVATION_NAMES[self.activation],
+            dtype=X.dtype.name,
+            seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
+        )
         n_weights = self.model_.n_weights
         if self.solver == "adam":
             self._optimizer = Adam(n_weights, 0.0, self.beta_1, self.beta_2, self.epsilon)
@@ -314,12 +354,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Stratified hold-out of ``validation_fraction`` of the samples."""
         seed = int(rng.randint(np.iinfo(np.int32).max))
         try:
-            parts = train_test_split(X, y, *(() if sample_weight is None else (sample_weight,)),
-                                     test_size=self.validation_fraction, random_state=seed, stratify=y)
+            parts = train_test_split(
+                X,
+                y,
+                *(() if sample_weight is None else (sample_weight,)),
+                test_size=self.validation_fraction,
+                random_state=seed,
+                stratify=y,
+            )
         except ValueError as exc:
-            raise ConfigError(f"early_stopping: cannot hold out validation_fraction="
-                              f"{self.validation_fraction} of {len(y)} samples with every class "
-                              f"represented ({exc}); use more data or early_stopping=False.") from None
+            raise ConfigError(
+                f"early_stopping: cannot hold out validation_fraction="
+                f"{self.validation_fraction} of {len(y)} samples with every class "
+                f"represented ({exc}); use more data or early_stopping=False."
+            ) from None
         X, X_val, y, y_val = parts[:4]
         w, w_val = (None, None) if sample_weight is None else parts[4:]
         return X, X_val, y, y_val, w, w_val
@@ -332,13 +380,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if batch_size > n:
             warnings.warn(f"batch_size={batch_size} is larger than the {n} samples; using {n}.")
             batch_size = n
-        W = model.theta[:model.n_weights]
+        W = model.theta[: model.n_weights]
         best_theta = None
         for _ in range(1 if incremental else self.max_iter):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
             epoch_loss = 0.0
             for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 w = None if sample_weight is None else sample_weight[idx]
                 total_weight = len(idx) if w is None else float(w.sum())
                 if total_weight == 0:  # every sample weighs 0: this batch has no gradient
@@ -355,7 +403,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     raise NonFiniteError(
                         f"training produced a non-finite loss or gradient at epoch {self.n_iter_ + 1} "
                         f"(learning_rate_init={self.learning_rate_init}); scale the features "
-                        f"(e.g. StandardScaler) or lower learning_rate_init.")
+                        f"(e.g. StandardScaler) or lower learning_rate_init."
+                    )
                 optimizer.step(model.theta, model.grad, self._learning_rate)
                 epoch_loss += loss * len(idx)
 
@@ -389,8 +438,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     break
         else:
             if not incremental:
-                warnings.warn(f"steadynet MLPClassifier: max_iter={self.max_iter} epochs reached "
-                              f"and the loss has not converged yet.", ConvergenceWarning)
+                warnings.warn(
+                    f"steadynet MLPClassifier: max_iter={self.max_iter} epochs reached "
+                    f"and the loss has not converged yet.",
+                    ConvergenceWarning,
+                )
         if best_theta is not None:  # early stopping keeps the best epoch's weights
             model.theta[...] = best_theta
 
@@ -402,8 +454,9 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         sample_weight = np.full(n_samples, sample_weight, dtype=dtype)
     sample_weight = check_array(sample_weight, ensure_2d=False, dtype=dtype, input_name="sample_weight")
     if sample_weight.shape != (n_samples,):
-        raise ConfigError(f"sample_weight must have shape ({n_samples},), one weight per sample, "
-                          f"got {sample_weight.shape}.")
+        raise ConfigError(
+            f"sample_weight must have shape ({n_samples},), one weight per sample, got {sample_weight.shape}."
+        )
     if (sample_weight < 0).any():
         raise ConfigError(f"sample_weight must be >= 0, got {float(sample_weight.min()):g}.")
     if not sample_weight.any():

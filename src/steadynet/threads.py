@@ -106,8 +106,12 @@ def describe(n):
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return {"used": None, "note": "threadpoolctl is not installed: BLAS threads left at the library's "
-                                      "default (pip install threadpoolctl)"}
-    libraries = sorted({f"{i['internal_api']} {i.get('version')}" for i in threadpool_info()
-                        if i["user_api"] == "blas"})
+        return {
+            "used": None,
+            "note": "threadpoolctl is not installed: BLAS threads left at the library's "
+            "default (pip install threadpoolctl)",
+        }
+    libraries = sorted(
+        {f"{i['internal_api']} {i.get('version')}" for i in threadpool_info() if i["user_api"] == "blas"}
+    )
     return {"used": int(n), "blas": libraries}

@@ -149,19 +149,30 @@ def check_space(space, where):
         raise TuneError(f"{where}: expected at least one entry under [params], found none.")
     for name in list(fixed) + list(params):
         if name not in fields and name not in SHAPE_PARAMS:
-            raise TuneError(f"{where}: {name!r} is not a setting that can be searched; expected one of "
-                            f"{sorted(fields | set(SHAPE_PARAMS))}.")
+            raise TuneError(
+                f"{where}: {name!r} is not a setting that can be searched; expected one of "
+                f"{sorted(fields | set(SHAPE_PARAMS))}."
+            )
     for name, spec in params.items():
         ok = isinstance(spec, dict) and (
-            (set(spec) == {"choices"} and isinstance(spec["choices"], list) and spec["choices"]
-             and all(isinstance(c, (bool, int, float, str)) for c in spec["choices"]))
-            or ({"low", "high"} <= set(spec) <= {"low", "high", "log", "step"}
-                and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool)
-                        for k in ("low", "high"))
-                and spec["low"] < spec["high"] and (not spec.get("log") or spec["low"] > 0)))
+            (
+                set(spec) == {"choices"}
+                and isinstance(spec["choices"], list)
+                and spec["choices"]
+                and all(isinstance(c, (bool, int, float, str)) for c in spec["choices"])
+            )
+            or (
+                {"low", "high"} <= set(spec) <= {"low", "high", "log", "step"}
+                and all(isinstance(spec[k], (int, float)) and not isinstance(spec[k], bool) for k in ("low", "high"))
+                and spec["low"] < spec["high"]
+                and (not spec.get("log") or spec["low"] > 0)
+            )
+        )
         if not ok:
-            raise TuneError(f"{where}: params.{name} must be {{choices = [...]}} or {{low = a, high = b}} with "
-                            f"a < b (and a > 0 with log = true), optional step; found {spec!r}.")
+            raise TuneError(
+                f"{where}: params.{name} must be {{choices = [...]}} or {{low = a, high = b}} with "
+                f"a < b (and a > 0 with log = true), optional step; found {spec!r}."
+            )
     return {"fixed": fixed, "params": params}
 
 
@@ -176,8 +187,7 @@ def python_space(path):
     except Exception as exc:
         raise TuneError(f"--space {path}: running the file failed ({type(exc).__name__}: {exc}).") from None
     if not callable(getattr(module, "space", None)):
-        raise TuneError(f"--space {path}: expected a function space(trial) returning a dict of settings, "
-                        f"found none.")
+        raise TuneError(f"--space {path}: expected a function space(trial) returning a dict of settings, found none.")
     return module.space
 
 
@@ -192,19 +202,22 @@ def suggest(trial, space):
     if "python" in space:
         changes = python_space(space["python"])(trial)
         if not isinstance(changes, dict):
-            raise TuneError(f"--space {space['python']}: space(trial) must return a dict of settings, "
-                            f"got {type(changes).__name__}.")
+            raise TuneError(
+                f"--space {space['python']}: space(trial) must return a dict of settings, got {type(changes).__name__}."
+            )
     else:
         changes = dict(space["fixed"])
         for name, spec in space["params"].items():
             if "choices" in spec:
                 changes[name] = trial.suggest_categorical(name, spec["choices"])
             elif all(isinstance(spec[k], int) for k in ("low", "high")) and isinstance(spec.get("step", 1), int):
-                changes[name] = trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1),
-                                                  log=bool(spec.get("log")))
+                changes[name] = trial.suggest_int(
+                    name, spec["low"], spec["high"], step=spec.get("step", 1), log=bool(spec.get("log"))
+                )
             else:
-                changes[name] = trial.suggest_float(name, spec["low"], spec["high"], step=spec.get("step"),
-                                                    log=bool(spec.get("log")))
+                changes[name] = trial.suggest_float(
+                    name, spec["low"], spec["high"], step=spec.get("step"), log=bool(spec.get("log"))
+                )
     if "hidden" in changes:
         changes["hidden"] = tuple(changes["hidden"])
     if "width" in changes or "depth" in changes:
@@ -217,8 +230,24 @@ def suggest(trial, space):
 # ------------------------------------------------------------------------- the search
 
 
-def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None, epochs=None, seed=None,
-         workers=1, storage=None, study_name=None, resume=False, report=True, log=None, **overrides):
+def tune(
+    out,
+    space="seed",
+    *,
+    trials=None,
+    timeout=None,
+    data=None,
+    preset=None,
+    epochs=None,
+    seed=None,
+    workers=1,
+    storage=None,
+    study_name=None,
+    resume=False,
+    report=True,
+    log=None,
+    **overrides,
+):
     """Search training settings with Optuna; each trial is a run folder under ``out/trials``.
 
     Parameters
@@ -284,12 +313,15 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
         if storage is not None:
             spec["storage"] = storage
         elif spec.get("storage_redacted"):
-            raise TuneError(f"--resume {out}: the study's storage URL held a password, which was not "
-                            f"saved; give it again with --storage URL.")
+            raise TuneError(
+                f"--resume {out}: the study's storage URL held a password, which was not "
+                f"saved; give it again with --storage URL."
+            )
     else:
         if os.path.exists(os.path.join(out, "study.json")):
-            raise TuneError(f"--out {out}: already holds a study; continue it with --resume {out} "
-                            f"or choose another folder.")
+            raise TuneError(
+                f"--out {out}: already holds a study; continue it with --resume {out} or choose another folder."
+            )
         if trials is None and timeout is None:
             raise TuneError("give --trials N and/or --timeout SECONDS: the search needs a budget.")
         base = TrainConfig.from_preset(preset) if preset else TrainConfig()
@@ -299,14 +331,19 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
         base = base.replace(**changes)
         if base.val_size < 1:
             raise ConfigError("--val-size must be >= 1 for a search: trials are compared on the validation split.")
-        spec = {"space": load_space(space), "base": base.to_dict(), "trials": trials, "timeout": timeout,
-                "seed": base.seed, "storage": storage, "study_name": study_name or os.path.basename(
-                    os.path.normpath(os.path.abspath(out)))}
+        spec = {
+            "space": load_space(space),
+            "base": base.to_dict(),
+            "trials": trials,
+            "timeout": timeout,
+            "seed": base.seed,
+            "storage": storage,
+            "study_name": study_name or os.path.basename(os.path.normpath(os.path.abspath(out))),
+        }
         try:
             os.makedirs(os.path.join(out, TRIALS_DIR), exist_ok=True)
         except OSError as exc:
-            raise TuneError(f"--out {out}: cannot create the study folder there "
-                            f"({exc.strerror or exc}).") from None
+            raise TuneError(f"--out {out}: cannot create the study folder there ({exc.strerror or exc}).") from None
 
     started = time.perf_counter()
     study = open_study(out, spec, optuna, create=True)  # first, so that a bad --storage leaves no study.json
@@ -323,8 +360,10 @@ def tune(out, space="seed", *, trials=None, timeout=None, data=None, preset=None
     except KeyboardInterrupt:
         from .train import Interrupted
 
-        raise Interrupted(f"search interrupted; every finished trial is kept in the study, continue it with "
-                          f"`steadynet tune --resume {out}`.") from None
+        raise Interrupted(
+            f"search interrupted; every finished trial is kept in the study, continue it with "
+            f"`steadynet tune --resume {out}`."
+        ) from None
     return write_results(out, open_study(out, spec, optuna), spec, time.perf_counter() - started, report, log)
 
 
@@ -336,8 +375,7 @@ def read_spec(out):
         TrainConfig.from_dict(spec["base"])
         spec["space"] = spec["space"] if "python" in spec["space"] else check_space(spec["space"], path)
     except FileNotFoundError:
-        raise TuneError(f"--resume {out}: not a study folder (expected {path}, written by "
-                        f"steadynet tune).") from None
+        raise TuneError(f"--resume {out}: not a study folder (expected {path}, written by steadynet tune).") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TuneError(f"{path}: not a readable study description ({type(exc).__name__}: {exc}).") from None
     return spec
@@ -351,8 +389,9 @@ def write_spec(out, spec):
     if spec.get("storage"):
         redacted = redact(spec["storage"])
         saved["storage"], saved["storage_redacted"] = redacted, redacted != spec["storage"]
-    atomic_write(os.path.join(out, "study.json"),
-                 lambda f: f.write((json.dumps(saved, indent=2) + "\n").encode("utf-8")))
+    atomic_write(
+        os.path.join(out, "study.json"), lambda f: f.write((json.dumps(saved, indent=2) + "\n").encode("utf-8"))
+    )
 
 
 def redact(url):
@@ -390,8 +429,10 @@ def open_storage(out, url, optuna):
             return optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, **retry)
     except Exception as exc:  # SQLAlchemy/driver errors: an unreachable or unusable server
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuneError(f"--storage {redact(url)}: cannot use this database ({first}); check the URL, that "
-                        f"the server is up, and that its driver is installed (psycopg for PostgreSQL).") from None
+        raise TuneError(
+            f"--storage {redact(url)}: cannot use this database ({first}); check the URL, that "
+            f"the server is up, and that its driver is installed (psycopg for PostgreSQL)."
+        ) from None
 
 
 def open_study(out, spec, optuna, create=False, seed_offset=(0, 0)):
@@ -400,16 +441,25 @@ def open_study(out, spec, optuna, create=False, seed_offset=(0, 0)):
     study nor a second worker replays the settings already proposed."""
     import numpy as np
 
-    seed = spec["seed"] if not any(seed_offset) else int(
-        np.random.SeedSequence([spec["seed"], *seed_offset]).generate_state(1)[0])
+    seed = (
+        spec["seed"]
+        if not any(seed_offset)
+        else int(np.random.SeedSequence([spec["seed"], *seed_offset]).generate_state(1)[0])
+    )
     sampler = optuna.samplers.TPESampler(seed=seed)
     # compare with the median of earlier trials at the same epoch, from the second epoch on
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     storage = open_storage(out, spec.get("storage"), optuna)
     try:
         if create:
-            return optuna.create_study(storage=storage, study_name=spec["study_name"], direction="maximize",
-                                       sampler=sampler, pruner=pruner, load_if_exists=True)
+            return optuna.create_study(
+                storage=storage,
+                study_name=spec["study_name"],
+                direction="maximize",
+                sampler=sampler,
+                pruner=pruner,
+                load_if_exists=True,
+            )
         return optuna.load_study(storage=storage, study_name=spec["study_name"], sampler=sampler, pruner=pruner)
     except KeyError:
         raise TuneError(f"{out}: the storage holds no study named {spec['study_name']!r}.") from None
@@ -450,8 +500,9 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
     base = TrainConfig.from_dict(spec["base"])
     data = load_data(base.data, log=log)
     # the test split stays out of the search: no trial is ever measured on it
-    data = Dataset(data.x_train, data.y_train, data.x_test[:0], data.y_test[:0], data.image_shape, data.source,
-                   data.notices)
+    data = Dataset(
+        data.x_train, data.y_train, data.x_test[:0], data.y_test[:0], data.image_shape, data.source, data.notices
+    )
 
     def objective(trial):
         if goal and count(study, FINISHED + ("RUNNING",), optuna, below=trial.number) >= goal:
@@ -477,10 +528,15 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
         try:
             result = train(config, run_dir, data, on_epoch=on_epoch)
         except _Pruned as exc:
-            mark_pruned(run_dir, f"pruned at epoch {exc.args[0].epoch}: validation accuracy behind the "
-                                 f"median of earlier trials", exc.args[0])
-            log(f"trial {trial.number}: pruned at epoch {exc.args[0].epoch} (val acc "
-                f"{exc.args[0].val_accuracy:.4f}; {short(trial.params)})")
+            mark_pruned(
+                run_dir,
+                f"pruned at epoch {exc.args[0].epoch}: validation accuracy behind the median of earlier trials",
+                exc.args[0],
+            )
+            log(
+                f"trial {trial.number}: pruned at epoch {exc.args[0].epoch} (val acc "
+                f"{exc.args[0].val_accuracy:.4f}; {short(trial.params)})"
+            )
             raise optuna.TrialPruned() from None
         except DivergenceError as exc:
             trial.set_user_attr("diverged", str(exc))
@@ -497,8 +553,14 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
         if goal and count(study, FINISHED + ("RUNNING",), optuna) >= goal:
             study.stop()
 
-    study.optimize(objective, n_trials=goal, timeout=spec.get("timeout"), callbacks=[stop_when_enough],
-                   catch=(_Surplus,), gc_after_trial=False)
+    study.optimize(
+        objective,
+        n_trials=goal,
+        timeout=spec.get("timeout"),
+        callbacks=[stop_when_enough],
+        catch=(_Surplus,),
+        gc_after_trial=False,
+    )
 
 
 def short(changes):
@@ -524,8 +586,14 @@ def mark_pruned(run_dir, reason, result=None):
 
 
 WORKER_CODE = "import sys; from steadynet.tune import worker_main; sys.exit(worker_main(sys.argv[1:]))"
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def run_worker_processes(out, spec, workers, log):
@@ -545,8 +613,10 @@ def run_worker_processes(out, spec, workers, log):
         raise
     failed = [(i, c) for i, c in enumerate(codes) if c != 0]
     if failed:
-        raise TuneError(f"worker {failed[0][0]} exited with status {failed[0][1]} (its error is printed above); "
-                        f"the study is intact: fix the cause and continue with `steadynet tune --resume {out}`.")
+        raise TuneError(
+            f"worker {failed[0][0]} exited with status {failed[0][1]} (its error is printed above); "
+            f"the study is intact: fix the cause and continue with `steadynet tune --resume {out}`."
+        )
 
 
 def worker_main(argv):
@@ -558,8 +628,14 @@ def worker_main(argv):
         spec["storage"] = os.environ.get("STEADYNET_TUNE_STORAGE") or spec.get("storage")
         study = open_study(out, spec, optuna)
         study = open_study(out, spec, optuna, seed_offset=(len(study.trials), worker + 1))
-        run_worker(out, spec, study, optuna, worker=worker,
-                   log=lambda line: print(f"[worker {worker}] {line}", file=sys.stderr, flush=True))
+        run_worker(
+            out,
+            spec,
+            study,
+            optuna,
+            worker=worker,
+            log=lambda line: print(f"[worker {worker}] {line}", file=sys.stderr, flush=True),
+        )
     except SteadynetError as exc:
         print(f"steadynet tune: worker {worker}: error: {exc}", file=sys.stderr)
         return 1
@@ -578,13 +654,19 @@ def write_results(out, study, spec, seconds, report=True, log=None):
     optuna = require_optuna()
     TrialState = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
-    states = {name: sum(1 for t in trials if t.state == getattr(TrialState, name)
-                        and not t.user_attrs.get("surplus"))
-              for name in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    summary = {"study": out, "study_name": spec["study_name"], "storage": redact(spec["storage"]) if spec.get(
-               "storage") else os.path.join(out, "journal.log"), "trials": states,
-               "diverged": sum(1 for t in trials if t.user_attrs.get("diverged")),
-               "wall_seconds": seconds, "best": None}
+    states = {
+        name: sum(1 for t in trials if t.state == getattr(TrialState, name) and not t.user_attrs.get("surplus"))
+        for name in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+    }
+    summary = {
+        "study": out,
+        "study_name": spec["study_name"],
+        "storage": redact(spec["storage"]) if spec.get("storage") else os.path.join(out, "journal.log"),
+        "trials": states,
+        "diverged": sum(1 for t in trials if t.user_attrs.get("diverged")),
+        "wall_seconds": seconds,
+        "best": None,
+    }
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
         best = max(complete, key=lambda t: (t.value, -t.number))
@@ -592,9 +674,14 @@ def write_results(out, study, spec, seconds, report=True, log=None):
         config_path = os.path.join(out, "best_config.json")
         if os.path.isfile(os.path.join(run, "config.json")):
             shutil.copyfile(os.path.join(run, "config.json"), config_path)
-        summary["best"] = {"trial": best.number, "val_accuracy": best.value, "params": best.params,
-                           "run": run, "config": config_path,
-                           "rerun": f"steadynet train --config {config_path}"}
+        summary["best"] = {
+            "trial": best.number,
+            "val_accuracy": best.value,
+            "params": best.params,
+            "run": run,
+            "config": config_path,
+            "rerun": f"steadynet train --config {config_path}",
+        }
     write_json(os.path.join(out, "summary.json"), summary)
     try:
         if report:
@@ -620,13 +707,31 @@ def study_figures(study, optuna):
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     varied = {k for t in complete for k in t.params if len({repr(u.params.get(k)) for u in complete}) > 1}
-    plots = [("Optimisation history", "Validation accuracy of each completed trial and the best so far.",
-              ovm.plot_optimization_history, len(complete) >= 1)]
-    plots += [("Parameter importances", "How much of the variation in validation accuracy each setting "
-               "explains (fANOVA over the completed trials).", ovm.plot_param_importances,
-               len(complete) >= 2 and bool(varied))]
-    plots += [("Slices", "Validation accuracy of each completed trial against each setting; darker dots are "
-               "later trials.", ovm.plot_slice, len(complete) >= 2 and bool(varied))]
+    plots = [
+        (
+            "Optimisation history",
+            "Validation accuracy of each completed trial and the best so far.",
+            ovm.plot_optimization_history,
+            len(complete) >= 1,
+        )
+    ]
+    plots += [
+        (
+            "Parameter importances",
+            "How much of the variation in validation accuracy each setting "
+            "explains (fANOVA over the completed trials).",
+            ovm.plot_param_importances,
+            len(complete) >= 2 and bool(varied),
+        )
+    ]
+    plots += [
+        (
+            "Slices",
+            "Validation accuracy of each completed trial against each setting; darker dots are later trials.",
+            ovm.plot_slice,
+            len(complete) >= 2 and bool(varied),
+        )
+    ]
     figures = []
     for title, caption, plot, enough in plots:
         if not enough:
@@ -659,28 +764,42 @@ def write_study_report(out, study, summary, optuna):
     trials = study.get_trials(deepcopy=False)
     names = sorted({k for t in trials for k in t.params})
     best = summary["best"]
-    page = [f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>steadynet study "
-            f"{esc(summary['study_name'])}</title><style>{STYLE}</style></head><body>",
-            f"<h1>Study <code>{esc(summary['study_name'])}</code></h1>",
-            "<p class=note>Every trial is measured on the validation split only; the test set never "
-            "reaches a trial.</p>"]
+    page = [
+        f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>steadynet study "
+        f"{esc(summary['study_name'])}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Study <code>{esc(summary['study_name'])}</code></h1>",
+        "<p class=note>Every trial is measured on the validation split only; the test set never reaches a trial.</p>",
+    ]
     cards = [(f"{k.lower()} trials", v) for k, v in summary["trials"].items()]
-    cards += [("best val accuracy", best and best["val_accuracy"]), ("best trial", best and best["trial"]),
-              ("wall time (s)", summary["wall_seconds"])]
-    page.append('<div class=cards>' + "".join(f"<div class=card>{esc(k)}<b>{esc(v)}</b></div>"
-                                              for k, v in cards) + "</div>")
+    cards += [
+        ("best val accuracy", best and best["val_accuracy"]),
+        ("best trial", best and best["trial"]),
+        ("wall time (s)", summary["wall_seconds"]),
+    ]
+    page.append(
+        "<div class=cards>" + "".join(f"<div class=card>{esc(k)}<b>{esc(v)}</b></div>" for k, v in cards) + "</div>"
+    )
     if best:
         page.append(f"<p>Rerun the best trial's settings: <code>{esc(best['rerun'])}</code></p>")
     for title, caption, png in figures:
-        page.append(f"<h2>{esc(title)}</h2><figure><img alt=\"{esc(title)}\" src=\"{png_data_uri(png)}\">"
-                    f"<figcaption>{esc(caption)}</figcaption></figure>")
+        page.append(
+            f'<h2>{esc(title)}</h2><figure><img alt="{esc(title)}" src="{png_data_uri(png)}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
     rows, classes = [], []
     for t in trials:
         if t.user_attrs.get("surplus"):
             continue
         last = max(t.intermediate_values) if t.intermediate_values else None
-        rows.append([t.number, t.state.name.lower() + (" (diverged)" if t.user_attrs.get("diverged") else ""),
-                     t.value, last, *(t.params.get(k) for k in names)])
+        rows.append(
+            [
+                t.number,
+                t.state.name.lower() + (" (diverged)" if t.user_attrs.get("diverged") else ""),
+                t.value,
+                last,
+                *(t.params.get(k) for k in names),
+            ]
+        )
         classes.append("best" if best and t.number == best["trial"] else None)
     page.append("<h2>Trials</h2>" + table(["trial", "state", "val accuracy", "epochs", *names], rows, classes))
     page.append("</body></html>\n")

@@ -53,8 +53,9 @@ def new_figure(kind):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise SteadynetError("plots need matplotlib, which is not installed; "
-                             "install it with `pip install 'steadynet[plot]'`.") from None
+        raise SteadynetError(
+            "plots need matplotlib, which is not installed; install it with `pip install 'steadynet[plot]'`."
+        ) from None
     fig = Figure(figsize=FIGSIZE[kind], dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -135,14 +136,23 @@ def plot_curves(metrics, title=None):
         if x:
             ax_acc.plot(x, 100 * np.asarray(acc), color=color, marker="o" if few else None, ms=3, label=name)
     if metrics.get("test_accuracy") is not None:
-        ax_acc.axhline(100 * metrics["test_accuracy"], color="C2", ls="--", lw=1,
-                       label=f"test (final) {metrics['test_accuracy']:.2%}")
+        ax_acc.axhline(
+            100 * metrics["test_accuracy"],
+            color="C2",
+            ls="--",
+            lw=1,
+            label=f"test (final) {metrics['test_accuracy']:.2%}",
+        )
     for ax in (ax_loss, ax_acc):
         if metrics.get("best_epoch"):
             ax.axvline(metrics["best_epoch"], color="0.5", ls=":", lw=1, label="best validation epoch")
         if metrics.get("divergence"):
-            ax.axvline(metrics["divergence"]["epoch"], color="C3", lw=1.5,
-                       label=f"diverged (step {metrics['divergence']['step']})")
+            ax.axvline(
+                metrics["divergence"]["epoch"],
+                color="C3",
+                lw=1.5,
+                label=f"diverged (step {metrics['divergence']['step']})",
+            )
     label_curve_axes(ax_loss, ax_acc, legend_size=9)
     fig.suptitle(title or "Learning curves", fontsize=13)
     return fig
@@ -175,14 +185,25 @@ def plot_compare(runs, title=None):
         color = f"C{i % 10}"
         for split, ls in (("train", "--"), ("val", "-")):
             x, loss = epoch_series(metrics, f"{split}_loss")
-            ax_loss.plot(x, loss, ls=ls, color=color, lw=1.6 if split == "val" else 1,
-                         label=f"{label} ({'validation' if split == 'val' else 'train'})")
+            ax_loss.plot(
+                x,
+                loss,
+                ls=ls,
+                color=color,
+                lw=1.6 if split == "val" else 1,
+                label=f"{label} ({'validation' if split == 'val' else 'train'})",
+            )
             x, acc = epoch_series(metrics, f"{split}_accuracy")
-            ax_acc.plot(x, 100 * np.asarray(acc), ls=ls, color=color, lw=1.6 if split == "val" else 1,
-                        label=f"{label} ({'validation' if split == 'val' else 'train'})")
+            ax_acc.plot(
+                x,
+                100 * np.asarray(acc),
+                ls=ls,
+                color=color,
+                lw=1.6 if split == "val" else 1,
+                label=f"{label} ({'validation' if split == 'val' else 'train'})",
+            )
     label_curve_axes(ax_loss, ax_acc, legend_size=8)
-    fig.suptitle(title or f"Comparison of {len(runs)} runs (solid: validation, dashed: train)",
-                 fontsize=13)
+    fig.suptitle(title or f"Comparison of {len(runs)} runs (solid: validation, dashed: train)", fontsize=13)
     return fig
 
 
@@ -222,8 +243,15 @@ def plot_confusion(y_true, y_pred, n_classes, title=None):
         for i in range(n_classes):
             for j in range(n_classes):
                 if C[i, j]:
-                    ax.text(j, i, str(C[i, j]), ha="center", va="center", fontsize=9,
-                            color="white" if share[i, j] > 30 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(C[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=9,
+                        color="white" if share[i, j] > 30 else "black",
+                    )
     ticks = np.arange(n_classes) if n_classes <= 20 else np.arange(0, n_classes, max(1, n_classes // 10))
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
@@ -231,8 +259,7 @@ def plot_confusion(y_true, y_pred, n_classes, title=None):
     ax.set_ylabel("true class")
     fig.colorbar(im, ax=ax, shrink=0.85, label="share of the true class (%)")
     accuracy = np.trace(C) / max(C.sum(), 1)
-    fig.suptitle(title or f"Confusion matrix on {C.sum()} test images (accuracy {accuracy:.2%})",
-                 fontsize=13)
+    fig.suptitle(title or f"Confusion matrix on {C.sum()} test images (accuracy {accuracy:.2%})", fontsize=13)
     return fig
 
 
@@ -276,8 +303,7 @@ def plot_misclassified(X, y, P, image_shape, n=25, title=None):
     if not len(worst):
         axes[0].text(0, 0.5, "no test image was misclassified", fontsize=12, transform=axes[0].transAxes)
     n_wrong = int((P.argmax(axis=1) != np.asarray(y)).sum())
-    fig.suptitle(title or f"The most confident mistakes ({n_wrong} of {len(y)} test images are wrong)",
-                 fontsize=13)
+    fig.suptitle(title or f"The most confident mistakes ({n_wrong} of {len(y)} test images are wrong)", fontsize=13)
     return fig
 
 
@@ -384,8 +410,15 @@ def plot_health(metrics, title=None):
     fractions = [k for k in series if k.startswith(HEALTH_FRACTIONS)]
     for key in fractions:
         for layer, (x, v) in series[key].items():
-            ax.plot(x, 100 * np.asarray(v), color=color[layer], ls="-" if key.startswith("saturated") else "--",
-                    marker="o", ms=3, label=f"{layer} {key}")
+            ax.plot(
+                x,
+                100 * np.asarray(v),
+                color=color[layer],
+                ls="-" if key.startswith("saturated") else "--",
+                marker="o",
+                ms=3,
+                label=f"{layer} {key}",
+            )
     if fractions:
         ax.set_title("Saturated (solid) and dead (dashed) units")
         ax.set_ylabel("units (%)")
@@ -426,8 +459,9 @@ def read_run(run_dir):
         raise ModelFileError(f"{run_dir}: not a run folder (no such folder).")
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not os.path.exists(metrics_path):
-        raise ModelFileError(f"{run_dir}: a run folder must hold metrics.json; it does not "
-                             f"(did the run finish its first epoch?).")
+        raise ModelFileError(
+            f"{run_dir}: a run folder must hold metrics.json; it does not (did the run finish its first epoch?)."
+        )
     metrics = read_json_object(metrics_path)
     if not isinstance(metrics.get("epochs", []), list):
         raise ModelFileError(f"{metrics_path}: 'epochs' must be a list, found {type(metrics['epochs']).__name__}.")
@@ -460,8 +494,10 @@ def run_data(description, data):
         source = description.get("data", {}).get("source")
         if spec is None or source != spec:
             # trained on arrays passed in memory: config.data does not name them
-            return None, (f"the run was trained on in-memory data ({source!r}) that cannot be "
-                          f"reloaded; pass the data set with --data")
+            return None, (
+                f"the run was trained on in-memory data ({source!r}) that cannot be "
+                f"reloaded; pass the data set with --data"
+            )
         try:  # the run's own data; if it has moved, the plots that need none are still drawn
             return load_data(spec, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
         except DataFormatError as exc:
@@ -490,17 +526,22 @@ def run_figures(run_dir, model=None, data=None):
         model, _ = run_model(run_dir)
     dataset, no_data = run_data(description, data)
     if dataset is not None and model is not None and dataset.n_features != model.n_inputs:
-        raise DataFormatError(f"{dataset.source}: images have {dataset.n_features} pixels, but the "
-                              f"model of {run_dir} expects {model.n_inputs}.")
-    image_shape = tuple(dataset.image_shape if dataset is not None
-                        else description.get("data", {}).get("image_shape", ()))
+        raise DataFormatError(
+            f"{dataset.source}: images have {dataset.n_features} pixels, but the "
+            f"model of {run_dir} expects {model.n_inputs}."
+        )
+    image_shape = tuple(
+        dataset.image_shape if dataset is not None else description.get("data", {}).get("image_shape", ())
+    )
     not_images = None if len(image_shape) == 2 else f"the inputs are not 2-D images (shape {image_shape})"
     no_model = "the run folder holds no model file (model.npz, last_finite.npz or checkpoints/best.npz)"
     has_test = dataset is not None and len(dataset.y_test) > 0
 
     figures, skipped = {}, {}
     if metrics.get("epochs"):
-        figures["curves"] = plot_curves(metrics, title=f"Learning curves: {os.path.basename(os.path.normpath(run_dir))}")
+        figures["curves"] = plot_curves(
+            metrics, title=f"Learning curves: {os.path.basename(os.path.normpath(run_dir))}"
+        )
     else:
         skipped["curves"] = "no epoch finished"
     if model is None or not has_test:

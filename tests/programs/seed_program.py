@@ -17,8 +17,12 @@ alpha = 0.001
 
 def init_params(nx, seed=0):
     np.random.seed(seed)
-    return {"W1": np.random.rand(nx, Nh), "b1": np.zeros((1, Nh)),
-            "W2": np.random.rand(Nh, ny), "b2": np.zeros((1, ny))}
+    return {
+        "W1": np.random.rand(nx, Nh),
+        "b1": np.zeros((1, Nh)),
+        "W2": np.random.rand(Nh, ny),
+        "b2": np.zeros((1, ny)),
+    }
 
 
 def sigmoid(z):

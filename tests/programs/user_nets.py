@@ -16,8 +16,20 @@ ACT = {
 
 
 class UserNet:
-    def __init__(self, sizes=(12, 7, 4), activation="sigmoid", samples="rows", weights="in_out", output="softmax",
-                 mistakes=(), dtype=np.float64, seed=0, init="normal", dropout=0.0, l2=0.0):
+    def __init__(
+        self,
+        sizes=(12, 7, 4),
+        activation="sigmoid",
+        samples="rows",
+        weights="in_out",
+        output="softmax",
+        mistakes=(),
+        dtype=np.float64,
+        seed=0,
+        init="normal",
+        dropout=0.0,
+        l2=0.0,
+    ):
         self.sizes, self.activation, self.samples, self.weights = sizes, activation, samples, weights
         self.output, self.mistakes, self.dtype, self.dropout = output, set(mistakes), dtype, dropout
         self.l2 = l2  # an L2 penalty l2 / 2 * sum(W**2) in the loss

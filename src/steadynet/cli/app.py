@@ -42,8 +42,7 @@ class Parser(argparse.ArgumentParser):
     "did you mean" for a misspelt command, option or choice."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self.suggestion(message)} "
-                              f"(see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self.suggestion(message)} (see `{self.prog} --help`)\n")
 
     def option_strings(self):
         return [s for a in self._actions for s in a.option_strings if s.startswith("--")]
@@ -64,8 +63,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    parser = Parser(prog="steadynet", description="Train, diagnose and inspect from-scratch "
-                    "NumPy multi-layer perceptrons on MNIST-like data.")
+    parser = Parser(
+        prog="steadynet",
+        description="Train, diagnose and inspect from-scratch NumPy multi-layer perceptrons on MNIST-like data.",
+    )
     parser.add_argument("--version", action="version", version=f"steadynet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -77,12 +78,20 @@ def build_parser():
 def add_common(p, data=True, out=False, seed=False, json_flag=True):
     """The options shared by subcommands: --data, --out, --seed, --json."""
     if data:
-        p.add_argument("--data", metavar="PATH|NAME", default=None,
-                       help="data set: a registered name (mnist, fashion-mnist) or a path: HDF5, NPZ, IDX "
-                            "folder, CSV file/folder, image folder (see docs/data.md)")
+        p.add_argument(
+            "--data",
+            metavar="PATH|NAME",
+            default=None,
+            help="data set: a registered name (mnist, fashion-mnist) or a path: HDF5, NPZ, IDX "
+            "folder, CSV file/folder, image folder (see docs/data.md)",
+        )
     if out:
-        p.add_argument("--out", metavar="DIR", default=None,
-                       help="the run folder to write (default: runs/YYYYmmdd-HHMMSS in the current folder)")
+        p.add_argument(
+            "--out",
+            metavar="DIR",
+            default=None,
+            help="the run folder to write (default: runs/YYYYmmdd-HHMMSS in the current folder)",
+        )
     if seed:
         p.add_argument("--seed", type=int, default=None, help="seed for every random choice (default 0)")
     if json_flag:

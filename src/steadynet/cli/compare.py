@@ -4,9 +4,12 @@ from .app import add_common, print_json
 
 
 def add_parser(sub):
-    p = sub.add_parser("compare", help="overlay the learning curves of several runs in one PNG",
-                       description="Overlay the loss and accuracy curves (validation solid, train "
-                                   "dashed) of two or more runs in one PNG.")
+    p = sub.add_parser(
+        "compare",
+        help="overlay the learning curves of several runs in one PNG",
+        description="Overlay the loss and accuracy curves (validation solid, train "
+        "dashed) of two or more runs in one PNG.",
+    )
     p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run folders written by `steadynet train`")
     p.add_argument("--out", metavar="FILE.png", required=True, help="the PNG file to write")
     add_common(p, data=False)

@@ -6,23 +6,36 @@ from .app import add_common, print_json
 from .train import add_standardised_flag, add_training_options, config_from_args
 
 # training options the checks never use
-DOCTOR_SKIPS = ("--teacher", "--distill-temperature", "--distill-weight", "--ema-decay", "--patience",
-                "--checkpoint-every-steps", "--on-diverge")
+DOCTOR_SKIPS = (
+    "--teacher",
+    "--distill-temperature",
+    "--distill-weight",
+    "--ema-decay",
+    "--patience",
+    "--checkpoint-every-steps",
+    "--on-diverge",
+)
 
 
 def add_parser(sub):
-    p = sub.add_parser("doctor", help="check data, initialisation, gradients and learning rate before training",
-                       description="Pre-training checks on a few thousand samples: input scale, label balance, "
-                                   "initial loss, gradient check, overfit-one-batch and a learning-rate range "
-                                   "test, then a verdict. Takes the same settings as `steadynet train`.")
+    p = sub.add_parser(
+        "doctor",
+        help="check data, initialisation, gradients and learning rate before training",
+        description="Pre-training checks on a few thousand samples: input scale, label balance, "
+        "initial loss, gradient check, overfit-one-batch and a learning-rate range "
+        "test, then a verdict. Takes the same settings as `steadynet train`.",
+    )
     groups = add_training_options(p, skip_groups=("augmentation",), skip=DOCTOR_SKIPS)
     add_common(groups["data"], data=True, json_flag=False)
     add_standardised_flag(groups["data"])
     add_common(groups["run"], data=False, seed=True)
     p.add_argument("--samples", type=int, default=2000, help="training samples used by the checks (default: 2000)")
-    p.add_argument("--summed-gradients", action="store_true",
-                   help="your training code sums the gradient over the batch instead of averaging it "
-                        "(the checks then use learning rate x batch size)")
+    p.add_argument(
+        "--summed-gradients",
+        action="store_true",
+        help="your training code sums the gradient over the batch instead of averaging it "
+        "(the checks then use learning rate x batch size)",
+    )
     p.set_defaults(run=run)
 
 
@@ -32,8 +45,12 @@ def run(args):
 
     if args.samples < 32:
         raise ConfigError(f"--samples must be at least 32, got {args.samples}.")
-    result = doctor(config_from_args(args), n_samples=args.samples, summed_gradients=args.summed_gradients,
-                    log=lambda line: print(line, file=sys.stderr, flush=True))
+    result = doctor(
+        config_from_args(args),
+        n_samples=args.samples,
+        summed_gradients=args.summed_gradients,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     if args.json:
         print_json(result.to_dict())
     else:

@@ -7,11 +7,14 @@ from .app import add_common, print_json
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help="test accuracy, precision, recall and F1 of a model or run folder",
-                       description="Evaluate a model on the test split of a data set: accuracy, then precision, "
-                                   "recall and F1 per class. A run folder stands for its model.npz (or, for a run "
-                                   "that has not finished, its latest checkpoint); a checkpoint file "
-                                   "(checkpoints/last.npz, best.npz) is accepted too. The file used is named.")
+    p = sub.add_parser(
+        "evaluate",
+        help="test accuracy, precision, recall and F1 of a model or run folder",
+        description="Evaluate a model on the test split of a data set: accuracy, then precision, "
+        "recall and F1 per class. A run folder stands for its model.npz (or, for a run "
+        "that has not finished, its latest checkpoint); a checkpoint file "
+        "(checkpoints/last.npz, best.npz) is accepted too. The file used is named.",
+    )
     p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder, a model .npz file or a checkpoint")
     add_common(p, data=True)
     p.set_defaults(run=run)
@@ -32,12 +35,16 @@ def open_model(path):
     path = os.fspath(path)
     run_dir = path if os.path.isdir(path) else None
     if run_dir is not None:
-        candidates = [os.path.join(path, MODEL_FILE), os.path.join(path, "checkpoints", "best.npz"),
-                      os.path.join(path, "checkpoints", "last.npz")]
+        candidates = [
+            os.path.join(path, MODEL_FILE),
+            os.path.join(path, "checkpoints", "best.npz"),
+            os.path.join(path, "checkpoints", "last.npz"),
+        ]
         found = [c for c in candidates if os.path.isfile(c)]
         if not found:
-            raise ModelFileError(f"{path}: a run folder must hold {MODEL_FILE} or checkpoints/last.npz; it holds "
-                                 f"neither.")
+            raise ModelFileError(
+                f"{path}: a run folder must hold {MODEL_FILE} or checkpoints/last.npz; it holds neither."
+            )
         path = found[0]
     elif not os.path.exists(path):
         raise ModelFileError(f"{path}: no such model file or run folder.")
@@ -87,9 +94,15 @@ def evaluate(model_path, data=None):
     check_compatible(dataset, model, used)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
     report = classification_report(dataset.y_test, model.predict(dataset.x_test), model.n_classes)
-    return {"model": used, "data": data, "n": int(dataset.x_test.shape[0]), "test_loss": loss,
-            "test_accuracy": acc, "per_class_accuracy": [row["recall"] for row in report["classes"]],
-            "classification": report}
+    return {
+        "model": used,
+        "data": data,
+        "n": int(dataset.x_test.shape[0]),
+        "test_loss": loss,
+        "test_accuracy": acc,
+        "per_class_accuracy": [row["recall"] for row in report["classes"]],
+        "classification": report,
+    }
 
 
 def run(args):
@@ -100,8 +113,10 @@ def run(args):
         print_json(result)
         return 0
     print(f"model {result['model']}")
-    print(f"test accuracy {result['test_accuracy']:.4f} on {result['n']} images of {result['data']} "
-          f"(loss {result['test_loss']:.4f})")
+    print(
+        f"test accuracy {result['test_accuracy']:.4f} on {result['n']} images of {result['data']} "
+        f"(loss {result['test_loss']:.4f})"
+    )
     print("per class (recall is the class's accuracy):")
     print(format_classification_report(result["classification"]))
     return 0

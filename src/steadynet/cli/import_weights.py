@@ -16,21 +16,40 @@ LAYOUTS = ("auto", "in-out", "out-in")
 def add_parser(sub):
     from .train import option_choices
 
-    p = sub.add_parser("import", help="make a steadynet model file from plain NumPy weights (np.savez)",
-                       description="Read W1, b1, W2, b2, ... (or weights_1, bias_1, ...; or arr_0, arr_1, ... "
-                                   "as np.savez(W1, b1, ...) names them) from an .npz file and write a steadynet "
-                                   "model file. Weights may be stored (inputs, outputs), as steadynet does, or "
-                                   "(outputs, inputs); the layout is detected from how the shapes chain.")
+    p = sub.add_parser(
+        "import",
+        help="make a steadynet model file from plain NumPy weights (np.savez)",
+        description="Read W1, b1, W2, b2, ... (or weights_1, bias_1, ...; or arr_0, arr_1, ... "
+        "as np.savez(W1, b1, ...) names them) from an .npz file and write a steadynet "
+        "model file. Weights may be stored (inputs, outputs), as steadynet does, or "
+        "(outputs, inputs); the layout is detected from how the shapes chain.",
+    )
     p.add_argument("weights", metavar="WEIGHTS.npz", help="the .npz file written with np.savez")
-    p.add_argument("--activation", required=True, choices=option_choices()["activation"],
-                   help="the hidden layers' activation the weights were trained with (the output is softmax)")
-    p.add_argument("--layout", default="auto", choices=LAYOUTS,
-                   help="how each W is stored: in-out (inputs, outputs), out-in, or auto (default: auto)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                   help="floating-point type of the model (default: float32)")
+    p.add_argument(
+        "--activation",
+        required=True,
+        choices=option_choices()["activation"],
+        help="the hidden layers' activation the weights were trained with (the output is softmax)",
+    )
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=LAYOUTS,
+        help="how each W is stored: in-out (inputs, outputs), out-in, or auto (default: auto)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="floating-point type of the model (default: float32)",
+    )
     add_common(p, data=False, out=False)
-    p.add_argument("--out", metavar="FILE", default=None,
-                   help="the model file to write (default: WEIGHTS-steadynet.npz beside the input)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="the model file to write (default: WEIGHTS-steadynet.npz beside the input)",
+    )
     p.set_defaults(run=run)
 
 
@@ -42,22 +61,27 @@ def pair_arrays(arrays, where):
     biases = {int(m.group(1)): a for k, a in arrays.items() if (m := BIAS_NAME.match(k))}
     if weights:
         if sorted(weights) != sorted(biases):
-            raise ModelFileError(f"{where}: weights {sorted(weights)} and biases {sorted(biases)} are not numbered "
-                                 f"alike; expected W1, b1, W2, b2, ...")
+            raise ModelFileError(
+                f"{where}: weights {sorted(weights)} and biases {sorted(biases)} are not numbered "
+                f"alike; expected W1, b1, W2, b2, ..."
+            )
         return [(weights[i], biases[i]) for i in sorted(weights)], "W1, b1, ..."
     positional = sorted((int(k[4:]), a) for k, a in arrays.items() if re.fullmatch(r"arr_\d+", k))
     if positional and len(positional) % 2 == 0:
         arrs = [a for _, a in positional]
         return list(zip(arrs[0::2], arrs[1::2])), "arr_0, arr_1, ... read as W1, b1, W2, b2, ..."
-    raise ModelFileError(f"{where}: found arrays {sorted(arrays)[:8]}; expected W1, b1, W2, b2, ... (or "
-                         f"np.savez(W1, b1, W2, b2) without names).")
+    raise ModelFileError(
+        f"{where}: found arrays {sorted(arrays)[:8]}; expected W1, b1, W2, b2, ... (or "
+        f"np.savez(W1, b1, W2, b2) without names)."
+    )
 
 
 def chains(pairs):
     """Whether the (W, b) pairs chain as (inputs, outputs) matrices: each W's columns are the
     next W's rows, and each b has one value per column."""
-    return all(W.ndim == 2 and b.size == W.shape[1] for W, b in pairs) and \
-        all(a.shape[1] == c.shape[0] for (a, _), (c, _) in zip(pairs, pairs[1:]))
+    return all(W.ndim == 2 and b.size == W.shape[1] for W, b in pairs) and all(
+        a.shape[1] == c.shape[0] for (a, _), (c, _) in zip(pairs, pairs[1:])
+    )
 
 
 def import_weights(path, activation, *, layout="auto", dtype="float32"):
@@ -89,8 +113,9 @@ def import_weights(path, activation, *, layout="auto", dtype="float32"):
         arrays = read_members(where)
     except ModelFileError as exc:
         if "compressed" in str(exc):
-            raise ModelFileError(f"{exc} Save the weights with np.savez (not np.savez_compressed) to import "
-                                 f"them.") from None
+            raise ModelFileError(
+                f"{exc} Save the weights with np.savez (not np.savez_compressed) to import them."
+            ) from None
         raise
     except Exception as exc:  # a file that is not a zip archive at all
         raise ModelFileError(f"{where}: not an .npz file written by np.savez ({type(exc).__name__}).") from None
@@ -103,15 +128,18 @@ def import_weights(path, activation, *, layout="auto", dtype="float32"):
         chosen, used = transposed, "out-in"
     else:
         shapes = ", ".join(f"W{i} {W.shape} b{i} ({b.size},)" for i, (W, b) in enumerate(pairs, 1))
-        raise ModelFileError(f"{where}: the shapes do not chain as layers either way ({shapes}); each W must be "
-                             f"(inputs, outputs) or (outputs, inputs) and each b one value per output.")
+        raise ModelFileError(
+            f"{where}: the shapes do not chain as layers either way ({shapes}); each W must be "
+            f"(inputs, outputs) or (outputs, inputs) and each b one value per output."
+        )
     if not chains(chosen):
         raise ModelFileError(f"{where}: with --layout {layout} the shapes do not chain as layers; try --layout auto.")
     sizes = [chosen[0][0].shape[0]] + [W.shape[1] for W, _ in chosen]
     try:
         model = MLP(sizes, activation, dtype=dtype)
-        model.load_state_dict({**{f"W{i}": W for i, (W, _) in enumerate(chosen, 1)},
-                               **{f"b{i}": b for i, (_, b) in enumerate(chosen, 1)}})
+        model.load_state_dict(
+            {**{f"W{i}": W for i, (W, _) in enumerate(chosen, 1)}, **{f"b{i}": b for i, (_, b) in enumerate(chosen, 1)}}
+        )
     except ConfigError as exc:
         raise ModelFileError(f"{where}: {exc}") from None
     if not all(np.isfinite(p).all() for p in model.state_dict().values()):
@@ -130,6 +158,8 @@ def run(args):
     else:
         sizes = "-".join(map(str, info["layer_sizes"]))
         how = "(inputs, outputs)" if info["layout"] == "in-out" else "(outputs, inputs), transposed"
-        print(f"imported a {sizes} {args.activation} network from {args.weights} ({info['names']}; W stored "
-              f"{how}) into {out}; evaluate it with `steadynet evaluate {out} --data PATH|NAME`")
+        print(
+            f"imported a {sizes} {args.activation} network from {args.weights} ({info['names']}; W stored "
+            f"{how}) into {out}; evaluate it with `steadynet evaluate {out} --data PATH|NAME`"
+        )
     return 0

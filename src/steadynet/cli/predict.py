@@ -4,11 +4,14 @@ from .app import add_common, print_json
 
 
 def add_parser(sub):
-    p = sub.add_parser("predict", help="classify pictures of digits with a model",
-                       description="Classify images of single digits. Each image (any size, colour or "
-                                   "background) is converted the way MNIST was made: grey, light ink on "
-                                   "dark, cropped, fitted in 20x20, centred by centre of mass in 28x28. "
-                                   "Needs Pillow (`pip install steadynet[images]`).")
+    p = sub.add_parser(
+        "predict",
+        help="classify pictures of digits with a model",
+        description="Classify images of single digits. Each image (any size, colour or "
+        "background) is converted the way MNIST was made: grey, light ink on "
+        "dark, cropped, fitted in 20x20, centred by centre of mass in 28x28. "
+        "Needs Pillow (`pip install steadynet[images]`).",
+    )
     p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or a model .npz file (784 inputs)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, help="how many of the most probable classes to show (default 3)")

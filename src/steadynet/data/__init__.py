@@ -20,8 +20,17 @@ from ..errors import DataFormatError
 from .dataset import Dataset, check_compatible, make_dataset
 from .fetch import REGISTRY, cached_path, fetch
 
-__all__ = ["Dataset", "load_data", "read_arrays", "detect_format", "make_dataset", "check_compatible",
-           "fetch", "REGISTRY", "FORMATS"]
+__all__ = [
+    "Dataset",
+    "load_data",
+    "read_arrays",
+    "detect_format",
+    "make_dataset",
+    "check_compatible",
+    "fetch",
+    "REGISTRY",
+    "FORMATS",
+]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -45,9 +54,11 @@ def detect_format(path):
             return "csv"
         if is_image_folder(path):
             return "images"
-        raise DataFormatError(f"{path}: a data folder must hold the four IDX files, a *train*.csv "
-                              f"file, or image sub-folders train/<label>/ or <label>/; found "
-                              f"{sorted(os.listdir(path))[:8]}.")
+        raise DataFormatError(
+            f"{path}: a data folder must hold the four IDX files, a *train*.csv "
+            f"file, or image sub-folders train/<label>/ or <label>/; found "
+            f"{sorted(os.listdir(path))[:8]}."
+        )
     from .limits import regular_file
 
     regular_file(path)  # a FIFO would block the open below, a device never end
@@ -60,10 +71,13 @@ def detect_format(path):
     if path.lower().endswith(CSV_SUFFIXES):
         return "csv"
     if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
-        raise DataFormatError(f"{path}: a single IDX file holds one array; point --data at the "
-                              f"folder holding the four IDX files.")
-    raise DataFormatError(f"{path}: unrecognised data format (expected HDF5, NPZ, CSV, an IDX "
-                          f"folder or an image folder; the file starts with {head!r}).")
+        raise DataFormatError(
+            f"{path}: a single IDX file holds one array; point --data at the folder holding the four IDX files."
+        )
+    raise DataFormatError(
+        f"{path}: unrecognised data format (expected HDF5, NPZ, CSV, an IDX "
+        f"folder or an image folder; the file starts with {head!r})."
+    )
 
 
 def read_arrays(path, fmt=None):
@@ -104,8 +118,9 @@ def resolve(spec, progress=None, log=None):
         return path
     if os.sep in spec or "." in spec:
         raise DataFormatError(f"--data {spec}: no such file or folder.")
-    raise DataFormatError(f"--data {spec!r}: not a file, folder or registered data set "
-                          f"(registered: {sorted(REGISTRY)}).")
+    raise DataFormatError(
+        f"--data {spec!r}: not a file, folder or registered data set (registered: {sorted(REGISTRY)})."
+    )
 
 
 def load_data(spec, progress=None, log=None, standardised=False):

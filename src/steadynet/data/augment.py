@@ -52,13 +52,14 @@ def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_o
     src = X.reshape(X.shape[0], h, w)
     dst = out.reshape(m, h, w)
     for code in range(side * side):
-        j = order[bounds[code]:bounds[code + 1]]  # positions in the output with this offset
+        j = order[bounds[code] : bounds[code + 1]]  # positions in the output with this offset
         if j.size == 0:
             continue
         dy, dx = code // side - max_shift, code % side - max_shift
         # the part of each source image that stays inside the frame, and where it lands
-        dst[j, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            src[index[j], max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+        dst[j, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src[
+            index[j], max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+        ]
     return (out, offsets) if return_offsets else out
 
 
@@ -67,8 +68,9 @@ def shift_images(X, image_shape, dy, dx):
     filled: the same offset for all, as :func:`random_shifts` moves each image."""
     h, w = image_shape
     out = np.zeros_like(X)
-    out.reshape(-1, h, w)[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        X.reshape(-1, h, w)[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out.reshape(-1, h, w)[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = X.reshape(-1, h, w)[
+        :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -85,8 +87,8 @@ def gaussian_matrix(size, sigma, dtype=np.float32):
     """
     offsets = np.arange(size)[:, None] - np.arange(size)[None, :]  # (size, size): i - k
     taps = np.arange(-math.ceil(4 * sigma), math.ceil(4 * sigma) + 1)
-    norm = np.exp(-taps**2 / (2 * sigma**2)).sum()  # kernel truncated at 4 sigma, summing to 1
-    G = np.exp(-offsets**2 / (2 * sigma**2)) / norm
+    norm = np.exp(-(taps**2) / (2 * sigma**2)).sum()  # kernel truncated at 4 sigma, summing to 1
+    G = np.exp(-(offsets**2) / (2 * sigma**2)) / norm
     G[np.abs(offsets) > taps[-1]] = 0
     return G.astype(dtype)
 
@@ -166,7 +168,7 @@ def warp(X, image_shape, A, D=None, out=None):
     H, W = h + 4, w + 4
     pixels = np.uint8 if X.dtype == np.uint8 else np.float32
     P = np.zeros((n, H + 1, W + 1), dtype=pixels)
-    P[:, 2:h + 2, 2:w + 2] = X.reshape(n, h, w)
+    P[:, 2 : h + 2, 2 : w + 2] = X.reshape(n, h, w)
     # each pixel with its right, lower and lower-right neighbours, packed into one element
     # (4 uint8 in a uint32, 4 float32 in a complex128): one gather fetches all four, several
     # times faster than four gathers
@@ -212,9 +214,22 @@ def warp(X, image_shape, A, D=None, out=None):
     return out
 
 
-def random_warps(X, image_shape, rng, *, rotate=0.0, scale=0.0, shear=0.0, shift=0.0,
-                 elastic_alpha=0.0, elastic_sigma=4.0, index=None, out=None, chunk=4096,
-                 n_fields=1024):
+def random_warps(
+    X,
+    image_shape,
+    rng,
+    *,
+    rotate=0.0,
+    scale=0.0,
+    shear=0.0,
+    shift=0.0,
+    elastic_alpha=0.0,
+    elastic_sigma=4.0,
+    index=None,
+    out=None,
+    chunk=4096,
+    n_fields=1024,
+):
     """Random affine (rotation, scale, shear, translation) and elastic warps of many images.
 
     Every random number is drawn before any image is touched, in a fixed order, so the

@@ -44,13 +44,14 @@ def parse_csv(raw, name="<csv>"):
         with warnings.catch_warnings():  # "input contained no data": reported below, as an error
             warnings.simplefilter("ignore", UserWarning)
             # float32: exact for labels and 0-255 pixels, and half the memory of float64
-            table = np.loadtxt(io.BytesIO(raw), delimiter=",", skiprows=int(has_header),
-                               dtype=np.float32, ndmin=2)
+            table = np.loadtxt(io.BytesIO(raw), delimiter=",", skiprows=int(has_header), dtype=np.float32, ndmin=2)
     except ValueError:
         raise DataFormatError(describe_bad_row(raw, name, has_header)) from None
     if table.shape[0] == 0 or table.shape[1] < 2:
-        raise DataFormatError(f"{name}: expected rows of a label and at least one pixel, found "
-                              f"{table.shape[0]} rows of {table.shape[1]} values.")
+        raise DataFormatError(
+            f"{name}: expected rows of a label and at least one pixel, found "
+            f"{table.shape[0]} rows of {table.shape[1]} values."
+        )
     y = table[:, 0]
     x = table[:, 1:]
     if np.all(np.isfinite(x)) and x.min() >= 0 and x.max() <= 255 and x.max() > 1 and np.array_equal(x, np.round(x)):
@@ -89,8 +90,10 @@ def describe_bad_row(raw, name, has_header):
         if width is None:
             width = len(fields)
         if len(fields) != width:
-            return (f"{name}: line {number} has {len(fields)} values, expected {width} like the first "
-                    f"row (a label, then the pixels); rows must all be the same length.")
+            return (
+                f"{name}: line {number} has {len(fields)} values, expected {width} like the first "
+                f"row (a label, then the pixels); rows must all be the same length."
+            )
         for column, field in enumerate(fields, 1):
             if not is_number(field):
                 return f"{name}: line {number}, column {column}: expected a number, found {field.strip()!r}."
@@ -110,8 +113,9 @@ def find_csv_files(folder):
     train = [n for n in names if "train" in n.lower()]
     test = [n for n in names if "test" in n.lower()]
     if len(train) != 1 or len(test) > 1:
-        raise DataFormatError(f"{folder}: expected one CSV file with 'train' in its name and at most "
-                              f"one with 'test', found {names}.")
+        raise DataFormatError(
+            f"{folder}: expected one CSV file with 'train' in its name and at most one with 'test', found {names}."
+        )
     return os.path.join(folder, train[0]), (os.path.join(folder, test[0]) if test else None)
 
 

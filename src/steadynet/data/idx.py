@@ -18,8 +18,14 @@ import numpy as np
 from ..errors import DataFormatError
 from .limits import MAX_EXPANSION, check_expansion, regular_file
 
-IDX_TYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-             0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 IDX_CODES = {np.dtype(t).newbyteorder(">").str: code for code, t in IDX_TYPES.items()}
 
 # the four files of an IDX data set, by split
@@ -42,12 +48,14 @@ def read_idx_stream(f, name, stored=None):
     """
     head = f.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0:
-        raise DataFormatError(f"{name}: not an IDX file (expected two zero bytes, a type code and "
-                              f"a rank, found {head!r}).")
+        raise DataFormatError(
+            f"{name}: not an IDX file (expected two zero bytes, a type code and a rank, found {head!r})."
+        )
     code, ndim = head[2], head[3]
     if code not in IDX_TYPES:
-        raise DataFormatError(f"{name}: unknown IDX type code 0x{code:02x} (expected one of "
-                              f"{[hex(c) for c in IDX_TYPES]}).")
+        raise DataFormatError(
+            f"{name}: unknown IDX type code 0x{code:02x} (expected one of {[hex(c) for c in IDX_TYPES]})."
+        )
     if not 1 <= ndim <= 4:
         raise DataFormatError(f"{name}: IDX rank must be 1 to 4, found {ndim}.")
     dims = f.read(4 * ndim)
@@ -61,8 +69,10 @@ def read_idx_stream(f, name, stored=None):
     if available is None:
         check_expansion(name, promised, stored if stored is not None else MAX_IDX_BYTES // MAX_EXPANSION)
     if promised > (available if available is not None else MAX_IDX_BYTES):
-        raise DataFormatError(f"{name}: IDX header promises shape {shape} ({promised} bytes of data), "
-                              f"found {'at most ' + str(MAX_IDX_BYTES) if available is None else available} bytes.")
+        raise DataFormatError(
+            f"{name}: IDX header promises shape {shape} ({promised} bytes of data), "
+            f"found {'at most ' + str(MAX_IDX_BYTES) if available is None else available} bytes."
+        )
     a = np.empty(shape, dtype=dtype)
     view, got = memoryview(a.reshape(-1).view(np.uint8)), 0  # the bytes of a, written in place
     while got < a.nbytes:  # a stream may return fewer bytes than asked for
@@ -72,8 +82,9 @@ def read_idx_stream(f, name, stored=None):
         got += k
     if got != a.nbytes or f.read(1):
         found = got if got != a.nbytes else f"more than {a.nbytes}"
-        raise DataFormatError(f"{name}: IDX header promises shape {shape} ({a.nbytes} bytes of data), "
-                              f"found {found} bytes.")
+        raise DataFormatError(
+            f"{name}: IDX header promises shape {shape} ({a.nbytes} bytes of data), found {found} bytes."
+        )
     return a.astype(dtype.newbyteorder("="), copy=False)  # big-endian types to native
 
 
@@ -119,8 +130,9 @@ def find_idx_files(folder):
         variants = {stem, stem.replace("-idx", ".idx")}
         match = [n for n in names if n in variants or (n.endswith(".gz") and n[:-3] in variants)]
         if not match:
-            raise DataFormatError(f"{folder}: expected IDX file {stem}[.gz] for {key}, not found "
-                                  f"(found {sorted(names)[:8]}).")
+            raise DataFormatError(
+                f"{folder}: expected IDX file {stem}[.gz] for {key}, not found (found {sorted(names)[:8]})."
+            )
         found[key] = os.path.join(folder, sorted(match)[0])
     return found
 
@@ -144,8 +156,7 @@ def read_idx_arrays(folder):
     paths = find_idx_files(folder)
     for path in paths.values():  # all four checked before any is read
         regular_file(path, "IDX file")
-    return ({k: read_idx(paths[k]) for k in IDX_FILES},
-            {k: os.path.basename(paths[k]) for k in IDX_FILES}, [])
+    return ({k: read_idx(paths[k]) for k in IDX_FILES}, {k: os.path.basename(paths[k]) for k in IDX_FILES}, [])
 
 
 def read_idx_folder(folder):
@@ -161,8 +172,9 @@ def write_idx(path, a):
     a = np.ascontiguousarray(a)
     big = a.dtype.newbyteorder(">") if a.dtype.itemsize > 1 else a.dtype
     if big.str not in IDX_CODES:
-        raise DataFormatError(f"{path}: IDX cannot hold dtype {a.dtype} (it holds uint8, int8, "
-                              f"int16, int32, float32, float64).")
+        raise DataFormatError(
+            f"{path}: IDX cannot hold dtype {a.dtype} (it holds uint8, int8, int16, int32, float32, float64)."
+        )
     header = bytes([0, 0, IDX_CODES[big.str], a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes()
     # level 6 (not gzip's default 9): a third of the time for files about 1% larger
     f = gzip.open(path, "wb", compresslevel=6) if str(path).endswith(".gz") else open(path, "wb")

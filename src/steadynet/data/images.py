@@ -42,8 +42,7 @@ def natural_key(name):
 
 def class_folders(folder):
     """The sub-folders of ``folder`` that are not hidden."""
-    return sorted(n for n in os.listdir(folder)
-                  if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)))
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)))
 
 
 def is_image_folder(root):
@@ -57,14 +56,17 @@ def list_images(folder):
     items = []
     for sub in class_folders(folder):
         if not is_label(sub):
-            raise DataFormatError(f"{os.path.join(folder, sub)}: expected class folders named by their "
-                                  f"integer label (0, 1, ...), found {sub!r}.")
+            raise DataFormatError(
+                f"{os.path.join(folder, sub)}: expected class folders named by their "
+                f"integer label (0, 1, ...), found {sub!r}."
+            )
         for name in os.listdir(os.path.join(folder, sub)):
             if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
                 items.append((natural_key(name), int(sub), os.path.join(folder, sub, name)))
     if not items:
-        raise DataFormatError(f"{folder}: expected class folders <label>/ holding {'/'.join(IMAGE_SUFFIXES)} "
-                              f"images, found none.")
+        raise DataFormatError(
+            f"{folder}: expected class folders <label>/ holding {'/'.join(IMAGE_SUFFIXES)} images, found none."
+        )
     items.sort(key=lambda item: item[:2])
     return [(path, label) for _, label, path in items]
 
@@ -91,29 +93,40 @@ def read_images(items, notices):
             with Image.open(path) as im:
                 width, height = im.size  # from the header: nothing decoded yet
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise DataFormatError(f"{path}: the image is {width}x{height} pixels; images of a data set "
-                                          f"may have at most {MAX_IMAGE_PIXELS:,}.")
+                    raise DataFormatError(
+                        f"{path}: the image is {width}x{height} pixels; images of a data set "
+                        f"may have at most {MAX_IMAGE_PIXELS:,}."
+                    )
                 if x is None:  # the first image fixes the size
-                    check_expansion(f"{os.path.dirname(os.path.dirname(path))}: {len(items)} images of "
-                                    f"{width}x{height}", len(items) * width * height, stored)
+                    check_expansion(
+                        f"{os.path.dirname(os.path.dirname(path))}: {len(items)} images of {width}x{height}",
+                        len(items) * width * height,
+                        stored,
+                    )
                     x = np.empty((len(items), height, width), dtype=np.uint8)
                 if im.size != (x.shape[2], x.shape[1]):
-                    raise DataFormatError(f"{path}: expected a {x.shape[2]}x{x.shape[1]} image like "
-                                          f"{items[0][0]}, found {im.width}x{im.height}.")
+                    raise DataFormatError(
+                        f"{path}: expected a {x.shape[2]}x{x.shape[1]} image like "
+                        f"{items[0][0]}, found {im.width}x{im.height}."
+                    )
                 if im.mode != "L":
                     converted.add(im.mode)
                 x[i] = grey_uint8(im, path)
         except Image.DecompressionBombError as exc:  # Pillow refuses to open it at all
-            raise DataFormatError(f"{path}: the image is too large ({exc}); images of a data set may have "
-                                  f"at most {MAX_IMAGE_PIXELS:,} pixels.") from None
+            raise DataFormatError(
+                f"{path}: the image is too large ({exc}); images of a data set may have "
+                f"at most {MAX_IMAGE_PIXELS:,} pixels."
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             if isinstance(exc, DataFormatError):
                 raise
             raise DataFormatError(f"{path}: not a readable image ({exc}).") from None
     if converted:
-        notices.append(f"{os.path.dirname(os.path.dirname(items[0][0]))}: images in mode "
-                       f"{sorted(converted)} were converted to 8-bit grey (16-bit levels scaled, "
-                       f"transparency filled).")
+        notices.append(
+            f"{os.path.dirname(os.path.dirname(items[0][0]))}: images in mode "
+            f"{sorted(converted)} were converted to 8-bit grey (16-bit levels scaled, "
+            f"transparency filled)."
+        )
     return x, np.array([label for _, label in items], dtype=np.int64)
 
 
@@ -127,8 +140,9 @@ def grey_uint8(im, path):
     if im.mode in ("I", "I;16", "I;16B", "I;16L"):
         a = np.asarray(im, dtype=np.int64)
         if a.size and (a.min() < 0 or a.max() > 65535):
-            raise DataFormatError(f"{path}: expected 8- or 16-bit grey levels, found values from "
-                                  f"{a.min()} to {a.max()}.")
+            raise DataFormatError(
+                f"{path}: expected 8- or 16-bit grey levels, found values from {a.min()} to {a.max()}."
+            )
         return np.round(a * (255 / 65535)).astype(np.uint8)
     if im.mode == "F":
         raise DataFormatError(f"{path}: a floating-point image (mode F); expected 8- or 16-bit grey or colour.")
@@ -166,8 +180,10 @@ def write_image_folder(root, data):
     from PIL import Image
 
     if data.x_train.dtype != np.uint8 or len(data.image_shape) != 2:
-        raise DataFormatError(f"{root}: an image folder holds 8-bit 2-D images; this data is "
-                              f"{data.x_train.dtype} of shape {tuple(data.image_shape)}.")
+        raise DataFormatError(
+            f"{root}: an image folder holds 8-bit 2-D images; this data is "
+            f"{data.x_train.dtype} of shape {tuple(data.image_shape)}."
+        )
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         width = len(str(max(len(y) - 1, 0)))

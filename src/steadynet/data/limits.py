@@ -49,9 +49,17 @@ def regular_file(path, what="data file", error=DataFormatError):
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
         raise error(f"{path}: expected a regular {what}, found {kind}.")
     return st.st_size
 
@@ -75,9 +83,11 @@ def check_expansion(where, claimed, stored):
     """
     limit = allowed_expansion(stored)
     if claimed > limit:
-        raise DataFormatError(f"{where}: claims {claimed:,} bytes of data from {stored:,} bytes on disk; "
-                              f"at most {MAX_EXPANSION}x (and {EXPANSION_FLOOR >> 20} MiB for any file) is "
-                              f"accepted: a decompression bomb, or a header declaring data the file does not hold.")
+        raise DataFormatError(
+            f"{where}: claims {claimed:,} bytes of data from {stored:,} bytes on disk; "
+            f"at most {MAX_EXPANSION}x (and {EXPANSION_FLOOR >> 20} MiB for any file) is "
+            f"accepted: a decompression bomb, or a header declaring data the file does not hold."
+        )
 
 
 def gunzip_bounded(raw, where):
@@ -96,9 +106,11 @@ def gunzip_bounded(raw, where):
             raise DataFormatError(f"{where}: gzip data is corrupt ({exc}).") from None
         total += len(chunk)
         if total > limit or d.unconsumed_tail:
-            raise DataFormatError(f"{where}: expands past {limit:,} bytes from {len(raw):,} compressed; at most "
-                                  f"{MAX_EXPANSION}x (and {EXPANSION_FLOOR >> 20} MiB for any file) is accepted, so "
-                                  f"this is a decompression bomb.")
+            raise DataFormatError(
+                f"{where}: expands past {limit:,} bytes from {len(raw):,} compressed; at most "
+                f"{MAX_EXPANSION}x (and {EXPANSION_FLOOR >> 20} MiB for any file) is accepted, so "
+                f"this is a decompression bomb."
+            )
         if not d.eof:
             raise DataFormatError(f"{where}: gzip data is truncated (the stream ends early).")
         out.append(chunk)

@@ -25,21 +25,24 @@ def read_npy_member(archive, info, where):
     """One ``.npy`` member of an open zip archive as an ndarray, checked before allocating."""
     with archive.open(info) as f:  # decompresses at most info.file_size bytes, then checks the CRC
         version = np.lib.format.read_magic(f)
-        header = {(1, 0): np.lib.format.read_array_header_1_0,
-                  (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if header is None:
             raise DataFormatError(f"{where}: unsupported .npy version {version}.")
         shape, fortran, dtype = header(f)
         if dtype.hasobject:
-            raise DataFormatError(f"{archive.filename}: holds object arrays, which are refused ({info.filename}; "
-                                  f"they would need pickle, which is never used).")
+            raise DataFormatError(
+                f"{archive.filename}: holds object arrays, which are refused ({info.filename}; "
+                f"they would need pickle, which is never used)."
+            )
         if dtype.kind not in READABLE_KINDS:
             raise DataFormatError(f"{where}: holds dtype {dtype}; expected numbers.")
         promised = int(np.prod(shape, dtype=object)) * dtype.itemsize
         body = info.file_size - f.tell()  # the bytes the member holds after its header
         if promised != body:
-            raise DataFormatError(f"{where}: its header promises shape {shape} ({promised:,} bytes), but the "
-                                  f"member holds {body:,} bytes after the header.")
+            raise DataFormatError(
+                f"{where}: its header promises shape {shape} ({promised:,} bytes), but the "
+                f"member holds {body:,} bytes after the header."
+            )
         flat = np.empty(int(np.prod(shape, dtype=object)), dtype=dtype)  # (n_values,)
         view, got = memoryview(flat.view(np.uint8)), 0
         while got < promised:
@@ -65,11 +68,12 @@ def read_npz_arrays(path):
     try:
         with zipfile.ZipFile(path) as archive:
             extents = zip_member_extents(path, archive, DataFormatError)  # before any member is read
-            members = {info.filename[:-len(".npy")]: info for _, _, info in extents if info.filename.endswith(".npy")}
+            members = {info.filename[: -len(".npy")]: info for _, _, info in extents if info.filename.endswith(".npy")}
             missing = [k for k in KEYS if k not in members]
             if missing:
-                raise DataFormatError(f"{path}: expected arrays {list(KEYS)}, missing {missing} "
-                                      f"(found {sorted(members)}).")
+                raise DataFormatError(
+                    f"{path}: expected arrays {list(KEYS)}, missing {missing} (found {sorted(members)})."
+                )
             arrays = {}
             for k in KEYS:
                 info, where = members[k], f"{path}: {k}"
@@ -78,13 +82,23 @@ def read_npz_arrays(path):
                 if info.compress_type != zipfile.ZIP_STORED:
                     check_expansion(where, info.file_size, info.compress_size)
                 elif info.file_size != info.compress_size:
-                    raise DataFormatError(f"{where} is stored, but claims {info.file_size:,} bytes in "
-                                          f"{info.compress_size:,}; the archive is damaged.")
+                    raise DataFormatError(
+                        f"{where} is stored, but claims {info.file_size:,} bytes in "
+                        f"{info.compress_size:,}; the archive is damaged."
+                    )
                 arrays[k] = read_npy_member(archive, info, where)
     except DataFormatError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
-            NotImplementedError, RuntimeError) as exc:
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         # ValueError: a malformed .npy header; BadZipFile: a bad CRC; NotImplementedError and
         # RuntimeError: an unknown compression method or an encrypted member
         raise DataFormatError(f"{path}: not a readable NPZ file ({type(exc).__name__}: {exc}).") from None
@@ -105,8 +119,13 @@ def write_npz(path, data):
     tmp = f"{path}.part"
     try:
         with open(tmp, "wb") as f:  # a file object: NumPy then adds no ".npz" to the name
-            np.savez_compressed(f, x_train=data.x_train.reshape((-1,) + shape), y_train=data.y_train,
-                                x_test=data.x_test.reshape((-1,) + shape), y_test=data.y_test)
+            np.savez_compressed(
+                f,
+                x_train=data.x_train.reshape((-1,) + shape),
+                y_train=data.y_train,
+                x_test=data.x_test.reshape((-1,) + shape),
+                y_test=data.y_test,
+            )
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

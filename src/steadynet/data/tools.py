@@ -39,8 +39,15 @@ def describe(spec):
     fmt = detect_format(path)
     arrays, names, notices = read_arrays(path, fmt)
     data = make_dataset(*arrays.values(), source=str(path), keys=tuple(names.values()))
-    report = {"path": str(path), "format": fmt, "arrays": {}, "image_shape": list(data.image_shape),
-              "n_classes": data.n_classes, "label_counts": {}, "notices": notices + data.notices}
+    report = {
+        "path": str(path),
+        "format": fmt,
+        "arrays": {},
+        "image_shape": list(data.image_shape),
+        "n_classes": data.n_classes,
+        "label_counts": {},
+        "notices": notices + data.notices,
+    }
     if fmt == "hdf5":  # the HDF5 reader hands back float pixels k/255 as uint8: ask the file
         from .hdf5 import stored_layout
 
@@ -50,9 +57,12 @@ def describe(spec):
     for key, raw in arrays.items():
         loaded = getattr(data, key)
         dtype, shape = stored.get(key, (None, None))
-        entry = {"stored_dtype": None if raw is None else str(dtype),
-                 "stored_shape": None if raw is None else list(shape),
-                 "dtype": str(loaded.dtype), "shape": list(loaded.shape)}
+        entry = {
+            "stored_dtype": None if raw is None else str(dtype),
+            "stored_shape": None if raw is None else list(shape),
+            "dtype": str(loaded.dtype),
+            "shape": list(loaded.shape),
+        }
         if key.startswith("x") and raw is not None and raw.size:
             scale = 255.0 if raw.dtype == np.uint8 and np.dtype(dtype).kind == "f" else 1.0
             entry["pixel_min"], entry["pixel_max"] = float(raw.min()) / scale, float(raw.max()) / scale
@@ -107,8 +117,7 @@ def match_known(data):
     differs = [k for k in known if k not in same]
     result = {"status": "mismatch" if differs else "match", "name": name, "sha256": hashes}
     if differs:
-        result.update(differs=differs, expected={k: known[k] for k in differs},
-                      found={k: hashes[k] for k in differs})
+        result.update(differs=differs, expected={k: known[k] for k in differs}, found={k: hashes[k] for k in differs})
     return result
 
 
@@ -126,8 +135,7 @@ def match_known_files(folder):
     for name, spec in REGISTRY.items():
         same = [k for k, h in spec.file_md5.items() if md5.get(k) == h]
         if same:
-            return {"status": "match" if len(same) == len(spec.file_md5) else "mismatch",
-                    "name": name, "md5": md5}
+            return {"status": "match" if len(same) == len(spec.file_md5) else "mismatch", "name": name, "md5": md5}
     return {"status": "unknown", "name": None, "md5": md5}
 
 
@@ -155,8 +163,10 @@ def convert(src, dst, fmt=None, log=None):
     if fmt is None:
         fmt = SUFFIX_FORMATS.get(os.path.splitext(dst)[1].lower())
         if fmt is None:
-            raise DataFormatError(f"{dst}: cannot tell the output format from the name (expected "
-                                  f"{sorted(SUFFIX_FORMATS)}); give --format {{{','.join(WRITERS)}}}.")
+            raise DataFormatError(
+                f"{dst}: cannot tell the output format from the name (expected "
+                f"{sorted(SUFFIX_FORMATS)}); give --format {{{','.join(WRITERS)}}}."
+            )
     if fmt not in WRITERS:
         raise DataFormatError(f"--format must be one of {list(WRITERS)}, got {fmt!r}.")
     if os.path.exists(dst):
@@ -175,8 +185,13 @@ def convert(src, dst, fmt=None, log=None):
     else:
         from .images import write_image_folder as write
     write(dst, data)
-    return {"src": str(src), "dst": str(dst), "format": fmt, "n_train": int(len(data.y_train)),
-            "n_test": int(len(data.y_test))}
+    return {
+        "src": str(src),
+        "dst": str(dst),
+        "format": fmt,
+        "n_train": int(len(data.y_train)),
+        "n_test": int(len(data.y_test)),
+    }
 
 
 def show(spec, out, n=25, split="train", seed=0):

@@ -16,6 +16,19 @@ from .doctor import DoctorResult, doctor
 from .gradcheck import GradCheckResult, TensorCheck, check_gradients, check_model_gradients
 from .health import HealthMonitor
 
-__all__ = ["diagnose", "Diagnosis", "Finding", "check_gradients", "check_model_gradients", "GradCheckResult", "TensorCheck", "HealthMonitor",
-           "ExplosionDetector", "explain_divergence", "rank_causes", "format_causes",
-           "doctor", "DoctorResult"]
+__all__ = [
+    "diagnose",
+    "Diagnosis",
+    "Finding",
+    "check_gradients",
+    "check_model_gradients",
+    "GradCheckResult",
+    "TensorCheck",
+    "HealthMonitor",
+    "ExplosionDetector",
+    "explain_divergence",
+    "rank_causes",
+    "format_causes",
+    "doctor",
+    "DoctorResult",
+]

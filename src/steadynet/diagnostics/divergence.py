@@ -52,8 +52,10 @@ class ExplosionDetector:
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             return f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}"
         if loss > 100 * self.chance:
-            return (f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: either the logits have "
-                    f"exploded, or this is not a mean cross-entropy (summed over the batch, or another formula)")
+            return (
+                f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: either the logits have "
+                f"exploded, or this is not a mean cross-entropy (summed over the batch, or another formula)"
+            )
         if self.grad_norms:
             # the medians move slowly: sorting the window every 8th step keeps this off the
             # training hot path
@@ -62,8 +64,7 @@ class ExplosionDetector:
             self._refresh = (self._refresh + 1) % 8
             g_med, l_med = self._medians
             if grad_norm > self.factor * g_med:
-                return (f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median "
-                        f"{g_med:.3g}")
+                return f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median {g_med:.3g}"
             ref = min(l_med, self.first_loss)
             if loss > self.loss_factor * ref and loss > 2 * self.chance:
                 return f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}"
@@ -108,9 +109,11 @@ def unit_evidence(model, X):
 def init_evidence(model):
     """The initial weights' RMS under the model's init scheme, over the Glorot scale
     ``sqrt(2 / (fan_in + fan_out))``: the largest ratio over the layers (1 for Glorot)."""
-    rms = {"glorot_uniform": lambda fi, fo: math.sqrt(2.0 / (fi + fo)),
-           "he_normal": lambda fi, fo: math.sqrt(2.0 / fi),
-           "uniform_01": lambda fi, fo: math.sqrt(1.0 / 3.0)}[model.init]  # E[u^2] = 1/3 on [0, 1)
+    rms = {
+        "glorot_uniform": lambda fi, fo: math.sqrt(2.0 / (fi + fo)),
+        "he_normal": lambda fi, fo: math.sqrt(2.0 / fi),
+        "uniform_01": lambda fi, fo: math.sqrt(1.0 / 3.0),
+    }[model.init]  # E[u^2] = 1/3 on [0, 1)
     sizes = model.layer_sizes
     ratio = max(rms(fi, fo) / math.sqrt(2.0 / (fi + fo)) for fi, fo in zip(sizes[:-1], sizes[1:]))
     return {"init": model.init, "rms_over_glorot": ratio, "all_positive": model.init == "uniform_01"}
@@ -120,7 +123,7 @@ def step_evidence(report, recent):
     """The size of the last accepted steps: ``lr * ||g|| / ||theta||`` and the growth of the
     gradient norm over the recorded history."""
     recent = [r for r in (recent or []) if math.isfinite(r.get("grad_norm") or math.nan)]
-    weight_norm = math.sqrt(sum(v ** 2 for v in report.get("weight_norms", {}).values())) or 1e-30
+    weight_norm = math.sqrt(sum(v**2 for v in report.get("weight_norms", {}).values())) or 1e-30
     last = recent[-1] if recent else {"grad_norm": math.nan, "learning_rate": report["learning_rate"]}
     relative_step = last["learning_rate"] * last["grad_norm"] / weight_norm
     growth = recent[-1]["grad_norm"] / max(recent[0]["grad_norm"], 1e-30) if len(recent) > 1 else math.nan
@@ -155,44 +158,66 @@ def rank_causes(report, config, evidence):
     # unscaled inputs: pixels 0-255 make every first-layer pre-activation and gradient 255x larger
     m = inputs["max_abs"]
     score = 0.95 if m > 10 else 0.6 if m > 2 else 0.05
-    causes.append({"cause": "unscaled_inputs", "score": score,
-                   "evidence": f"inputs reach {m:.4g} (mean {inputs['mean']:.3g}, std {inputs['std']:.3g}); "
-                               f"pixels in [0, 1] give at most 1",
-                   "fix": "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or standardise each "
-                          "feature; load the data through steadynet.load_data, which does it"})
+    causes.append(
+        {
+            "cause": "unscaled_inputs",
+            "score": score,
+            "evidence": f"inputs reach {m:.4g} (mean {inputs['mean']:.3g}, std {inputs['std']:.3g}); "
+            f"pixels in [0, 1] give at most 1",
+            "fix": "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or standardise each "
+            "feature; load the data through steadynet.load_data, which does it",
+        }
+    )
 
     # the learning rate: large relative to its default, or steps large relative to the weights
     over_default = lr / default_lr
     rel = steps["relative_step"]
     # a large step at the default rate says the gradient is large, which other causes explain
     step_score = 0.8 if rel > 1 else 0.6 if rel > 0.1 else 0.3 if rel > 0.01 else 0.0
-    score = max(0.9 if over_default >= 10 else 0.5 if over_default >= 3 else 0.1,
-                step_score if over_default >= 3 else min(step_score, 0.5))
+    score = max(
+        0.9 if over_default >= 10 else 0.5 if over_default >= 3 else 0.1,
+        step_score if over_default >= 3 else min(step_score, 0.5),
+    )
     batch = "the full training set" if config.batch_size == "full" else f"batch size {config.batch_size}"
-    causes.append({"cause": "learning_rate", "score": score,
-                   "evidence": f"learning rate {lr:g} ({report['learning_rate']:.3g} at this step) is {over_default:.3g}x the default {default_lr:g} of "
-                               f"{config.optimizer} with {batch}; the last step moved the weights by "
-                               f"{rel:.2g} of their norm (healthy about 1e-3)",
-                   "fix": f"lower the learning rate to {lr / 10:.4g} (--lr {lr / 10:.4g}), or add --clip-norm 1 "
-                          f"or --warmup-epochs 1; a gradient summed over the batch instead of averaged "
-                          f"multiplies the step by the batch size"})
+    causes.append(
+        {
+            "cause": "learning_rate",
+            "score": score,
+            "evidence": f"learning rate {lr:g} ({report['learning_rate']:.3g} at this step) is {over_default:.3g}x the default {default_lr:g} of "
+            f"{config.optimizer} with {batch}; the last step moved the weights by "
+            f"{rel:.2g} of their norm (healthy about 1e-3)",
+            "fix": f"lower the learning rate to {lr / 10:.4g} (--lr {lr / 10:.4g}), or add --clip-norm 1 "
+            f"or --warmup-epochs 1; a gradient summed over the batch instead of averaged "
+            f"multiplies the step by the batch size",
+        }
+    )
 
     # saturated or dead units: the gradient can no longer steer them back
     sat = max(units["saturated"], units["dead"])
     word = "saturated" if units["saturated"] >= units["dead"] else "dead"
-    causes.append({"cause": "saturated_units", "score": 0.7 * sat,
-                   "evidence": f"{sat:.0%} of the hidden activations are {word} with the last finite weights",
-                   "fix": "keep the pre-activations small: Glorot/He initialisation, inputs in [0, 1] and a "
-                          "smaller learning rate; saturated units have a near-zero derivative"})
+    causes.append(
+        {
+            "cause": "saturated_units",
+            "score": 0.7 * sat,
+            "evidence": f"{sat:.0%} of the hidden activations are {word} with the last finite weights",
+            "fix": "keep the pre-activations small: Glorot/He initialisation, inputs in [0, 1] and a "
+            "smaller learning rate; saturated units have a near-zero derivative",
+        }
+    )
 
     # initialisation scale
     r = init["rms_over_glorot"]
     score = 0.85 if init["all_positive"] else 0.5 if r > 5 else 0.02
-    causes.append({"cause": "init_scale", "score": score,
-                   "evidence": f"init {init['init']!r} starts the weights at {r:.3g}x the Glorot scale"
-                               + (" and every weight is positive" if init["all_positive"] else ""),
-                   "fix": "--init glorot_uniform for sigmoid/tanh, he_normal for ReLU (the defaults), "
-                          "which keep each layer's output variance about 1"})
+    causes.append(
+        {
+            "cause": "init_scale",
+            "score": score,
+            "evidence": f"init {init['init']!r} starts the weights at {r:.3g}x the Glorot scale"
+            + (" and every weight is positive" if init["all_positive"] else ""),
+            "fix": "--init glorot_uniform for sigmoid/tanh, he_normal for ReLU (the defaults), "
+            "which keep each layer's output variance about 1",
+        }
+    )
     return sorted(causes, key=lambda c: -c["score"])
 
 
@@ -222,19 +247,24 @@ def explain_divergence(report, model, config, X, recent=None, max_samples=512):
 
     Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
     # the accepted steps, then the refused one
-    history = list(recent or []) + [{k: report.get(k) for k in ("step", "epoch", "loss", "grad_norm",
-                                                               "learning_rate")}]
-    evidence = {"inputs": input_evidence(Xs), "units": unit_evidence(model, Xs),
-                "init": init_evidence(model), "steps": step_evidence(report, history)}
-    return {**report, "norm_history": history, "evidence": evidence,
-            "causes": rank_causes(report, config, evidence)}
+    history = list(recent or []) + [{k: report.get(k) for k in ("step", "epoch", "loss", "grad_norm", "learning_rate")}]
+    evidence = {
+        "inputs": input_evidence(Xs),
+        "units": unit_evidence(model, Xs),
+        "init": init_evidence(model),
+        "steps": step_evidence(report, history),
+    }
+    return {**report, "norm_history": history, "evidence": evidence, "causes": rank_causes(report, config, evidence)}
 
 
 def format_causes(explained, most=3):
     """The ranked causes as lines for a log: ``1. learning_rate (0.90): evidence -> fix``."""
-    lines = [f"training diverged at epoch {explained['epoch']}, step {explained['step']}: "
-             f"{explained['first']} went first" + (f" ({explained['reason']})" if explained.get("reason") else "")
-             + "; likely causes:"]
+    lines = [
+        f"training diverged at epoch {explained['epoch']}, step {explained['step']}: "
+        f"{explained['first']} went first"
+        + (f" ({explained['reason']})" if explained.get("reason") else "")
+        + "; likely causes:"
+    ]
     for i, c in enumerate(explained["causes"][:most], 1):
         lines.append(f"  {i}. {c['cause']} ({c['score']:.2f}): {c['evidence']}\n     try: {c['fix']}")
     return "\n".join(lines)

@@ -68,10 +68,13 @@ class DoctorResult:
         return "not ready to train: " + " and ".join(parts) + "; fix them in the order listed."
 
     def to_dict(self):
-        return {"healthy": self.healthy, "verdict": self.verdict,
-                "effective_learning_rate": self.effective_learning_rate,
-                "suggested_learning_rate": self.suggested_learning_rate,
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "healthy": self.healthy,
+            "verdict": self.verdict,
+            "effective_learning_rate": self.effective_learning_rate,
+            "suggested_learning_rate": self.suggested_learning_rate,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
     def report(self):
         lines = []
@@ -123,8 +126,13 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     lr = config.resolved_learning_rate() * (batch if summed_gradients else 1)
 
     def new_model():
-        return MLP((data.n_features, *config.hidden, k), config.activation, init=config.init,
-                   dtype=config.dtype, seed=config.seed)
+        return MLP(
+            (data.n_features, *config.hidden, k),
+            config.activation,
+            init=config.init,
+            dtype=config.dtype,
+            seed=config.seed,
+        )
 
     checks = []
     log("doctor: input scale and labels")
@@ -157,12 +165,23 @@ def check_inputs(X, stored_dtype, notices=()):
     elif stored_dtype == np.uint8:
         seen += "; the file held 0-255 uint8 pixels, scaled to [0, 1] per batch"
     if hi > 1.5 or lo < -1.5:
-        return Check("input scale", "fail", seen, "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or "
-                     "standardise each feature: large inputs make the first layer's pre-activations and "
-                     "gradients as large", values)
+        return Check(
+            "input scale",
+            "fail",
+            seen,
+            "scale the inputs to [0, 1] (divide 0-255 pixels by 255) or "
+            "standardise each feature: large inputs make the first layer's pre-activations and "
+            "gradients as large",
+            values,
+        )
     if std < 0.01:
-        return Check("input scale", "warn", seen + ": nearly constant", "check that the images were read "
-                     "correctly; constant inputs carry no information", values)
+        return Check(
+            "input scale",
+            "warn",
+            seen + ": nearly constant",
+            "check that the images were read correctly; constant inputs carry no information",
+            values,
+        )
     return Check("input scale", "ok", seen, values=values)
 
 
@@ -173,11 +192,21 @@ def check_labels(y, k):
     ratio = counts.min() / counts.max()
     seen = f"{k} classes, {counts.min()} to {counts.max()} samples each"
     if missing:
-        return Check("label balance", "fail", f"{seen}; classes {missing} never occur",
-                     "check the labels: the network cannot learn a class it never sees", values)
+        return Check(
+            "label balance",
+            "fail",
+            f"{seen}; classes {missing} never occur",
+            "check the labels: the network cannot learn a class it never sees",
+            values,
+        )
     if ratio < 0.1:
-        return Check("label balance", "warn", f"{seen} (the rarest is {ratio:.1%} of the commonest)",
-                     "weigh the classes or resample: accuracy will be dominated by the common ones", values)
+        return Check(
+            "label balance",
+            "warn",
+            f"{seen} (the rarest is {ratio:.1%} of the commonest)",
+            "weigh the classes or resample: accuracy will be dominated by the common ones",
+            values,
+        )
     return Check("label balance", "ok", seen, values=values)
 
 
@@ -191,9 +220,15 @@ def check_initial_loss(model, X, y):
     if stuck > 0.5:
         seen += f"; {stuck:.0%} of the hidden units start saturated or dead"
     if loss > chance + 0.5 or stuck > 0.5:
-        return Check("initial loss", "fail", seen, "use --init glorot_uniform for sigmoid/tanh or he_normal for "
-                     "ReLU (the defaults): uniform [0, 1) weights are all positive and far too large, so every "
-                     "hidden unit saturates and the logits start far apart", values)
+        return Check(
+            "initial loss",
+            "fail",
+            seen,
+            "use --init glorot_uniform for sigmoid/tanh or he_normal for "
+            "ReLU (the defaults): uniform [0, 1) weights are all positive and far too large, so every "
+            "hidden unit saturates and the logits start far apart",
+            values,
+        )
     return Check("initial loss", "ok", seen, values=values)
 
 
@@ -201,15 +236,26 @@ def check_gradient(model, X, y, summed_gradients, batch):
     result = check_model_gradients(model, X, y, max_per_tensor=30)
     values = {"passed": result.passed, "max_rel_error": max(t.rel_error for t in result.tensors.values())}
     if not result.passed:
-        return Check("gradient check", "fail", f"steadynet's own backprop disagrees with central differences "
-                     f"({', '.join(result.failed)}): {result.where}", "report this as a steadynet bug", values)
-    seen = (f"steadynet's own backprop for these settings matches central differences (max relative error "
-            f"{values['max_rel_error']:.1e}); to check your own code, use steadynet.diagnose")
+        return Check(
+            "gradient check",
+            "fail",
+            f"steadynet's own backprop disagrees with central differences ({', '.join(result.failed)}): {result.where}",
+            "report this as a steadynet bug",
+            values,
+        )
+    seen = (
+        f"steadynet's own backprop for these settings matches central differences (max relative error "
+        f"{values['max_rel_error']:.1e}); to check your own code, use steadynet.diagnose"
+    )
     if summed_gradients:
         values["scale"] = batch
-        return Check("gradient check", "fail", seen + f"; but your gradient is summed over the batch, so it is "
-                     f"{batch}x the gradient of the mean loss", f"divide the gradient by the batch size "
-                     f"({batch}) once, or the learning rate by it", values)
+        return Check(
+            "gradient check",
+            "fail",
+            seen + f"; but your gradient is summed over the batch, so it is {batch}x the gradient of the mean loss",
+            f"divide the gradient by the batch size ({batch}) once, or the learning rate by it",
+            values,
+        )
     return Check("gradient check", "ok", seen, values=values)
 
 
@@ -231,14 +277,25 @@ def sgd_steps(model, X, y, config, lr, steps):
 def check_overfit(model, X, y, config, lr, steps=150):
     losses = sgd_steps(model, X, y, config, lr, steps)
     final = losses[-1]
-    acc = float((to_numpy(model.forward(model.xp.asarray(X))).argmax(axis=1) == y).mean()) if math.isfinite(final) else 0.0
+    acc = (
+        float((to_numpy(model.forward(model.xp.asarray(X))).argmax(axis=1) == y).mean())
+        if math.isfinite(final)
+        else 0.0
+    )
     values = {"first_loss": losses[0], "final_loss": final, "accuracy": acc, "steps": len(losses)}
-    seen = (f"{len(y)} samples, {len(losses)} steps at learning rate {lr:.3g}: loss {losses[0]:.3g} -> {final:.3g}, "
-            f"accuracy {acc:.0%}")
+    seen = (
+        f"{len(y)} samples, {len(losses)} steps at learning rate {lr:.3g}: loss {losses[0]:.3g} -> {final:.3g}, "
+        f"accuracy {acc:.0%}"
+    )
     if acc == 1.0 and final < 0.2 * losses[0]:
         return Check("overfit one batch", "ok", seen, values=values)
-    return Check("overfit one batch", "fail", seen + ": the network cannot even memorise one small batch",
-                 "fix the failures above first; then try a learning rate near the suggested one below", values)
+    return Check(
+        "overfit one batch",
+        "fail",
+        seen + ": the network cannot even memorise one small batch",
+        "fix the failures above first; then try a learning rate near the suggested one below",
+        values,
+    )
 
 
 def lr_range_test(model, X, y, config, lrs, batch_size=64):
@@ -249,7 +306,7 @@ def lr_range_test(model, X, y, config, lrs, batch_size=64):
     losses = []
     for t, lr in enumerate(lrs):
         s = (t * batch_size) % max(n - batch_size, 1)
-        Xb, yb = xp.asarray(X[s:s + batch_size]), xp.asarray(y[s:s + batch_size])
+        Xb, yb = xp.asarray(X[s : s + batch_size]), xp.asarray(y[s : s + batch_size])
         loss, _ = model.loss_and_grad(Xb, yb)
         losses.append(loss)
         if not math.isfinite(loss) or loss > 4 * min(losses):
@@ -267,15 +324,34 @@ def check_learning_rate(model, X, y, config, lr, summed_gradients, steps=80):
     best = int(np.argmin(smooth)) + (len(losses) - len(smooth))
     suggested = float(lrs[best] / 10)  # a tenth of the rate where the loss was lowest: a safe margin
     blows_up = float(lrs[len(losses) - 1]) if len(losses) < steps else None
-    values = {"learning_rates": lrs[:len(losses)].tolist(), "losses": losses.tolist(), "suggested": suggested,
-              "diverges_at": blows_up, "effective": lr}
-    rate = f"learning rate {lr:.3g}" + (" (your rate times the batch size: summed gradients)" if summed_gradients else "")
+    values = {
+        "learning_rates": lrs[: len(losses)].tolist(),
+        "losses": losses.tolist(),
+        "suggested": suggested,
+        "diverges_at": blows_up,
+        "effective": lr,
+    }
+    rate = f"learning rate {lr:.3g}" + (
+        " (your rate times the batch size: summed gradients)" if summed_gradients else ""
+    )
     seen = f"{rate}; the sweep suggests {suggested:.3g}" + (
-        f" and the loss blows up from {blows_up:.3g}" if blows_up else "")
+        f" and the loss blows up from {blows_up:.3g}" if blows_up else ""
+    )
     if blows_up is not None and lr >= blows_up:
-        return Check("learning rate", "fail", seen, f"use about {suggested:.3g}" + (
-            " on the mean gradient (divide by the batch size)" if summed_gradients else ""), values), suggested
+        return Check(
+            "learning rate",
+            "fail",
+            seen,
+            f"use about {suggested:.3g}"
+            + (" on the mean gradient (divide by the batch size)" if summed_gradients else ""),
+            values,
+        ), suggested
     if lr > 30 * suggested or lr < suggested / 100:
-        return Check("learning rate", "warn", seen + f" ({lr / suggested:.3g}x the suggestion)",
-                     f"try --lr {suggested:.3g}", values), suggested
+        return Check(
+            "learning rate",
+            "warn",
+            seen + f" ({lr / suggested:.3g}x the suggestion)",
+            f"try --lr {suggested:.3g}",
+            values,
+        ), suggested
     return Check("learning rate", "ok", seen, values=values), suggested

@@ -93,8 +93,13 @@ class GradCheckResult:
         return {name: t.kind for name, t in self.tensors.items() if t.status == "fail"}
 
     def to_dict(self):
-        return {"passed": self.passed, "failed": self.failed, "where": self.where, "notes": self.notes,
-                "tensors": {name: t.to_dict() for name, t in self.tensors.items()}}
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "where": self.where,
+            "notes": self.notes,
+            "tensors": {name: t.to_dict() for name, t in self.tensors.items()},
+        }
 
     def report(self, columns=79):
         """A readable report: one line per tensor, then the diagnosis, wrapped to ``columns``."""
@@ -102,14 +107,24 @@ class GradCheckResult:
         indent = " " * (width + 10)
 
         def wrap(text, first, rest):
-            return textwrap.fill(text, columns, initial_indent=first, subsequent_indent=rest,
-                                 break_on_hyphens=False, break_long_words=False)
+            return textwrap.fill(
+                text,
+                columns,
+                initial_indent=first,
+                subsequent_indent=rest,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
 
-        lines = [f"gradient check: {'PASSED' if self.passed else 'FAILED'} "
-                 f"({len(self.failed)} of {len(self.tensors)} tensors fail)"]
+        lines = [
+            f"gradient check: {'PASSED' if self.passed else 'FAILED'} "
+            f"({len(self.failed)} of {len(self.tensors)} tensors fail)"
+        ]
         for name, t in self.tensors.items():
             checked = f"{t.n_checked}/{t.n_elements}" if t.n_checked < t.n_elements else f"{t.n_elements}"
-            lines.append(f"  {name:<{width}}  {t.status.upper():<4}  rel. error {t.rel_error:9.2e}  ({checked} checked)")
+            lines.append(
+                f"  {name:<{width}}  {t.status.upper():<4}  rel. error {t.rel_error:9.2e}  ({checked} checked)"
+            )
             if t.status != "pass":
                 lines.append(wrap(t.detail, indent, indent))
         if self.where:
@@ -230,8 +245,9 @@ def loss_precision(loss, P, eps):
     return abs(a - b) <= 1e-3 * max(abs(a), abs(b), 1e-300) or (a == 0 and b == 0)
 
 
-def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=1000, eps=1e-6, seed=0,
-                    shapes=None, layout=None):
+def check_gradients(
+    loss_fn, grads, params, *, batch_size=None, max_per_tensor=1000, eps=1e-6, seed=0, shapes=None, layout=None
+):
     """Check a hand-written backprop against central differences of its loss.
 
     Parameters
@@ -287,8 +303,9 @@ def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=1
     if isinstance(params, dict):
         for name, p in params.items():
             if isinstance(p, np.ndarray) and p.dtype.kind not in "f":
-                raise ConfigError(f"check_gradients: params[{name!r}] must be a float array, "
-                                  f"got dtype {np.asarray(p).dtype}.")
+                raise ConfigError(
+                    f"check_gradients: params[{name!r}] must be a float array, got dtype {np.asarray(p).dtype}."
+                )
     user = UserParams(params, shapes)
     raw = grads(params) if callable(grads) else grads
     G, notes = user.match_gradients(raw)
@@ -297,47 +314,69 @@ def check_gradients(loss_fn, grads, params, *, batch_size=None, max_per_tensor=1
     probe = LossProbe(loss_fn, user)
     loss0 = probe(P)
     if getattr(loss0, "dtype", None) == np.float32:
-        notes.append("loss_fn returns float32: it casts the float64 parameters down, so the "
-                     "central differences carry float32 rounding; compute the loss in float64.")
+        notes.append(
+            "loss_fn returns float32: it casts the float64 parameters down, so the "
+            "central differences carry float32 rounding; compute the loss in float64."
+        )
     loss0 = float(np.asarray(loss0, dtype=np.float64))
     if not np.isfinite(loss0):
         notes.append(f"the loss is {loss0} at this point: nothing can be checked; fix the forward pass first.")
-        return GradCheckResult({name: TensorCheck(name, "fail", float("nan"), 0, P[name].size, "wrong",
-                                                  "the loss is not finite here") for name in P}, "", notes)
+        return GradCheckResult(
+            {
+                name: TensorCheck(name, "fail", float("nan"), 0, P[name].size, "wrong", "the loss is not finite here")
+                for name in P
+            },
+            "",
+            notes,
+        )
     again = float(np.asarray(probe(P), dtype=np.float64))
     if again != loss0:
-        notes.append(f"the loss is random: two calls at the same point gave {loss0:.10g} and {again:.10g} "
-                     f"(a dropout mask or noise drawn anew with a generator other than np.random); switch "
-                     f"dropout off, or fix its mask, for the check: its verdicts cannot be trusted as they are.")
+        notes.append(
+            f"the loss is random: two calls at the same point gave {loss0:.10g} and {again:.10g} "
+            f"(a dropout mask or noise drawn anew with a generator other than np.random); switch "
+            f"dropout off, or fix its mask, for the check: its verdicts cannot be trusted as they are."
+        )
     low_precision = not loss_precision(probe, P, eps)
     if low_precision:
-        notes.append("the loss is computed in float32 (or lower) precision: a step of 1e-9 is rounded "
-                     "away. The differences use a step of 1e-3 and float32 tolerances; for a sharper check, "
-                     "compute the loss in float64.")
+        notes.append(
+            "the loss is computed in float32 (or lower) precision: a step of 1e-9 is rounded "
+            "away. The differences use a step of 1e-3 and float32 tolerances; for a sharper check, "
+            "compute the loss in float64."
+        )
         eps = max(eps, 1e-3)
     # differences below this are rounding of the loss, not gradient
     noise = max(abs(loss0), 1e-3) * (1e-7 if low_precision else 1e-15) / eps
     rng = np.random.default_rng(seed)
     checks = {}
     for name, p in P.items():
-        index = (np.arange(p.size) if p.size <= max_per_tensor
-                 else np.sort(rng.choice(p.size, max_per_tensor, replace=False)))
+        index = (
+            np.arange(p.size)
+            if p.size <= max_per_tensor
+            else np.sort(rng.choice(p.size, max_per_tensor, replace=False))
+        )
         n, ups, downs, hs = numerical_gradient(probe, P, name, index, eps, with_sides=True)
         g = G.get(name)
         tol = TOLERANCES[np.dtype("float32")] if low_precision else None
-        checks[name] = check_tensor(name, None if g is None else np.asarray(g), n, index, p.shape, batch_size,
-                                    noise=noise, tol=tol)
+        checks[name] = check_tensor(
+            name, None if g is None else np.asarray(g), n, index, p.shape, batch_size, noise=noise, tol=tol
+        )
         c = checks[name]
         if g is not None and c.status == "fail" and c.kind not in ("shape", "transposed", "missing"):
             _look_for_kinks(c, probe, P, name, np.asarray(g), index, n, ups, downs, hs, loss0, batch_size, noise, tol)
         if g is not None and c.status in ("pass", "warn") and p.size > len(index):
             _check_regions(c, probe, P, name, np.asarray(g, dtype=np.float64), eps, noise, rng, tol)
-    flat = [name for name, c in checks.items() if c.detail.startswith("saturated")
-            or (c.status == "pass" and c.rel_error == 0.0 and name in G and not np.any(G[name]))]
+    flat = [
+        name
+        for name, c in checks.items()
+        if c.detail.startswith("saturated")
+        or (c.status == "pass" and c.rel_error == 0.0 and name in G and not np.any(G[name]))
+    ]
     if flat:
-        notes.append(f"{', '.join(flat)}: the loss does not change with {'it' if len(flat) == 1 else 'them'} "
-                     f"here (gradient 0 or below the rounding of the loss, numerically too): the units are "
-                     f"saturated or dead and cannot learn; check the initialisation scale and the input scale.")
+        notes.append(
+            f"{', '.join(flat)}: the loss does not change with {'it' if len(flat) == 1 else 'them'} "
+            f"here (gradient 0 or below the rounding of the loss, numerically too): the units are "
+            f"saturated or dead and cannot learn; check the initialisation scale and the input scale."
+        )
     return GradCheckResult(checks, locate(checks, layout), notes)
 
 
@@ -362,9 +401,11 @@ def _look_for_kinks(c, probe, P, name, g, index, n, ups, downs, hs, loss0, batch
     if sub.status in ("pass", "warn"):
         c.status, c.kind = "warn", None
         c.rel_error, c.cosine, c.factor = sub.rel_error, sub.cosine, sub.factor
-        c.detail = (f"{int(kink.sum())} checked element(s) sit on a kink (a ReLU or max at 0 within the difference "
-                    f"step); {int(still.sum())} stay on it with a step 1000x smaller and are left out; the rest "
-                    f"match (rel. error {sub.rel_error:.1e})")
+        c.detail = (
+            f"{int(kink.sum())} checked element(s) sit on a kink (a ReLU or max at 0 within the difference "
+            f"step); {int(still.sum())} stay on it with a step 1000x smaller and are left out; the rest "
+            f"match (rel. error {sub.rel_error:.1e})"
+        )
 
 
 def _check_regions(c, probe, P, name, g, eps, noise, rng, tol):
@@ -394,8 +435,10 @@ def _check_regions(c, probe, P, name, g, eps, noise, rng, tol):
     ids = sorted(i for _, i in bad)
     what = "/".join(sorted(kinds)) + "s"
     c.status, c.kind = "fail", "partial"
-    c.detail = (f"{KINDS['partial']}: {what} {short_list([str(i) for i in ids])} disagree as a whole "
-                f"(each checked by one directional derivative), though the elements drawn one by one matched")
+    c.detail = (
+        f"{KINDS['partial']}: {what} {short_list([str(i) for i in ids])} disagree as a whole "
+        f"(each checked by one directional derivative), though the elements drawn one by one matched"
+    )
     if kinds == {"row"}:
         c.rows = ids
     elif kinds == {"column"}:
@@ -415,45 +458,80 @@ def check_tensor(name, g, n, index, shape, batch_size=None, *, noise=0.0, tol=No
     size = int(np.prod(shape))
     base = dict(name=name, n_checked=len(index), n_elements=size)
     if g is None:
-        return TensorCheck(status="fail", rel_error=1.0, kind="missing",
-                           detail=f"{KINDS['missing']} (no {name!r} in grads)", **base)
+        return TensorCheck(
+            status="fail", rel_error=1.0, kind="missing", detail=f"{KINDS['missing']} (no {name!r} in grads)", **base
+        )
     tol_pass, tol_warn = tol or TOLERANCES.get(g.dtype, TOLERANCES[np.dtype("float32")])
     if g.shape != tuple(shape):
         # a non-square W given as its transpose is still recognisable
         if g.ndim == 2 and g.shape == tuple(shape)[::-1] and rel_error(g.T.reshape(-1)[index], n, noise) < tol_warn:
-            return TensorCheck(status="fail", rel_error=1.0, kind="transposed",
-                               detail=f"{KINDS['transposed']}; shape {g.shape}, parameter {tuple(shape)}", **base)
+            return TensorCheck(
+                status="fail",
+                rel_error=1.0,
+                kind="transposed",
+                detail=f"{KINDS['transposed']}; shape {g.shape}, parameter {tuple(shape)}",
+                **base,
+            )
         if g.size == 1 and size > 1:
-            return TensorCheck(status="fail", rel_error=1.0, kind="shape",
-                               detail=f"{KINDS['shape']}: a single number for a parameter of shape {tuple(shape)}: "
-                               f"summed over every axis; sum over the samples' axis only (keepdims=True for a "
-                               f"column or row bias)", **base)
-        return TensorCheck(status="fail", rel_error=1.0, kind="shape",
-                           detail=f"{KINDS['shape']}: gradient {g.shape}, parameter {tuple(shape)}", **base)
+            return TensorCheck(
+                status="fail",
+                rel_error=1.0,
+                kind="shape",
+                detail=f"{KINDS['shape']}: a single number for a parameter of shape {tuple(shape)}: "
+                f"summed over every axis; sum over the samples' axis only (keepdims=True for a "
+                f"column or row bias)",
+                **base,
+            )
+        return TensorCheck(
+            status="fail",
+            rel_error=1.0,
+            kind="shape",
+            detail=f"{KINDS['shape']}: gradient {g.shape}, parameter {tuple(shape)}",
+            **base,
+        )
     gs = g.astype(np.float64).reshape(-1)[index]
     if not np.all(np.isfinite(gs)):
-        return TensorCheck(status="fail", rel_error=float("inf"), kind="wrong",
-                           detail="the gradient holds NaN or infinity", **base)
+        return TensorCheck(
+            status="fail", rel_error=float("inf"), kind="wrong", detail="the gradient holds NaN or infinity", **base
+        )
     err = rel_error(gs, n, noise)
     cos, k = cosine_and_factor(gs, n)
     base.update(rel_error=err, cosine=cos, factor=k)
     flat = np.abs(n).max(initial=0.0) <= noise
     if flat and np.abs(gs).max(initial=0.0) <= max(noise, 1e-12):
-        return TensorCheck(status="warn", detail=f"saturated: the true gradient is below {noise:.1e} everywhere "
-                           f"checked (the loss barely changes with {name}), too small to check; yours is as small. "
-                           f"Units this flat cannot learn: check the initialisation and input scale", **base)
+        return TensorCheck(
+            status="warn",
+            detail=f"saturated: the true gradient is below {noise:.1e} everywhere "
+            f"checked (the loss barely changes with {name}), too small to check; yours is as small. "
+            f"Units this flat cannot learn: check the initialisation and input scale",
+            **base,
+        )
     if err < tol_pass:
         return TensorCheck(status="pass", **base)
     if err < tol_warn:
-        return TensorCheck(status="warn", detail=f"relative error {err:.1e} is borderline (pass < {tol_pass:g}); "
-                           f"float rounding or a kink (ReLU at 0) near the checked point", **base)
+        return TensorCheck(
+            status="warn",
+            detail=f"relative error {err:.1e} is borderline (pass < {tol_pass:g}); "
+            f"float rounding or a kink (ReLU at 0) near the checked point",
+            **base,
+        )
     if flat:
-        return TensorCheck(status="fail", kind="wrong", detail=f"the loss does not change with {name} here (true "
-                           f"gradient below {noise:.1e}: the units are saturated), yet your gradient reaches "
-                           f"{np.abs(gs).max():.3g}: the formula is wrong", **base)
+        return TensorCheck(
+            status="fail",
+            kind="wrong",
+            detail=f"the loss does not change with {name} here (true "
+            f"gradient below {noise:.1e}: the units are saturated), yet your gradient reaches "
+            f"{np.abs(gs).max():.3g}: the formula is wrong",
+            **base,
+        )
     if len(index) == 1 and size == 1:
-        return TensorCheck(status="fail", kind="wrong", detail=f"given {gs[0]:.6g}, numerically {n[0]:.6g} (a one-"
-                           f"element tensor: the kind of mistake cannot be read from one number)", **base)
+        return TensorCheck(
+            status="fail",
+            kind="wrong",
+            detail=f"given {gs[0]:.6g}, numerically {n[0]:.6g} (a one-"
+            f"element tensor: the kind of mistake cannot be read from one number)",
+            **base,
+        )
     return TensorCheck(status="fail", **base, **classify(gs, n, index, shape, g, tol_warn, batch_size))
 
 
@@ -490,11 +568,17 @@ def classify(g, n, index, shape, G, tol, batch_size):
             return dict(kind="sign", detail=f"{KINDS['sign']} (cosine {cos:.3f})")
         sign = "and wrong sign: " if k < 0 else ""
         if batch_size and batch_size > 1 and abs(abs(k) / batch_size - 1) < 1e-2:
-            return dict(kind="batch_sum", detail=f"{sign}{KINDS['batch_sum']} "
-                        f"(factor {k:.6g} = batch size {batch_size}); divide by the batch size once")
+            return dict(
+                kind="batch_sum",
+                detail=f"{sign}{KINDS['batch_sum']} "
+                f"(factor {k:.6g} = batch size {batch_size}); divide by the batch size once",
+            )
         if batch_size and batch_size > 1 and abs(abs(k) * batch_size - 1) < 1e-2:
-            return dict(kind="batch_divided", detail=f"{sign}{KINDS['batch_divided']} "
-                        f"(factor 1/{1 / abs(k):.6g}); divide by the batch size only once")
+            return dict(
+                kind="batch_divided",
+                detail=f"{sign}{KINDS['batch_divided']} "
+                f"(factor 1/{1 / abs(k):.6g}); divide by the batch size only once",
+            )
         return dict(kind="scale", detail=f"{sign}{KINDS['scale']}: given = {k:.6g} x true")
     # right in part of the tensor, wrong elsewhere
     part = partial_disagreement(g, n, index, shape)
@@ -520,12 +604,20 @@ def partial_disagreement(g, n, index, shape, rtol=1e-2):
             bad_ids, good_ids = set(ids[bad].tolist()), set(ids[good].tolist())
             if not bad_ids & good_ids:  # these rows (columns) are wrong as a whole, the rest right
                 ids_sorted = sorted(bad_ids)
-                return dict(kind="partial", detail=f"{KINDS['partial']}: {label} {short_list(ids_sorted)} "
-                            f"disagree, the other {label} match{among}",
-                            rows=ids_sorted if axis == 0 else None, cols=ids_sorted if axis == 1 else None)
+                return dict(
+                    kind="partial",
+                    detail=f"{KINDS['partial']}: {label} {short_list(ids_sorted)} "
+                    f"disagree, the other {label} match{among}",
+                    rows=ids_sorted if axis == 0 else None,
+                    cols=ids_sorted if axis == 1 else None,
+                )
     entries = sorted(np.asarray(index)[bad].tolist())
-    return dict(kind="partial", detail=f"{KINDS['partial']}: {len(entries)} of {int(signal.sum())} entries "
-                f"disagree ({short_list(entries)}, flat indices){among}", rows=entries)
+    return dict(
+        kind="partial",
+        detail=f"{KINDS['partial']}: {len(entries)} of {int(signal.sum())} entries "
+        f"disagree ({short_list(entries)}, flat indices){among}",
+        rows=entries,
+    )
 
 
 def short_list(ids, most=8):
@@ -544,12 +636,22 @@ def formulas(layout=None):
     if samples == "rows":
         dW = "X.T @ dZ" if weights == "in_out" else "dZ.T @ X"
         dA = "dZ{above} @ W{above}.T" if weights == "in_out" else "dZ{above} @ W{above}"
-        return {"dW": dW, "db": "dZ.sum(axis=0)", "dA": dA, "axis": "axis 1", "dW_T": "dZ.T @ X" if weights == "in_out"
-                else "X.T @ dZ"}
+        return {
+            "dW": dW,
+            "db": "dZ.sum(axis=0)",
+            "dA": dA,
+            "axis": "axis 1",
+            "dW_T": "dZ.T @ X" if weights == "in_out" else "X.T @ dZ",
+        }
     dW = "dZ @ X.T" if weights == "out_in" else "X @ dZ.T"
     dA = "W{above}.T @ dZ{above}" if weights == "out_in" else "W{above} @ dZ{above}"
-    return {"dW": dW, "db": "dZ.sum(axis=1, keepdims=True)", "dA": dA, "axis": "axis 0 (samples are columns)",
-            "dW_T": "X @ dZ.T" if weights == "out_in" else "dZ @ X.T"}
+    return {
+        "dW": dW,
+        "db": "dZ.sum(axis=1, keepdims=True)",
+        "dA": dA,
+        "axis": "axis 0 (samples are columns)",
+        "dW_T": "X @ dZ.T" if weights == "out_in" else "dZ @ X.T",
+    }
 
 
 def locate(checks, layout=None):
@@ -570,23 +672,31 @@ def locate(checks, layout=None):
     kinds = {c.kind for c in failed.values()}
     if len(failed) == len(checks):
         if kinds == {"sign"}:
-            return ("every tensor has the wrong sign: the error enters at the output, where dZ must be "
-                    "P - Y (not Y - P), and every layer inherits it.")
+            return (
+                "every tensor has the wrong sign: the error enters at the output, where dZ must be "
+                "P - Y (not Y - P), and every layer inherits it."
+            )
         if kinds == {"batch_sum"}:
-            return ("every tensor is too large by the batch size: the output gradient dZ is not divided by "
-                    "the batch size (take the mean once, at the loss).")
+            return (
+                "every tensor is too large by the batch size: the output gradient dZ is not divided by "
+                "the batch size (take the mean once, at the loss)."
+            )
         if len(layer_of) == len(checks):
             top = max(layer_of.values())
             top_checks = [c for n, c in checks.items() if layer_of[n] == top and c.factor is not None]
             if top_checks and all(c.cosine > 0.9 and c.factor > 2.5 for c in top_checks):
                 factors = ", ".join(f"{c.name} x{c.factor:.3g}" for c in top_checks)
-                return (f"every tensor fails, and the output layer's gradients point the right way but are "
-                        f"several times too large ({factors}, cosine near 1): the output activation's "
-                        f"derivative is missing from dZ{top}. For a sigmoid output with squared error, "
-                        f"dZ = (A - Y) * A * (1 - A); leaving out A * (1 - A) <= 0.25 makes it >= 4x too large.")
-            return ("every tensor fails, the output layer's included: the error enters at the output, in "
-                    f"the loss gradient dZ (check that softmax normalises over {f['axis']}, the classes of each "
-                    "sample; that the labels are one-hot; and that dZ = (P - Y) / n).")
+                return (
+                    f"every tensor fails, and the output layer's gradients point the right way but are "
+                    f"several times too large ({factors}, cosine near 1): the output activation's "
+                    f"derivative is missing from dZ{top}. For a sigmoid output with squared error, "
+                    f"dZ = (A - Y) * A * (1 - A); leaving out A * (1 - A) <= 0.25 makes it >= 4x too large."
+                )
+            return (
+                "every tensor fails, the output layer's included: the error enters at the output, in "
+                f"the loss gradient dZ (check that softmax normalises over {f['axis']}, the classes of each "
+                "sample; that the labels are one-hot; and that dZ = (P - Y) / n)."
+            )
         return "every tensor fails."
     if len(layer_of) != len(checks):
         return ""
@@ -599,17 +709,21 @@ def locate(checks, layout=None):
         passing = span("layer", above, layers[-1]) + (" passes" if above == layers[-1] else " pass")
         failing = span("layer", layers[0], top_bad) + (" fails" if layers[0] == top_bad else " fail")
         dA = f["dA"].format(above=above)
-        return (f"{passing} and {failing}: the error enters in the backward pass between layer {above} "
-                f"and layer {top_bad}, in the derivative of layer {top_bad}'s activation (it must be "
-                f"taken of the activation A, e.g. A * (1 - A) for sigmoid, not of the pre-activation Z) "
-                f"or in dA{top_bad} = {dA}.")
+        return (
+            f"{passing} and {failing}: the error enters in the backward pass between layer {above} "
+            f"and layer {top_bad}, in the derivative of layer {top_bad}'s activation (it must be "
+            f"taken of the activation A, e.g. A * (1 - A) for sigmoid, not of the pre-activation Z) "
+            f"or in dA{top_bad} = {dA}."
+        )
     alone = sorted(name for name in failed if not set(layer_names[layer_of[name]]) <= set(failed))
     if alone:
         one = len(alone) == 1
-        return (f"{', '.join(alone)} {'fails' if one else 'fail'} while the rest of "
-                f"{'its layer passes' if one else 'their layers pass'}: the error is in "
-                f"{'its own formula' if one else 'their own formulas'} (e.g. db = {f['db']}, "
-                f"dW = {f['dW']}), not in the error propagated from above.")
+        return (
+            f"{', '.join(alone)} {'fails' if one else 'fail'} while the rest of "
+            f"{'its layer passes' if one else 'their layers pass'}: the error is in "
+            f"{'its own formula' if one else 'their own formulas'} (e.g. db = {f['db']}, "
+            f"dW = {f['dW']}), not in the error propagated from above."
+        )
     return ""
 
 
@@ -660,5 +774,4 @@ def check_model_gradients(model, X, y, *, max_per_tensor=100, label_smoothing=0.
             twin.params[name][...] = p
         return softmax_cross_entropy(twin.forward(X64), y, label_smoothing)[0]
 
-    return check_gradients(loss_fn, grads, state, batch_size=X.shape[0],
-                           max_per_tensor=max_per_tensor, seed=seed)
+    return check_gradients(loss_fn, grads, state, batch_size=X.shape[0], max_per_tensor=max_per_tensor, seed=seed)

@@ -61,8 +61,13 @@ def layer_stats(model):
     with np.errstate(over="ignore"):  # an infinite norm is worth recording, not warning about
         for layer in model.layers:
             if isinstance(layer, Dense):
-                stats.append({"layer": len(stats) + 1, "weight_norm": float(np.linalg.norm(to_numpy(layer.W))),
-                              "grad_norm": float(np.linalg.norm(to_numpy(layer.dW)))})
+                stats.append(
+                    {
+                        "layer": len(stats) + 1,
+                        "weight_norm": float(np.linalg.norm(to_numpy(layer.W))),
+                        "grad_norm": float(np.linalg.norm(to_numpy(layer.dW))),
+                    }
+                )
             elif isinstance(layer, Activation) and stats:
                 stats[-1].update(activation_stats(layer))
     return stats
@@ -75,9 +80,8 @@ def update_ratios(model, previous_theta):
     for name, W in model.params.items():
         size = W.size
         if name.startswith("W"):
-            before = previous_theta[offset:offset + size]
-            ratios.append(float(np.linalg.norm(to_numpy(W).reshape(-1) - before)
-                                / max(np.linalg.norm(before), 1e-30)))
+            before = previous_theta[offset : offset + size]
+            ratios.append(float(np.linalg.norm(to_numpy(W).reshape(-1) - before) / max(np.linalg.norm(before), 1e-30)))
         offset += size
     return ratios
 
@@ -91,27 +95,37 @@ def health_warnings(layers, initial_loss=None, n_classes=None, lr_decayed=False)
     if initial_loss is not None and n_classes:
         chance = math.log(n_classes)
         if not math.isfinite(initial_loss) or initial_loss > chance + INITIAL_LOSS_MARGIN:
-            out.append(f"initial loss {initial_loss:.3g} is far above ln({n_classes}) = {chance:.3f}, the loss "
-                       f"of an untrained network that is unsure of every class: the initial logits are "
-                       f"too large; check the initialisation scale (e.g. --init glorot_uniform) and the "
-                       f"input scale.")
+            out.append(
+                f"initial loss {initial_loss:.3g} is far above ln({n_classes}) = {chance:.3f}, the loss "
+                f"of an untrained network that is unsure of every class: the initial logits are "
+                f"too large; check the initialisation scale (e.g. --init glorot_uniform) and the "
+                f"input scale."
+            )
     for s in layers:
         L = s["layer"]
         r = s.get("update_ratio")
         if r is not None and r > UPDATE_RATIO_HIGH:
-            out.append(f"layer {L}: each step changes the weights by {r:.1e} of their norm (healthy about "
-                       f"1e-3): the learning rate is too large for this layer.")
+            out.append(
+                f"layer {L}: each step changes the weights by {r:.1e} of their norm (healthy about "
+                f"1e-3): the learning rate is too large for this layer."
+            )
         elif r is not None and r < UPDATE_RATIO_LOW and not lr_decayed:
-            out.append(f"layer {L}: each step changes the weights by only {r:.1e} of their norm (healthy "
-                       f"about 1e-3): the layer barely learns; the learning rate may be too small or its "
-                       f"gradient vanishes.")
+            out.append(
+                f"layer {L}: each step changes the weights by only {r:.1e} of their norm (healthy "
+                f"about 1e-3): the layer barely learns; the learning rate may be too small or its "
+                f"gradient vanishes."
+            )
         if s.get("saturated", 0) > SATURATION_HIGH:
-            out.append(f"layer {L}: {s['saturated']:.0%} of its activations are saturated (derivative near "
-                       f"0), so its gradient vanishes: check the initialisation and input scale, or lower "
-                       f"the learning rate.")
+            out.append(
+                f"layer {L}: {s['saturated']:.0%} of its activations are saturated (derivative near "
+                f"0), so its gradient vanishes: check the initialisation and input scale, or lower "
+                f"the learning rate."
+            )
         if s.get("dead", 0) > DEAD_HIGH:
-            out.append(f"layer {L}: {s['dead']:.0%} of its ReLU units are dead (0 for every sample): lower "
-                       f"the learning rate or use leaky_relu.")
+            out.append(
+                f"layer {L}: {s['dead']:.0%} of its ReLU units are dead (0 for every sample): lower "
+                f"the learning rate or use leaky_relu."
+            )
     return out
 
 
@@ -161,8 +175,15 @@ class HealthMonitor:
         if info.step == 1:
             self.initial_loss = info.loss
         self._peak_lr = max(self._peak_lr, info.learning_rate)
-        self.recent.append({"step": info.step, "epoch": info.epoch, "loss": info.loss,
-                            "grad_norm": info.grad_norm, "learning_rate": info.learning_rate})
+        self.recent.append(
+            {
+                "step": info.step,
+                "epoch": info.epoch,
+                "loss": info.loss,
+                "grad_norm": info.grad_norm,
+                "learning_rate": info.learning_rate,
+            }
+        )
         if self._previous is not None and self._previous[0] == info.step - 1:
             # the update this step made (grad, momentum, decay: whatever the optimiser did)
             self._ratios.append(update_ratios(self.model, self._previous[1]))
@@ -187,8 +208,9 @@ class HealthMonitor:
         layers = []
         for i in range(len(samples[0])):
             keys = set().union(*(s[i] for s in samples)) - {"layer"}
-            layers.append({"layer": i + 1, **{k: float(np.mean([s[i][k] for s in samples if k in s[i]]))
-                                              for k in sorted(keys)}})
+            layers.append(
+                {"layer": i + 1, **{k: float(np.mean([s[i][k] for s in samples if k in s[i]])) for k in sorted(keys)}}
+            )
             if self._ratios:
                 layers[-1]["update_ratio"] = float(np.mean([r[i] for r in self._ratios]))
         first = not self.history

@@ -39,8 +39,13 @@ DERIVATIVE_OF_OUTPUT = {
     "leaky_relu": lambda A: np.where(A > 0, 1.0, 0.01),
     "identity": lambda A: np.ones_like(A),
 }
-DERIVATIVE_TEXT = {"sigmoid": "A * (1 - A)", "tanh": "1 - A**2", "relu": "(A > 0)", "leaky_relu": "where(A > 0, 1, a)",
-                   "identity": "1"}
+DERIVATIVE_TEXT = {
+    "sigmoid": "A * (1 - A)",
+    "tanh": "1 - A**2",
+    "relu": "(A > 0)",
+    "leaky_relu": "where(A > 0, 1, a)",
+    "identity": "1",
+}
 
 
 def softmax_rows(Z):
@@ -195,8 +200,9 @@ def read_network(names, arrays, X, P_user, forward_at=None, rtol=1e-4):
             P2 = None
         if P2 is not None:
             with np.errstate(all="ignore"):
-                kept = [n for n in candidates
-                        if close(OUTPUTS[n.output](n.forward(shrunk, X)[0][-1]), n.outputs(P2), rtol)]
+                kept = [
+                    n for n in candidates if close(OUTPUTS[n.output](n.forward(shrunk, X)[0][-1]), n.outputs(P2), rtol)
+                ]
             candidates = kept or candidates
     # prefer the reading where the output is a proper softmax, then the first
     candidates.sort(key=lambda n: list(OUTPUTS).index(n.output))
@@ -233,8 +239,12 @@ LOSS_TERMS = {
     "half_squared_error": "(P - Y)**2 / 2 summed over the classes",
 }
 CORRECT_TERMS = {"cross_entropy", "binary_cross_entropy", "squared_error", "half_squared_error"}
-NORMALISERS = {"samples": "divided by the number of samples n", "classes": "divided by the number of classes k",
-               "none": "summed, not averaged", "elements": "averaged over all n * k entries"}
+NORMALISERS = {
+    "samples": "divided by the number of samples n",
+    "classes": "divided by the number of classes k",
+    "none": "summed, not averaged",
+    "elements": "averaged over all n * k entries",
+}
 
 
 def loss_terms(P, y):
@@ -243,9 +253,12 @@ def loss_terms(P, y):
     Y = np.eye(k)[y]
     with np.errstate(all="ignore"):
         logP = np.log(P)
-        out = {"cross_entropy": -logP[np.arange(n), y].sum(),
-               "binary_cross_entropy": -(Y * logP + (1 - Y) * np.log1p(-P)).sum(),
-               "squared_error": ((P - Y) ** 2).sum(), "half_squared_error": 0.5 * ((P - Y) ** 2).sum()}
+        out = {
+            "cross_entropy": -logP[np.arange(n), y].sum(),
+            "binary_cross_entropy": -(Y * logP + (1 - Y) * np.log1p(-P)).sum(),
+            "squared_error": ((P - Y) ** 2).sum(),
+            "half_squared_error": 0.5 * ((P - Y) ** 2).sum(),
+        }
         if y.max() < n:
             out["rows_v_y"] = -logP[y].sum()
     return out
@@ -338,8 +351,14 @@ def output_options(output, term):
         "batch": ["mean", "sum", "mean_twice", "fixed_count"],
         "scale2": [1, 2],
     }
-    correct = {"labels": "one_hot", "probabilities": "correct", "sign": 1, "output_factor": correct_factor,
-               "batch": "mean", "scale2": 2 if term == "squared_error" else 1}
+    correct = {
+        "labels": "one_hot",
+        "probabilities": "correct",
+        "sign": 1,
+        "output_factor": correct_factor,
+        "batch": "mean",
+        "scale2": 2 if term == "squared_error" else 1,
+    }
     return options, correct
 
 

@@ -71,8 +71,10 @@ class UserParams:
         self.original = params
         self.kind, named = self._read(params, shapes)
         if not named:
-            raise ConfigError("params: expected a dict, list or flat vector of float arrays (or layer objects "
-                              "with array attributes), found none in the object given.")
+            raise ConfigError(
+                "params: expected a dict, list or flat vector of float arrays (or layer objects "
+                "with array attributes), found none in the object given."
+            )
         self.names = list(named)
         self.dtypes = {name: a.dtype for name, a in named.items()}
         # C-contiguous copies: the checks move elements through flat views
@@ -86,37 +88,49 @@ class UserParams:
     def _read(self, params, shapes):
         if isinstance(params, dict):
             named = {str(k): np.asarray(v) for k, v in params.items() if _float_array(np.asarray(v))}
-            bad = [k for k, v in params.items() if isinstance(v, np.ndarray) and v.dtype.kind not in "fc"
-                   and v.size > 1]
+            bad = [
+                k for k, v in params.items() if isinstance(v, np.ndarray) and v.dtype.kind not in "fc" and v.size > 1
+            ]
             if bad:
-                raise ConfigError(f"params[{bad[0]!r}]: expected a float array, found dtype "
-                                  f"{np.asarray(params[bad[0]]).dtype}; use .astype(np.float64).")
+                raise ConfigError(
+                    f"params[{bad[0]!r}]: expected a float array, found dtype "
+                    f"{np.asarray(params[bad[0]]).dtype}; use .astype(np.float64)."
+                )
             return "dict", named
         if isinstance(params, np.ndarray) and params.ndim == 1:
             if shapes is None:
-                raise ConfigError("params: a flat vector needs shapes=[(784, 30), (30,), ...] to say which tensors "
-                                  "it holds, in order.")
+                raise ConfigError(
+                    "params: a flat vector needs shapes=[(784, 30), (30,), ...] to say which tensors "
+                    "it holds, in order."
+                )
             sizes = [int(np.prod(s)) for s in shapes]
             if sum(sizes) != params.size:
                 raise ConfigError(f"shapes: they hold {sum(sizes)} values, the flat params vector {params.size}.")
             names = layer_names([tuple(s) for s in shapes])
             offsets = np.cumsum([0] + sizes)
-            self._flat_slices = {n: (int(a), int(b), tuple(s)) for n, a, b, s in
-                                 zip(names, offsets[:-1], offsets[1:], shapes)}
+            self._flat_slices = {
+                n: (int(a), int(b), tuple(s)) for n, a, b, s in zip(names, offsets[:-1], offsets[1:], shapes)
+            }
             return "flat", {n: params[a:b].reshape(s) for n, (a, b, s) in self._flat_slices.items()}
         if isinstance(params, (list, tuple)):
-            if params and all(_float_array(np.asarray(p)) for p in params) \
-                    and all(isinstance(p, np.ndarray) for p in params):
+            if (
+                params
+                and all(_float_array(np.asarray(p)) for p in params)
+                and all(isinstance(p, np.ndarray) for p in params)
+            ):
                 names = layer_names([p.shape for p in params])
                 return "sequence", dict(zip(names, params))
             if params and all(not isinstance(p, (np.ndarray, list, tuple, dict)) for p in params):
                 return "layers", self._read_layers(params)
-            raise ConfigError("params: a list must hold either float arrays [W1, b1, ...] or layer objects "
-                              "with array attributes (e.g. .W and .b); found a mix.")
+            raise ConfigError(
+                "params: a list must hold either float arrays [W1, b1, ...] or layer objects "
+                "with array attributes (e.g. .W and .b); found a mix."
+            )
         if hasattr(params, "__dict__"):
             return "layers", self._read_layers([params])
-        raise ConfigError(f"params: expected a dict, list, tuple or flat vector of float arrays, found "
-                          f"{type(params).__name__}.")
+        raise ConfigError(
+            f"params: expected a dict, list, tuple or flat vector of float arrays, found {type(params).__name__}."
+        )
 
     def _read_layers(self, layers):
         self._attrs = {}  # name -> (object, attribute)
@@ -191,25 +205,31 @@ class UserParams:
             G = {n: grads[a:b].reshape(s) for n, (a, b, s) in self._flat_slices.items()}
         elif isinstance(grads, (list, tuple)) and all(isinstance(g, np.ndarray) for g in grads):
             if len(grads) != len(self.names):
-                raise ConfigError(f"grads: a list of {len(grads)} arrays for {len(self.names)} parameters "
-                                  f"({', '.join(self.names)}); give one gradient per parameter, in order.")
+                raise ConfigError(
+                    f"grads: a list of {len(grads)} arrays for {len(self.names)} parameters "
+                    f"({', '.join(self.names)}); give one gradient per parameter, in order."
+                )
             G = dict(zip(self.names, grads))
         elif isinstance(grads, dict):
             G, mapping = self._match_names(grads)
             if mapping:
-                notes.append("gradient names matched to parameters: "
-                             + ", ".join(f"{k} -> {n}" for n, k in mapping.items()))
+                notes.append(
+                    "gradient names matched to parameters: " + ", ".join(f"{k} -> {n}" for n, k in mapping.items())
+                )
         elif grads is None and self.kind == "layers":
             G = self._grads_from_layers()
         else:
-            raise ConfigError(f"grads: expected a dict of arrays (or a list in the parameters' order), found "
-                              f"{type(grads).__name__}.")
+            raise ConfigError(
+                f"grads: expected a dict of arrays (or a list in the parameters' order), found {type(grads).__name__}."
+            )
         for name in list(G):
             g = np.asarray(G[name])
             shape = self.arrays[name].shape
             if g.shape != shape and g.size == self.arrays[name].size and _broadcasts_to(g.shape, shape):
-                notes.append(f"{name}: gradient of shape {g.shape} for a parameter of shape {shape}: the same "
-                             f"values, and NumPy broadcasts it in the update, so it is checked as {shape}")
+                notes.append(
+                    f"{name}: gradient of shape {g.shape} for a parameter of shape {shape}: the same "
+                    f"values, and NumPy broadcasts it in the update, so it is checked as {shape}"
+                )
                 g = g.reshape(shape)
             G[name] = g
         return G, notes
@@ -225,7 +245,7 @@ class UserParams:
             target = by_plain.get(plain)
             for pre in GRAD_PREFIXES:
                 if target is None and plain.startswith(pre):
-                    target = by_plain.get(plain[len(pre):])
+                    target = by_plain.get(plain[len(pre) :])
             for suf in GRAD_SUFFIXES:
                 if target is None and plain.endswith(suf):
                     target = by_plain.get(plain[: -len(suf)])
@@ -247,7 +267,7 @@ class UserParams:
 def _is_gradient_of(attr, others):
     """True when attribute ``attr`` names the gradient of another attribute (``dW`` of ``W``)."""
     plain = _plain(attr)
-    rest = [plain[len(p):] for p in GRAD_PREFIXES if plain.startswith(p)]
+    rest = [plain[len(p) :] for p in GRAD_PREFIXES if plain.startswith(p)]
     rest += [plain[: -len(s)] for s in GRAD_SUFFIXES if plain.endswith(s)]
     return any(r and r in {_plain(o) for o in others if o != attr} for r in rest)
 

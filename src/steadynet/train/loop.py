@@ -84,9 +84,24 @@ def steps_per_epoch(n, batch_size):
     return 1 if batch_size == "full" else math.ceil(n / batch_size)
 
 
-def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val=None,
-               state=None, on_step=None, should_stop=None, log=None, detector=None, ema=None,
-               teacher=None):
+def train_loop(
+    model,
+    optimizer,
+    config,
+    X,
+    y,
+    image_shape,
+    *,
+    X_val=None,
+    y_val=None,
+    state=None,
+    on_step=None,
+    should_stop=None,
+    log=None,
+    detector=None,
+    ema=None,
+    teacher=None,
+):
     """Train ``model`` for ``config.epochs`` epochs, yielding an :class:`EpochResult` after each.
 
     Parameters
@@ -164,19 +179,30 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
         rng.bit_generator.state = state.rng_state
         order = rng.permutation(n) if shuffle else None
         if warps:
-            X_epoch = random_warps(X, image_shape, rng, rotate=config.augment_rotate, scale=config.augment_scale,
-                                   shear=config.augment_shear, shift=config.augment_shift,
-                                   elastic_alpha=config.elastic_alpha, elastic_sigma=config.elastic_sigma,
-                                   index=order, out=X_epoch)
+            X_epoch = random_warps(
+                X,
+                image_shape,
+                rng,
+                rotate=config.augment_rotate,
+                scale=config.augment_scale,
+                shear=config.augment_shear,
+                shift=config.augment_shift,
+                elastic_alpha=config.elastic_alpha,
+                elastic_sigma=config.elastic_sigma,
+                index=order,
+                out=X_epoch,
+            )
             y_epoch, rows = y[order], None
         elif config.augment_shift:
-            X_epoch, offsets = random_shifts(X, image_shape, config.augment_shift, rng, index=order, out=X_epoch,
-                                             return_offsets=True)
+            X_epoch, offsets = random_shifts(
+                X, image_shape, config.augment_shift, rng, index=order, out=X_epoch, return_offsets=True
+            )
             y_epoch, rows = y[order], None
             if P_cache is not None:  # (m, k): the teacher's output for each shifted image
                 side = 2 * config.augment_shift + 1
-                P_epoch = P_cache[(offsets[:, 0] + config.augment_shift) * side + offsets[:, 1]
-                                  + config.augment_shift, order]
+                P_epoch = P_cache[
+                    (offsets[:, 0] + config.augment_shift) * side + offsets[:, 1] + config.augment_shift, order
+                ]
         elif shuffle:
             X_epoch, y_epoch, rows = X, y, order  # gathered batch by batch: no copy of the set
             P_epoch = None if P_cache is None else P_cache[0]
@@ -188,8 +214,11 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
         with blas_threads(how["threads"]):  # the steps only: validation keeps the library's threads
             for b in range(state.batch, batches):
                 # the batch, as floats in [0, 1] on the model's device
-                picked = (slice(b * batch_size, (b + 1) * batch_size) if rows is None
-                          else rows[b * batch_size:(b + 1) * batch_size])
+                picked = (
+                    slice(b * batch_size, (b + 1) * batch_size)
+                    if rows is None
+                    else rows[b * batch_size : (b + 1) * batch_size]
+                )
                 if X_full is not None:
                     Xb = X_full
                 elif model.engine == "numba":  # gathered, converted and scaled in one compiled pass
@@ -197,8 +226,9 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                 else:
                     Xb = as_float_batch(X_epoch[picked], dtype, xp)
                 yb = xp.asarray(y_epoch[picked])
-                lr = state.lr_scale * learning_rate(state.step, total_steps, base_lr, config.schedule,
-                                                    warmup, decay_every, config.decay_factor)
+                lr = state.lr_scale * learning_rate(
+                    state.step, total_steps, base_lr, config.schedule, warmup, decay_every, config.decay_factor
+                )
 
                 # forward and backward
                 if teacher is None:
@@ -213,13 +243,14 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                 if reason is None and lr * max(grad_norm, 1.0) > overflow:
                     reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
                 if reason:
-                    report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr,
-                                               reason)
+                    report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr, reason)
                     if config.on_diverge == "recover" and state.lr_scale > 1e-6:
                         state.lr_scale /= 2
                         if log:
-                            log(f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
-                                f"to {base_lr * state.lr_scale:g}, batch skipped")
+                            log(
+                                f"epoch {epoch} step {state.step + 1}: {reason}; learning rate halved "
+                                f"to {base_lr * state.lr_scale:g}, batch skipped"
+                            )
                         continue
                     report["kept"] = guard.restore(state.step, loss, model)
                     raise DivergenceError(report_line(report), report)
@@ -242,8 +273,7 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
                 state.epoch_correct += correct
                 state.epoch_seen += yb.shape[0]
                 if on_step:
-                    on_step(StepInfo(epoch, state.step, b + 1, batches, loss, correct, int(yb.shape[0]), lr,
-                                     grad_norm))
+                    on_step(StepInfo(epoch, state.step, b + 1, batches, loss, correct, int(yb.shape[0]), lr, grad_norm))
                 if should_stop and should_stop() and state.batch < batches:
                     return
 
@@ -253,8 +283,16 @@ def train_loop(model, optimizer, config, X, y, image_shape, *, X_val=None, y_val
             with ema.applied(model) if ema is not None else nullcontext():
                 val_loss, val_acc = model.evaluate(X_val, y_val)
         seen = max(state.epoch_seen, 1)
-        result = EpochResult(epoch, state.step, state.epoch_loss / seen, state.epoch_correct / seen,
-                             val_loss, val_acc, lr, time.perf_counter() - started)
+        result = EpochResult(
+            epoch,
+            state.step,
+            state.epoch_loss / seen,
+            state.epoch_correct / seen,
+            val_loss,
+            val_acc,
+            lr,
+            time.perf_counter() - started,
+        )
         state.epoch, state.batch, state.rng_state = epoch, 0, None
         state.epoch_loss, state.epoch_correct, state.epoch_seen = 0.0, 0, 0
         yield result
@@ -333,8 +371,8 @@ def teacher_outputs(teacher, X, image_shape, config, dtype, chunk=8192):
     P = np.empty((len(offsets), X.shape[0], teacher.n_classes), dtype=dtype)
     for code, (dy, dx) in enumerate(offsets):
         for start in range(0, X.shape[0], chunk):
-            Xc = as_float_batch(shift_images(X[start:start + chunk], image_shape, dy, dx), teacher.dtype, teacher.xp)
-            P[code, start:start + chunk] = to_numpy(softmax(teacher.forward(Xc) / T))
+            Xc = as_float_batch(shift_images(X[start : start + chunk], image_shape, dy, dx), teacher.dtype, teacher.xp)
+            P[code, start : start + chunk] = to_numpy(softmax(teacher.forward(Xc) / T))
     return P
 
 
@@ -349,16 +387,28 @@ def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason
     non-finite in the order the forward and backward passes computed them (if any did)."""
     xp = model.xp
     checked = [("input batch", Xb)]
-    checked += [(f"activation of layer {j} ({layer!r})", layer.A) for j, layer in enumerate(model.layers)
-                if getattr(layer, "A", None) is not None]
+    checked += [
+        (f"activation of layer {j} ({layer!r})", layer.A)
+        for j, layer in enumerate(model.layers)
+        if getattr(layer, "A", None) is not None
+    ]
     checked += [("loss", xp.asarray(loss))]
     checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
     first = next((name for name, a in checked if not bool(xp.isfinite(a).all())), None)
     if first is None:  # finite but exploding
         first = "gradient norm" if "gradient" in reason else "weights" if "overflow" in reason else "loss"
     norms = {name: float(xp.linalg.norm(p)) for name, p in model.params.items()}
-    return {"epoch": epoch, "step": step, "batch": batch, "loss": loss, "grad_norm": grad_norm,
-            "learning_rate": lr, "first": first, "reason": reason, "weight_norms": norms}
+    return {
+        "epoch": epoch,
+        "step": step,
+        "batch": batch,
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "learning_rate": lr,
+        "first": first,
+        "reason": reason,
+        "weight_norms": norms,
+    }
 
 
 def report_line(report, fix=None):
@@ -366,12 +416,16 @@ def report_line(report, fix=None):
     change to try (``fix``: the first-ranked cause's, once the causes are known)."""
     kept = report.get("kept") or {}
     if kept.get("restored"):
-        weights = (f"the weights were put back to before step {kept['step'] + 1}, the large step that did the "
-                   f"damage (loss {kept['loss']:.4g} on its batch)")
+        weights = (
+            f"the weights were put back to before step {kept['step'] + 1}, the large step that did the "
+            f"damage (loss {kept['loss']:.4g} on its batch)"
+        )
     elif kept:
         weights = f"the weights after step {kept['step']} were kept (loss {kept['loss']:.4g} on this batch)"
     else:
         weights = "the weights were kept from the step before"
     fix = fix or (f"Try a smaller --lr (e.g. {report['learning_rate'] / 10:g}) or --clip-norm 1.")
-    return (f"training diverged at epoch {report['epoch']}, step {report['step']}: {report['reason']} "
-            f"(first: {report['first']}, learning rate {report['learning_rate']:g}); {weights}. {fix}")
+    return (
+        f"training diverged at epoch {report['epoch']}, step {report['step']}: {report['reason']} "
+        f"(first: {report['first']}, learning rate {report['learning_rate']:g}); {weights}. {fix}"
+    )

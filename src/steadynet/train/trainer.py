@@ -97,8 +97,22 @@ def write_json(path, obj):
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode("utf-8")))
 
 
-def train(config=None, out=None, data=None, *, resume=False, overwrite=False, progress=None, log=None,
-          quiet=False, handle_signals=False, on_step=None, on_epoch=None, plots=False, **overrides):
+def train(
+    config=None,
+    out=None,
+    data=None,
+    *,
+    resume=False,
+    overwrite=False,
+    progress=None,
+    log=None,
+    quiet=False,
+    handle_signals=False,
+    on_step=None,
+    on_epoch=None,
+    plots=False,
+    **overrides,
+):
     """Train an MLP and (with ``out``) write a run folder.
 
     Parameters
@@ -143,8 +157,9 @@ def train(config=None, out=None, data=None, *, resume=False, overwrite=False, pr
     previous_handlers = install_signal_handlers(stop, out) if handle_signals else None
     try:
         with RunFolderLock(out):
-            return _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_step, on_epoch,
-                          plots, overrides)
+            return _train(
+                config, out, data, resume, overwrite, progress, log, quiet, stop, on_step, on_epoch, plots, overrides
+            )
     finally:
         if previous_handlers:
             restore_signal_handlers(previous_handlers)
@@ -169,12 +184,14 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if out is None:
             raise ConfigError("resume needs the run folder (--resume RUN_DIR).")
         if config is not None:
-            raise ConfigError("resume continues a run with its own config; pass only the settings "
-                              "to change (epochs, learning_rate, patience) as keyword arguments.")
+            raise ConfigError(
+                "resume continues a run with its own config; pass only the settings "
+                "to change (epochs, learning_rate, patience) as keyword arguments."
+            )
         resumed_from, checkpoint = load_run_for_resume(out)
         config = resumed_from.replace(**check_resume_changes(overrides, out))
     else:
-        config = (config or TrainConfig())
+        config = config or TrainConfig()
         if overrides:
             config = config.replace(**overrides)
         if out is not None:
@@ -192,46 +209,71 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     elif isinstance(data, Dataset):  # built in Python: checked as a file's arrays are
         data = data.validated(standardised=config.standardised_inputs)
     elif not hasattr(data, "x_train"):
-        raise ConfigError(f"data must be a Dataset, a registered name or a path, got {type(data).__name__}; "
-                          f"build one with steadynet.data.make_dataset(x_train, y_train, x_test, y_test).")
+        raise ConfigError(
+            f"data must be a Dataset, a registered name or a path, got {type(data).__name__}; "
+            f"build one with steadynet.data.make_dataset(x_train, y_train, x_test, y_test)."
+        )
     for notice in data.notices:
         log(notice)
     check_labels_count_from_zero(data)
     config.validate(n_features=data.n_features)
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     if config.batch_size != "full" and config.batch_size > X.shape[0]:
-        raise ConfigError(f"--batch-size must be at most the number of training images "
-                          f"({X.shape[0]} after the validation split), got {config.batch_size}; "
-                          f"use --batch-size full for full-batch training.")
+        raise ConfigError(
+            f"--batch-size must be at most the number of training images "
+            f"({X.shape[0]} after the validation split), got {config.batch_size}; "
+            f"use --batch-size full for full-batch training."
+        )
     if config.augment_shift and (len(data.image_shape) != 2 or config.augment_shift >= min(data.image_shape)):
-        raise ConfigError(f"--augment-shift must be 0 or less than the image's height and width "
-                          f"(images of {data.source} have shape {tuple(data.image_shape)}), "
-                          f"got {config.augment_shift}.")
+        raise ConfigError(
+            f"--augment-shift must be 0 or less than the image's height and width "
+            f"(images of {data.source} have shape {tuple(data.image_shape)}), "
+            f"got {config.augment_shift}."
+        )
     if config.warps() and len(data.image_shape) != 2:
-        raise ConfigError(f"--augment-rotate/--augment-scale/--augment-shear/--elastic-alpha need images "
-                          f"(2-D samples), but {data.source} holds samples of shape {tuple(data.image_shape)}.")
+        raise ConfigError(
+            f"--augment-rotate/--augment-scale/--augment-shear/--elastic-alpha need images "
+            f"(2-D samples), but {data.source} holds samples of shape {tuple(data.image_shape)}."
+        )
     teacher = load_teacher(config, data) if config.teacher else None
 
     # model and optimiser
-    model = MLP((data.n_features, *config.hidden, data.n_classes), config.activation,
-                init=config.init, dropout=config.dropout, input_dropout=config.input_dropout,
-                dtype=config.dtype, seed=config.seed, device=config.device)
+    model = MLP(
+        (data.n_features, *config.hidden, data.n_classes),
+        config.activation,
+        init=config.init,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        dtype=config.dtype,
+        seed=config.seed,
+        device=config.device,
+    )
     optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
     ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
     state, history, best = LoopState(), [], {"epoch": None, "val_accuracy": -1.0}
     if checkpoint:
-        state, history, best = restore_checkpoint(checkpoint, model, optimizer, config,
-                                                  steps_per_epoch(X.shape[0], config.batch_size), log, ema)
+        state, history, best = restore_checkpoint(
+            checkpoint, model, optimizer, config, steps_per_epoch(X.shape[0], config.batch_size), log, ema
+        )
         if state.epoch >= config.epochs and run_completed(out):
-            raise ConfigError(f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
-                              f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2}).")
+            raise ConfigError(
+                f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
+                f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2})."
+            )
         if state.epoch >= config.epochs:  # stopped after its last epoch, before its model and test were written
-            log(f"resuming {out}: its {config.epochs} epochs are trained; writing the model, the test result "
-                f"and the metrics it did not get to")
-        changed = {k: [getattr(resumed_from, k), getattr(config, k)] for k in RESUME_CHANGES
-                   if getattr(resumed_from, k) != getattr(config, k)}
-        log(f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
-            + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
+            log(
+                f"resuming {out}: its {config.epochs} epochs are trained; writing the model, the test result "
+                f"and the metrics it did not get to"
+            )
+        changed = {
+            k: [getattr(resumed_from, k), getattr(config, k)]
+            for k in RESUME_CHANGES
+            if getattr(resumed_from, k) != getattr(config, k)
+        }
+        log(
+            f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
+            + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items())
+        )
 
     def save_checkpoint(name="last.npz"):
         if ckpt_dir:
@@ -249,12 +291,12 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             save_checkpoint()
         description = run_description(config, data, model)
         if checkpoint and os.path.exists(os.path.join(out, "config.json")):
-            description = record_resume(os.path.join(out, "config.json"), description, resumed_from, config,
-                                        state)
+            description = record_resume(os.path.join(out, "config.json"), description, resumed_from, config, state)
         write_json(os.path.join(out, "config.json"), description)
 
-    metrics = RunResult(config=config.to_dict(), status="running", epochs=history,
-                        best_epoch=best["epoch"], train_seconds=None)
+    metrics = RunResult(
+        config=config.to_dict(), status="running", epochs=history, best_epoch=best["epoch"], train_seconds=None
+    )
     # layer health, sampled a few steps per epoch; a distilled loss is not compared with ln(k)
     monitor = HealthMonitor(model, plain_loss=not config.teacher)
 
@@ -265,19 +307,37 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if on_step:
             on_step(info)
         # the last batch of an epoch is followed by the epoch's own checkpoint
-        if config.checkpoint_every_steps and info.step % config.checkpoint_every_steps == 0 \
-                and info.batch < info.batches:
+        if (
+            config.checkpoint_every_steps
+            and info.step % config.checkpoint_every_steps == 0
+            and info.batch < info.batches
+        ):
             save_checkpoint()
 
     def resume_hint(exc):
-        return FileWriteError(f"{exc} Training stopped; once the problem is fixed, `steadynet train "
-                              f"--resume {out}` continues from the last checkpoint written.")
+        return FileWriteError(
+            f"{exc} Training stopped; once the problem is fixed, `steadynet train "
+            f"--resume {out}` continues from the last checkpoint written."
+        )
 
     started = time.perf_counter()
     try:
-        for result in train_loop(model, optimizer, config, X, y, data.image_shape, X_val=X_val,
-                                 y_val=y_val, state=state, on_step=step_hook,
-                                 should_stop=lambda: stop["requested"], log=log, ema=ema, teacher=teacher):
+        for result in train_loop(
+            model,
+            optimizer,
+            config,
+            X,
+            y,
+            data.image_shape,
+            X_val=X_val,
+            y_val=y_val,
+            state=state,
+            on_step=step_hook,
+            should_stop=lambda: stop["requested"],
+            log=log,
+            ema=ema,
+            teacher=teacher,
+        ):
             history.append(dict(result.to_dict(), health=monitor.on_epoch(result)))
             for warning in history[-1]["health"]["warnings"]:
                 log(f"warning: epoch {result.epoch}: {warning}")
@@ -289,8 +349,11 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
                 on_epoch(result)
             improved = result.val_accuracy is not None and result.val_accuracy > best["val_accuracy"]
             if improved:  # the weights validated: the average, when there is one
-                best = {"epoch": result.epoch, "val_accuracy": result.val_accuracy,
-                        "theta": model.xp.copy(model.theta if ema is None else ema.theta)}
+                best = {
+                    "epoch": result.epoch,
+                    "val_accuracy": result.val_accuracy,
+                    "theta": model.xp.copy(model.theta if ema is None else ema.theta),
+                }
                 if ckpt_dir:
                     with ema.applied(model) if ema is not None else nullcontext():
                         save_model(os.path.join(ckpt_dir, "best.npz"), model, epoch=result.epoch)
@@ -299,8 +362,10 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
                 metrics.update(best_epoch=best["epoch"], train_seconds=time.perf_counter() - started)
                 write_json(os.path.join(out, "metrics.json"), metrics)
             if config.patience and best["epoch"] is not None and result.epoch - best["epoch"] >= config.patience:
-                log(f"early stopping: no better validation accuracy for {config.patience} epochs; "
-                    f"keeping epoch {best['epoch']}")
+                log(
+                    f"early stopping: no better validation accuracy for {config.patience} epochs; "
+                    f"keeping epoch {best['epoch']}"
+                )
                 break
     except FileWriteError as exc:
         raise resume_hint(exc) from None
@@ -313,8 +378,11 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         metrics.update(status="diverged", divergence=exc.report)
         if out is not None:
             write_json(os.path.join(out, "divergence.json"), exc.report)
-            save_model(os.path.join(out, "last_finite.npz"), model,
-                       step=exc.report.get("kept", {}).get("step", exc.report["step"]))
+            save_model(
+                os.path.join(out, "last_finite.npz"),
+                model,
+                step=exc.report.get("kept", {}).get("step", exc.report["step"]),
+            )
             write_json(os.path.join(out, "metrics.json"), metrics)
         raise
     finally:
@@ -322,8 +390,11 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             bar.close()
     train_seconds = time.perf_counter() - started
 
-    if stop["requested"] and state.epoch < config.epochs and not (config.patience and best["epoch"]
-                                                                 and state.epoch - best["epoch"] >= config.patience):
+    if (
+        stop["requested"]
+        and state.epoch < config.epochs
+        and not (config.patience and best["epoch"] and state.epoch - best["epoch"] >= config.patience)
+    ):
         metrics.update(status="interrupted", train_seconds=train_seconds)
         try:
             save_checkpoint()
@@ -332,8 +403,11 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         except FileWriteError as exc:
             raise resume_hint(exc) from None
         where = f"epoch {state.epoch + 1}, batch {state.batch + 1}" if state.batch else f"epoch {state.epoch + 1}"
-        raise Interrupted(f"training interrupted; checkpoint written, resume at {where} with "
-                          f"`steadynet train --resume {out}`." if out else "training interrupted.")
+        raise Interrupted(
+            f"training interrupted; checkpoint written, resume at {where} with `steadynet train --resume {out}`."
+            if out
+            else "training interrupted."
+        )
 
     # the averaged weights are the model; early stopping keeps the best epoch's weights
     if ema is not None:
@@ -344,9 +418,15 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     # test
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test) if len(data.y_test) else (None, None)
     classification = test_classification(model, data)
-    metrics.update(status="completed", best_epoch=best["epoch"], test_loss=test_loss,
-                   test_accuracy=test_acc, per_class_accuracy=per_class_accuracy(model, data),
-                   classification=classification, train_seconds=train_seconds)
+    metrics.update(
+        status="completed",
+        best_epoch=best["epoch"],
+        test_loss=test_loss,
+        test_accuracy=test_acc,
+        per_class_accuracy=per_class_accuracy(model, data),
+        classification=classification,
+        train_seconds=train_seconds,
+    )
     if out is not None:
         save_model(os.path.join(out, MODEL_FILE), model, epoch=state.epoch)
         write_json(os.path.join(out, "metrics.json"), metrics)
@@ -376,8 +456,10 @@ def per_class_accuracy(model, data):
     if not len(data.y_test):
         return None
     pred = model.predict(data.x_test)
-    return [float((pred[data.y_test == k] == k).mean()) if (data.y_test == k).any() else None
-            for k in range(model.n_classes)]
+    return [
+        float((pred[data.y_test == k] == k).mean()) if (data.y_test == k).any() else None
+        for k in range(model.n_classes)
+    ]
 
 
 def load_teacher(config, data):
@@ -387,20 +469,34 @@ def load_teacher(config, data):
     except ModelFileError as exc:
         raise ConfigError(f"--teacher: {exc}") from None
     if (teacher.n_inputs, teacher.n_classes) != (data.n_features, data.n_classes):
-        raise ConfigError(f"--teacher {config.teacher}: a {'-'.join(map(str, teacher.layer_sizes))} network, "
-                          f"but the data calls for {data.n_features} inputs and {data.n_classes} classes.")
+        raise ConfigError(
+            f"--teacher {config.teacher}: a {'-'.join(map(str, teacher.layer_sizes))} network, "
+            f"but the data calls for {data.n_features} inputs and {data.n_classes} classes."
+        )
     return teacher
 
 
 def run_description(config, data, model):
     """``config.json``: the resolved config, plus what a reader needs to interpret the run."""
-    return {"steadynet_version": __version__, "config": config.to_dict(),
-            "learning_rate": config.resolved_learning_rate(), "model": model.config(),
-            "data": {"source": data.source, "n_train": int(data.x_train.shape[0]),
-                     "n_test": int(data.x_test.shape[0]), "n_features": data.n_features,
-                     "n_classes": data.n_classes, "image_shape": list(data.image_shape)},
-            "python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "command": sys.argv, "execution": execution_record(config, data, model)}
+    return {
+        "steadynet_version": __version__,
+        "config": config.to_dict(),
+        "learning_rate": config.resolved_learning_rate(),
+        "model": model.config(),
+        "data": {
+            "source": data.source,
+            "n_train": int(data.x_train.shape[0]),
+            "n_test": int(data.x_test.shape[0]),
+            "n_features": data.n_features,
+            "n_classes": data.n_classes,
+            "image_shape": list(data.image_shape),
+        },
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "command": sys.argv,
+        "execution": execution_record(config, data, model),
+    }
 
 
 def execution_record(config, data, model):
@@ -413,6 +509,7 @@ def execution_record(config, data, model):
 
 # ------------------------------------------------------------------------- the run folder
 
+
 def run_completed(out):
     """Whether the run in ``out`` got to its end: its model written and its metrics saying so."""
     try:
@@ -423,8 +520,7 @@ def run_completed(out):
     return status == "completed" and os.path.exists(os.path.join(out, MODEL_FILE))
 
 
-RUN_FILES = ("config.json", "metrics.json", MODEL_FILE, "checkpoints", "plots", "divergence.json",
-             "last_finite.npz")
+RUN_FILES = ("config.json", "metrics.json", MODEL_FILE, "checkpoints", "plots", "divergence.json", "last_finite.npz")
 LOCK_FILE = ".lock"
 RESUME_CHANGES = ("epochs", "learning_rate", "patience")  # what a resume may change
 
@@ -449,9 +545,11 @@ def prepare_run_folder(out, overwrite):
         return
     if not overwrite:
         kind = "a run" if set(present) & set(RUN_FILES) else "files this run did not make"
-        raise ConfigError(f"--out {out}: already holds {kind} ({', '.join(present[:4])}"
-                          f"{', ...' if len(present) > 4 else ''}); continue it with --resume {out}, "
-                          f"replace it with --overwrite, or choose a new folder.")
+        raise ConfigError(
+            f"--out {out}: already holds {kind} ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}); continue it with --resume {out}, "
+            f"replace it with --overwrite, or choose a new folder."
+        )
     for name in set(present) & set(RUN_FILES):
         path = os.path.join(out, name)
         shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
@@ -486,15 +584,18 @@ class RunFolderLock:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     f.close()
-                    raise ConfigError(f"--out {self.out}: another run is writing this folder right now; wait "
-                                      f"for it to finish or choose a new folder.") from None
+                    raise ConfigError(
+                        f"--out {self.out}: another run is writing this folder right now; wait "
+                        f"for it to finish or choose a new folder."
+                    ) from None
                 # the holder before us may have removed the file between our open and our lock
                 if os.path.exists(path) and os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
                     break
                 f.close()
         except OSError as exc:
-            raise ConfigError(f"--out {self.out}: cannot create the run folder there "
-                              f"({exc.strerror or exc}).") from None
+            raise ConfigError(
+                f"--out {self.out}: cannot create the run folder there ({exc.strerror or exc})."
+            ) from None
         self.file = f
         return self
 
@@ -516,9 +617,11 @@ def check_resume_changes(overrides, out):
     refused = sorted(set(overrides) - set(RESUME_CHANGES))
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-        raise ConfigError(f"--resume {out} continues the run with its own settings; only --epochs, --lr and "
-                          f"--patience can change on resume, not {flags} (start a new run with "
-                          f"--config {os.path.join(out, 'config.json')} to vary the others).")
+        raise ConfigError(
+            f"--resume {out} continues the run with its own settings; only --epochs, --lr and "
+            f"--patience can change on resume, not {flags} (start a new run with "
+            f"--config {os.path.join(out, 'config.json')} to vary the others)."
+        )
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -530,8 +633,9 @@ def record_resume(path, description, before, after, state):
         resumes = list(previous.get("resumes", [])) if isinstance(previous, dict) else []
     except (OSError, ValueError):
         resumes = []
-    changed = {k: [getattr(before, k), getattr(after, k)] for k in RESUME_CHANGES
-               if getattr(before, k) != getattr(after, k)}
+    changed = {
+        k: [getattr(before, k), getattr(after, k)] for k in RESUME_CHANGES if getattr(before, k) != getattr(after, k)
+    }
     resumes.append({"epoch": state.epoch, "step": state.step, "changed": changed, "command": sys.argv})
     return dict(description, resumes=resumes)
 
@@ -554,10 +658,15 @@ def write_checkpoint(path, model, optimizer, state, history, best, config, ema=N
         arrays["optim.ema"] = to_numpy(ema.theta)
     if best.get("theta") is not None:
         arrays["best.theta"] = to_numpy(best["theta"])
-    meta = {"format": CHECKPOINT_FORMAT, "model": model.config(), "config": config.to_dict(),
-            "state": dict(state.__dict__), "history": history,
-            "best": {"epoch": best["epoch"], "val_accuracy": best["val_accuracy"]},
-            "dropout_rng": dropout_rng_state(model)}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "model": model.config(),
+        "config": config.to_dict(),
+        "state": dict(state.__dict__),
+        "history": history,
+        "best": {"epoch": best["epoch"], "val_accuracy": best["val_accuracy"]},
+        "dropout_rng": dropout_rng_state(model),
+    }
     save_arrays(path, arrays, meta)
 
 
@@ -577,8 +686,10 @@ def load_run_for_resume(run_dir):
     """The config and last checkpoint of a run folder."""
     path = os.path.join(run_dir, "checkpoints", "last.npz")
     if not os.path.isfile(path):
-        raise ConfigError(f"--resume {run_dir}: no checkpoint there (expected {path}); if the run was "
-                          f"stopped before writing one, start it again.")
+        raise ConfigError(
+            f"--resume {run_dir}: no checkpoint there (expected {path}); if the run was "
+            f"stopped before writing one, start it again."
+        )
     arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
     try:
         config = TrainConfig.from_dict(meta["config"])
@@ -600,9 +711,11 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, 
     arrays, meta, path = checkpoint
     restored = model_from(arrays, meta, path, model.device)
     if restored.layer_sizes != model.layer_sizes:
-        raise ModelFileError(f"{path}: the checkpoint holds a {'-'.join(map(str, restored.layer_sizes))} "
-                             f"network, but the data now calls for {'-'.join(map(str, model.layer_sizes))}; "
-                             f"was the data file changed since the run started?")
+        raise ModelFileError(
+            f"{path}: the checkpoint holds a {'-'.join(map(str, restored.layer_sizes))} "
+            f"network, but the data now calls for {'-'.join(map(str, model.layer_sizes))}; "
+            f"was the data file changed since the run started?"
+        )
 
     def check(ok, what):
         if not ok:
@@ -611,39 +724,50 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, 
     try:
         model.theta[...] = restored.theta
         # the optimiser: a step count and, once it has stepped, every state array
-        optim_state = {k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")}
+        optim_state = {k[len("optim.") :]: v for k, v in arrays.items() if k.startswith("optim.")}
         t = optim_state.get("t")
         check(t is not None and t.shape == () and t.dtype.kind in "iu" and int(t) >= 0, "optim.t must be a count")
         for name in optimizer._state if int(t) else ():
             a = optim_state.get(name)
-            check(a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
-                  f"optim.{name} must be finite, of shape {model.theta.shape}")
+            check(
+                a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
+                f"optim.{name} must be finite, of shape {model.theta.shape}",
+            )
         optimizer.load_state_dict(optim_state, model.theta)
         if ema is not None:
             a = optim_state.get("ema")
-            check(a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
-                  f"optim.ema must be finite, of shape {model.theta.shape}")
+            check(
+                a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
+                f"optim.ema must be finite, of shape {model.theta.shape}",
+            )
             ema.theta[...] = model.xp.asarray(a, dtype=model.dtype)
         # the loop's position and its random-number generators
         state = LoopState(**meta["state"])
         ints = (state.epoch, state.step, state.batch, state.epoch_correct, state.epoch_seen)
         check(all(isinstance(v, int) and v >= 0 for v in ints), "epoch/step/batch counters must be integers >= 0")
         check(state.epoch <= config.epochs and state.batch < batches, "the position is past the run's end")
-        check(all(isinstance(v, (int, float)) for v in (state.epoch_loss, state.lr_scale)) and state.lr_scale > 0,
-              "epoch_loss and lr_scale must be numbers")
+        check(
+            all(isinstance(v, (int, float)) for v in (state.epoch_loss, state.lr_scale)) and state.lr_scale > 0,
+            "epoch_loss and lr_scale must be numbers",
+        )
         if state.rng_state is not None:
             np.random.default_rng().bit_generator.state = state.rng_state
         dropout = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
         if dropout and meta.get("dropout_rng"):
             dropout[0].bit_generator.state = meta["dropout_rng"]  # one generator, shared by the layers
         elif dropout and log:
-            log("note: dropout masks after this resume are drawn afresh (the checkpoint holds no "
-                "dropout RNG state), so they differ from the uninterrupted run's")
+            log(
+                "note: dropout masks after this resume are drawn afresh (the checkpoint holds no "
+                "dropout RNG state), so they differ from the uninterrupted run's"
+            )
         # the metrics so far and the best epoch
         history, best = meta["history"], dict(meta["best"])
         check(isinstance(history, list) and all(isinstance(h, dict) for h in history), "history must be a list")
-        check((best["epoch"] is None or isinstance(best["epoch"], int))
-              and isinstance(best["val_accuracy"], (int, float)), "best must hold an epoch and an accuracy")
+        check(
+            (best["epoch"] is None or isinstance(best["epoch"], int))
+            and isinstance(best["val_accuracy"], (int, float)),
+            "best must hold an epoch and an accuracy",
+        )
         best_theta = arrays.get("best.theta")
         check(best_theta is None or best_theta.shape == model.theta.shape, "best.theta must be shaped like theta")
         best["theta"] = None if best_theta is None else model.xp.asarray(best_theta, dtype=model.dtype)
@@ -658,14 +782,17 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, 
 def install_signal_handlers(stop, out=None):
     """SIGINT/SIGTERM set ``stop["requested"]``; a second SIGINT raises :class:`Interrupted` at
     once, wherever the run is: every file is written atomically, so none is left half-written."""
+
     def handler(signum, frame):
         if stop["requested"] and signum == signal.SIGINT:
             where = f": resume with `steadynet train --resume {out}`" if out else ""
-            raise Interrupted(f"stopped at once by a second Ctrl-C; the last checkpoint written is "
-                              f"intact{where}.")
+            raise Interrupted(f"stopped at once by a second Ctrl-C; the last checkpoint written is intact{where}.")
         stop["requested"] = True
-        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
-              f"(Ctrl-C again to quit at once)", file=sys.stderr)
+        print(
+            f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
+            f"(Ctrl-C again to quit at once)",
+            file=sys.stderr,
+        )
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

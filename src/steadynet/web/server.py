@@ -47,8 +47,11 @@ MAX_CONNECTIONS = 512  # connections open at once (half of a usual 1024 file des
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 SECURITY_HEADERS = [
     # everything comes from this server: no script, style, image or connection elsewhere
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                                 b"base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        b"base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
@@ -152,27 +155,31 @@ def parse_pixels(payload, n_inputs=SIDE * SIDE):
         422, saying which field is wrong, what was expected and what was found.
     """
     if not isinstance(payload, dict):
-        raise RequestError(f"the body must be a JSON object with \"image\" or \"input\", got {type(payload).__name__}.")
+        raise RequestError(f'the body must be a JSON object with "image" or "input", got {type(payload).__name__}.')
     keys = sorted(set(payload) & {"image", "input"})
     if len(keys) != 1:
-        raise RequestError("the body must hold exactly one of \"image\" (a 2-D grey drawing) or "
-                           f"\"input\" ({n_inputs} values in [0, 1]), got keys {sorted(payload)}.")
+        raise RequestError(
+            'the body must hold exactly one of "image" (a 2-D grey drawing) or '
+            f'"input" ({n_inputs} values in [0, 1]), got keys {sorted(payload)}.'
+        )
     if keys == ["input"]:
         x = numbers_array(payload["input"], "input", ndim=1)
         if x.shape != (n_inputs,):
-            raise RequestError(f"\"input\" must hold {n_inputs} values (a {SIDE}x{SIDE} image, row by row), "
-                               f"got {x.shape[0]}.")
+            raise RequestError(
+                f'"input" must hold {n_inputs} values (a {SIDE}x{SIDE} image, row by row), got {x.shape[0]}.'
+            )
         if x.min() < 0 or x.max() > 1:
-            raise RequestError(f"\"input\" values must lie in [0, 1], got values from {x.min():g} to {x.max():g}.")
+            raise RequestError(f'"input" values must lie in [0, 1], got values from {x.min():g} to {x.max():g}.')
         return x.astype(np.float32)
     G = numbers_array(payload["image"], "image", ndim=2)
     if not (1 <= G.shape[0] <= MAX_IMAGE_SIDE and 1 <= G.shape[1] <= MAX_IMAGE_SIDE):
-        raise RequestError(f"\"image\" must be at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, "
-                           f"got {G.shape[0]}x{G.shape[1]}.")
+        raise RequestError(
+            f'"image" must be at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, got {G.shape[0]}x{G.shape[1]}.'
+        )
     try:
         return preprocess_digit(G)
     except DataFormatError as exc:
-        raise RequestError(f"\"image\": {exc}") from None
+        raise RequestError(f'"image": {exc}') from None
 
 
 def numbers_array(value, name, ndim):
@@ -180,20 +187,22 @@ def numbers_array(value, name, ndim):
     expected = "a list of numbers" if ndim == 1 else "a list of rows, each a list of numbers"
     rows = value if ndim == 2 else [value]
     if not isinstance(value, list) or not value or not all(isinstance(r, list) and r for r in rows):
-        raise RequestError(f"\"{name}\" must be {expected}, non-empty.")
+        raise RequestError(f'"{name}" must be {expected}, non-empty.')
     if len({len(r) for r in rows}) != 1:
-        raise RequestError(f"\"{name}\" rows must all have the same length, got lengths "
-                           f"{sorted({len(r) for r in rows})[:5]}.")
+        raise RequestError(
+            f'"{name}" rows must all have the same length, got lengths {sorted({len(r) for r in rows})[:5]}.'
+        )
     # bool is an int in Python, and a string would be parsed by NumPy: both refused here
     if not all(type(v) in (int, float) for r in rows for v in r):
-        raise RequestError(f"\"{name}\" must be {expected}; it holds something else (a string, "
-                           f"null, true/false or a nested list).")
+        raise RequestError(
+            f'"{name}" must be {expected}; it holds something else (a string, null, true/false or a nested list).'
+        )
     try:
         A = np.array(value, dtype=np.float64)
     except OverflowError:  # an integer of hundreds of digits: no float holds it
-        raise RequestError(f"\"{name}\" must hold finite numbers; it holds an integer too large for a float.") from None
+        raise RequestError(f'"{name}" must hold finite numbers; it holds an integer too large for a float.') from None
     if not np.isfinite(A).all():
-        raise RequestError(f"\"{name}\" must hold finite numbers; it holds a value too large for a float.")
+        raise RequestError(f'"{name}" must hold finite numbers; it holds a value too large for a float.')
     return A
 
 
@@ -256,8 +265,10 @@ class Inspector:
         self.lock = threading.RLock()
         self.model, self.file, self.mtime = read_model(self.path)
         if self.model.n_inputs != SIDE * SIDE:
-            raise ConfigError(f"{self.path}: the model takes {self.model.n_inputs} inputs; the page "
-                              f"draws {SIDE}x{SIDE} digits and needs a model of {SIDE * SIDE} inputs.")
+            raise ConfigError(
+                f"{self.path}: the model takes {self.model.n_inputs} inputs; the page "
+                f"draws {SIDE}x{SIDE} digits and needs a model of {SIDE * SIDE} inputs."
+            )
         self.version = 1  # bumped on every reload, so the page knows to ask again
         self.checked = time.monotonic()
         self.run_dir = self.path if os.path.isdir(self.path) else None
@@ -274,8 +285,10 @@ class Inspector:
         try:
             dataset = data if isinstance(data, Dataset) else load_data(data)
             if dataset.n_features != self.model.n_inputs:
-                raise DataFormatError(f"{getattr(dataset, 'source', data)}: images have {dataset.n_features} "
-                                      f"pixels, but the model {self.path} expects {self.model.n_inputs}.")
+                raise DataFormatError(
+                    f"{getattr(dataset, 'source', data)}: images have {dataset.n_features} "
+                    f"pixels, but the model {self.path} expects {self.model.n_inputs}."
+                )
             if not len(dataset.y_test):
                 raise DataFormatError(f"{getattr(dataset, 'source', data)}: the test split is empty.")
         except SteadynetError as exc:
@@ -321,10 +334,20 @@ class Inspector:
         data = None
         if self.data is not None:
             data = {"source": self.data.source, "n_test": int(len(self.data.y_test))}
-        return {"path": self.path, "file": self.file, "version": self.version,
-                "layer_sizes": list(m.layer_sizes), "activation": m.activation, "dtype": m.dtype.name,
-                "n_params": m.n_params, "image_shape": [SIDE, SIDE], "classes": list(range(m.n_classes)),
-                "run": self.run_dir is not None, "data": data, "data_error": self.data_error}
+        return {
+            "path": self.path,
+            "file": self.file,
+            "version": self.version,
+            "layer_sizes": list(m.layer_sizes),
+            "activation": m.activation,
+            "dtype": m.dtype.name,
+            "n_params": m.n_params,
+            "image_shape": [SIDE, SIDE],
+            "classes": list(range(m.n_classes)),
+            "run": self.run_dir is not None,
+            "data": data,
+            "data_error": self.data_error,
+        }
 
     def predict(self, payload):
         """The ``/api/predict`` answer for a request body (see :func:`parse_pixels`)."""
@@ -336,16 +359,24 @@ class Inspector:
         if not (np.isfinite(P).all() and np.isfinite(G).all() and all(np.isfinite(A).all() for A in hidden)):
             raise self.non_finite()
         label = int(P.argmax())
-        return {"label": label, "probabilities": P.tolist(), "input": np.round(x, 4).tolist(),
-                "hidden": [A.tolist() for A in hidden], "saliency": G.tolist(), "saliency_class": label,
-                "version": version}
+        return {
+            "label": label,
+            "probabilities": P.tolist(),
+            "input": np.round(x, 4).tolist(),
+            "hidden": [A.tolist() for A in hidden],
+            "saliency": G.tolist(),
+            "saliency_class": label,
+            "version": version,
+        }
 
     def non_finite(self):
         """The refusal for a model whose outputs overflow (weights finite but huge)."""
         largest = float(np.abs(to_numpy(self.model.theta)).max())
-        return RequestError(f"the model {self.file} produces non-finite outputs (NaN or infinity): its weights are "
-                            f"too large to compute with (largest |w| {largest:.3g}); retrain or load another model.",
-                            status=409)
+        return RequestError(
+            f"the model {self.file} produces non-finite outputs (NaN or infinity): its weights are "
+            f"too large to compute with (largest |w| {largest:.3g}); retrain or load another model.",
+            status=409,
+        )
 
     def unit(self, layer, unit):
         """The ``/api/unit`` answer: the incoming weights and bias of one unit of a Dense layer."""
@@ -359,23 +390,31 @@ class Inspector:
             w = to_numpy(W[:, unit]).copy()
             bias = float(b[unit])
         shape = [SIDE, SIDE] if w.size == SIDE * SIDE else [1, int(w.size)]
-        return {"layer": layer, "unit": unit, "weights": w.tolist(), "bias": bias, "shape": shape,
-                "version": self.version}
+        return {
+            "layer": layer,
+            "unit": unit,
+            "weights": w.tolist(),
+            "bias": bias,
+            "shape": shape,
+            "version": self.version,
+        }
 
     # ------------------------------------------------------------------ test set
 
     def require_data(self):
         if self.data is None:
-            raise RequestError(f"no test set is loaded ({self.data_error}); start the server with "
-                               f"--data PATH|NAME.", status=404)
+            raise RequestError(
+                f"no test set is loaded ({self.data_error}); start the server with --data PATH|NAME.", status=404
+            )
         return self.data
 
     def mistakes_page(self, offset=0, limit=30):
         """The ``/api/mistakes`` answer: the most confident wrong predictions on the test set."""
         data = self.require_data()
         if not 1 <= limit <= MAX_MISTAKES or not 0 <= offset:
-            raise RequestError(f"limit must be 1 to {MAX_MISTAKES} and offset >= 0, got limit={limit}, "
-                               f"offset={offset}.")
+            raise RequestError(
+                f"limit must be 1 to {MAX_MISTAKES} and offset >= 0, got limit={limit}, offset={offset}."
+            )
         self.refresh()
         with self.lock:
             if self.mistakes is None:
@@ -386,18 +425,32 @@ class Inspector:
             (order, predicted, confidence), version = self.mistakes, self.version
         n_test = len(data.y_test)
         n_wrong = int((predicted != data.y_test).sum())
-        items = [{"index": int(i), "label": int(data.y_test[i]), "predicted": int(predicted[i]),
-                  "confidence": float(confidence[i]), "pixels": self.test_pixels_uint8(i).tolist()}
-                 for i in order[offset:offset + limit]]
-        return {"n_test": n_test, "n_wrong": n_wrong, "accuracy": 1.0 - n_wrong / n_test,
-                "total": int(len(order)), "offset": offset, "mistakes": items, "version": version}
+        items = [
+            {
+                "index": int(i),
+                "label": int(data.y_test[i]),
+                "predicted": int(predicted[i]),
+                "confidence": float(confidence[i]),
+                "pixels": self.test_pixels_uint8(i).tolist(),
+            }
+            for i in order[offset : offset + limit]
+        ]
+        return {
+            "n_test": n_test,
+            "n_wrong": n_wrong,
+            "accuracy": 1.0 - n_wrong / n_test,
+            "total": int(len(order)),
+            "offset": offset,
+            "mistakes": items,
+            "version": version,
+        }
 
     def test_image(self, index):
         """The ``/api/test/{index}`` answer: one test image as a model input, and its label."""
         data = self.require_data()
         if not 0 <= index < len(data.y_test):
             raise RequestError(f"index must be 0 to {len(data.y_test) - 1}, got {index}.", status=404)
-        x = as_float_batch(data.x_test[index:index + 1], np.dtype(np.float32))[0]
+        x = as_float_batch(data.x_test[index : index + 1], np.dtype(np.float32))[0]
         return {"index": index, "label": int(data.y_test[index]), "input": np.round(x, 4).tolist()}
 
     def test_pixels_uint8(self, index):
@@ -413,8 +466,14 @@ class Inspector:
         if self.run_dir is None:
             return {"run": None, "version": self.version}
         path = os.path.join(self.run_dir, "metrics.json")
-        answer = {"run": self.run_dir, "version": self.version, "model_file": self.file,
-                  "status": "starting", "epochs": [], "epochs_planned": None}
+        answer = {
+            "run": self.run_dir,
+            "version": self.version,
+            "model_file": self.file,
+            "status": "starting",
+            "epochs": [],
+            "epochs_planned": None,
+        }
         try:
             if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block this thread
                 raise OSError("not a regular file")
@@ -426,12 +485,18 @@ class Inspector:
             answer.update(status="unreadable", error=f"{path}: {exc}")
             return answer
         if not isinstance(metrics, dict) or not isinstance(metrics.get("config") or {}, dict):
-            answer.update(status="unreadable", error=f"{path}: expected a JSON object with a \"config\" object, "
-                                                     f"found {type(metrics).__name__}.")
+            answer.update(
+                status="unreadable",
+                error=f'{path}: expected a JSON object with a "config" object, found {type(metrics).__name__}.',
+            )
             return answer
         config = metrics.get("config") or {}
-        answer.update({k: metrics.get(k) for k in ("status", "epochs", "best_epoch", "test_accuracy",
-                                                   "test_loss", "train_seconds")})
+        answer.update(
+            {
+                k: metrics.get(k)
+                for k in ("status", "epochs", "best_epoch", "test_accuracy", "test_loss", "train_seconds")
+            }
+        )
         answer["epochs_planned"] = config.get("epochs")
         return answer
 
@@ -456,8 +521,10 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
         from starlette.routing import Mount, Route
         from starlette.staticfiles import StaticFiles
     except ImportError:
-        raise SteadynetError("the web page needs Starlette and uvicorn, which are not installed; "
-                             "install them with `pip install steadynet[web]`.") from None
+        raise SteadynetError(
+            "the web page needs Starlette and uvicorn, which are not installed; "
+            "install them with `pip install steadynet[web]`."
+        ) from None
 
     def answer(obj):
         try:
@@ -506,16 +573,21 @@ def create_app(inspector, allowed_hosts=LOOPBACK_HOSTS):
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, allowed_hosts=allowed_hosts)]
-    return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={RequestError: refused, HTTPException: http_error, Exception: bug})
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={RequestError: refused, HTTPException: http_error, Exception: bug},
+    )
 
 
 async def read_json(request, limit=MAX_BODY_BYTES):
     """The request's JSON body, at most ``limit`` bytes, with NaN and Infinity refused."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
-        raise RequestError(f"the body must be JSON sent as Content-Type: application/json, got "
-                           f"{kind or 'no content type'!r}.", status=415)
+        raise RequestError(
+            f"the body must be JSON sent as Content-Type: application/json, got {kind or 'no content type'!r}.",
+            status=415,
+        )
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise RequestError(f"the body must be at most {limit} bytes, the request declares {declared}.", status=413)
@@ -566,7 +638,7 @@ def host_of(header):
     header = header.strip().lower()
     if header.startswith("["):  # an IPv6 literal
         end = header.find("]")
-        rest = header[end + 1:]
+        rest = header[end + 1 :]
         if end < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
             return None
         return header[1:end]
@@ -592,11 +664,20 @@ class HostCheck:
         header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
         if host_of(header) in self.allowed:
             return await self.app(scope, receive, send)
-        body = json.dumps({"error": f"the Host header must name this machine ({', '.join(sorted(self.allowed))}), "
-                                    f"got {header[:80]!r}; open the URL the server printed."}).encode()
-        await send({"type": "http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                    + SECURITY_HEADERS})
+        body = json.dumps(
+            {
+                "error": f"the Host header must name this machine ({', '.join(sorted(self.allowed))}), "
+                f"got {header[:80]!r}; open the URL the server printed."
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                + SECURITY_HEADERS,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -654,8 +735,10 @@ def timed_h11_protocol(timeout=None, max_connections=None):
     limit = REQUEST_TIMEOUT if timeout is None else timeout
     most = MAX_CONNECTIONS if max_connections is None else max_connections
     body = json.dumps({"error": f"the server has {most} connections open, its limit; try again."}).encode()
-    busy = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    busy = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
     class TimedH11Protocol(H11Protocol):
         deadline = None
@@ -716,13 +799,16 @@ class Server:
         try:
             import uvicorn
         except ImportError:
-            raise SteadynetError("the web page needs Starlette and uvicorn, which are not installed; "
-                                 "install them with `pip install steadynet[web]`.") from None
+            raise SteadynetError(
+                "the web page needs Starlette and uvicorn, which are not installed; "
+                "install them with `pip install steadynet[web]`."
+            ) from None
         if not 0 <= int(port) <= 65535:
             raise ConfigError(f"--port must be 0 (any free port) to 65535, got {port}.")
         try:
-            self.sock = socket.create_server((host, int(port)), family=socket.AF_INET6 if ":" in host
-                                             else socket.AF_INET)
+            self.sock = socket.create_server(
+                (host, int(port)), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+            )
         except (OSError, OverflowError) as exc:
             raise ConfigError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc}).") from None
         self.host, self.port = host, self.sock.getsockname()[1]
@@ -732,8 +818,16 @@ class Server:
         # Connections are bounded: REQUEST_TIMEOUT for a whole request to arrive (slow headers,
         # slow bodies), KEEP_ALIVE_TIMEOUT idle between requests, MAX_CONNECTIONS at once (503
         # JSON beyond it), so a local client cannot hold every file descriptor
-        config = uvicorn.Config(app, loop="asyncio", http=timed_h11_protocol(), ws="none", lifespan="off",
-                                log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_TIMEOUT)
+        config = uvicorn.Config(
+            app,
+            loop="asyncio",
+            http=timed_h11_protocol(),
+            ws="none",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        )
         self.server = uvicorn.Server(config)
         self.thread = None
 
