@@ -293,7 +293,8 @@ def check_overfit(model, X, y, config, lr, steps=150):
         "overfit one batch",
         "fail",
         seen + ": the network cannot even memorise one small batch",
-        "fix the failures above first; then try a learning rate near the suggested one below",
+        "fix the other failures first, above and below; a learning rate that is too large fails this check "
+        "too: try the rate the learning-rate check below suggests",
         values,
     )
 
