@@ -754,7 +754,6 @@ def diagnose(
 def backprop_findings(reading, net, result, n, n_full, y_form):
     """Findings from the combination of mistakes that reproduces the user's gradients."""
     out = []
-    f = {"rows": "P - Y", "columns": "P - Y"}[net.samples]
     top = len(net.layers)
     sw, correct = reading.switches, reading.correct
     L_name = f"dZ{top}"
@@ -765,8 +764,8 @@ def backprop_findings(reading, net, result, n, n_full, y_form):
                 "integer_labels",
                 "mistake",
                 "integer labels used where the one-hot matrix Y is needed",
-                f"your gradients are reproduced with {L_name} built from the label column y (values 0 .. "
-                f"{'k-1'}) broadcast against P, so the output error ranges up to 9 instead of 1",
+                f"your gradients are reproduced with {L_name} built from the labels as given ({y_form}), "
+                f"broadcast against P: the output error then ranges up to k - 1 instead of 1",
                 "pass the one-hot labels to backprop: Y = np.eye(k)[y]",
                 seed_mistake=1,
             )
@@ -790,7 +789,7 @@ def backprop_findings(reading, net, result, n, n_full, y_form):
                 "mistake",
                 "the output error has the wrong sign: Y - P, then subtracted",
                 "every gradient is reproduced with the sign flipped: the update climbs the loss",
-                f"{L_name} = {f} (and keep W -= lr * dW)",
+                f"{L_name} = P - Y (and keep W -= lr * dW)",
                 seed_mistake=6,
             )
         )

@@ -641,7 +641,6 @@ def formulas(layout=None):
             "db": "dZ.sum(axis=0)",
             "dA": dA,
             "axis": "axis 1",
-            "dW_T": "dZ.T @ X" if weights == "in_out" else "X.T @ dZ",
         }
     dW = "dZ @ X.T" if weights == "out_in" else "X @ dZ.T"
     dA = "W{above}.T @ dZ{above}" if weights == "out_in" else "W{above} @ dZ{above}"
@@ -650,7 +649,6 @@ def formulas(layout=None):
         "db": "dZ.sum(axis=1, keepdims=True)",
         "dA": dA,
         "axis": "axis 0 (samples are columns)",
-        "dW_T": "X @ dZ.T" if weights == "out_in" else "dZ @ X.T",
     }
 
 
