@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import steadynet
 from steadynet.diagnostics import check_gradients, diagnose
 from steadynet.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).parent / "programs"))
-import seed_program  # noqa: E402
 from user_nets import UserNet  # noqa: E402
 
 LAYOUTS = [("rows", "in_out"), ("rows", "out_in"), ("columns", "out_in"), ("columns", "in_out")]
@@ -41,21 +39,25 @@ def seed_data():
     return X, np.array([y]).T.astype(np.int32)  # the seed's label column (n, 1)
 
 
-def test_seed_program_in_one_call_names_the_nine_mistakes(seed_data):
-    x_train, y_train = seed_data
-    params = seed_program.init_params(784)
-    before = {k: v.copy() for k, v in params.items()}
-    sp = seed_program
-    # the glue a user writes: five lines
-    result = steadynet.diagnose(
-        params,
-        x_train,
-        y_train,
-        lr=sp.alpha,
-        forward=lambda p, X, y: sp.forward_prop(X, y, p)["A2"],
-        backward=lambda p, X, y: sp.back_prop(X, y, p, sp.forward_prop(X, y, p)),
-        loss=lambda p, X, y: sp.reported_loss(X, y, p),
-    )
+@pytest.fixture(scope="module")
+def seed_file(seed_data, tmp_path_factory):
+    """The seed's HDF5 layout (x_train, y_train, x_test, y_test), holding seed_data."""
+    import h5py
+
+    path = tmp_path_factory.mktemp("seed") / "MNISTdata.hdf5"
+    X, y = seed_data
+    with h5py.File(path, "w") as f:
+        f["x_train"], f["y_train"], f["x_test"], f["y_test"] = X, y, X[:100], y[:100]
+    return str(path)
+
+
+def test_seed_program_in_one_call_names_the_nine_mistakes(seed_file, monkeypatch, capsys):
+    import runpy
+
+    # examples/diagnose_seed.py: the seed's program as posted, and the five lines of glue
+    monkeypatch.setattr(sys, "argv", ["diagnose_seed.py", seed_file])
+    program = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "diagnose_seed.py"))
+    result, params = program["result"], program["params"]
     named = {f.seed_mistake for f in result.mistakes if f.seed_mistake}
     assert named >= {1, 2, 3, 4, 5, 6, 7, 8, 9}
     assert result.verdict.startswith("Not the sigmoid: your backprop has 5 mistakes")
@@ -63,9 +65,13 @@ def test_seed_program_in_one_call_names_the_nine_mistakes(seed_data):
     stages = [f.stage for f in result.mistakes]
     assert stages == sorted(stages, key=["data", "forward", "loss", "backprop", "init", "step"].index)
     assert stages[-1] == "step" and "multiplies the largest |W1|" in result.mistakes[-1].title
-    report = result.report()
+    report = capsys.readouterr().out
+    assert report.strip() == result.report().strip()
     assert "seed mistake 5" in report and "Z1" in report and "fix:" in report
-    assert all(np.array_equal(params[k], before[k]) for k in params)  # nothing changed
+    np.random.seed(0)  # the program's own np.random.rand weights, untouched by the diagnosis
+    assert np.array_equal(params["W1"], np.random.rand(784, 30)) and np.array_equal(
+        params["W2"], np.random.rand(30, 10)
+    )
     d = result.to_dict()
     assert d["ok"] is False and len(d["findings"]) >= 10 and d["layout"] == {"samples": "rows", "weights": "in_out"}
 
