@@ -77,7 +77,7 @@ def test_compiled_updates_agree_with_numpy_over_many_steps(name, weight_decay, d
         compiled.step(theta, g, lr)
         np.testing.assert_allclose(g, g_ref, **TOLERANCE[dtype])
     np.testing.assert_allclose(theta, theta_ref, **TOLERANCE[dtype])
-    for state in reference._state:
+    for state in reference.state_names:
         np.testing.assert_allclose(getattr(compiled, state), getattr(reference, state), **TOLERANCE[dtype])
     assert not np.allclose(theta, rng.normal(size=n))  # it moved (a check that could fail)
 

@@ -50,7 +50,7 @@ FLUSH_EVERY = 64
 class Optimizer:
     """Base class. Subclasses implement ``_step(lr, theta, grad, buf, *state)``, called on
     matching blocks of the flat arrays (``buf`` is scratch space, ``state`` the arrays named in
-    ``_state``, in that order), and write ``y = a x + b y`` as ``self.axpby(a, x, b, y, buf)``
+    ``state_names``, in that order), and write ``y = a x + b y`` as ``self.axpby(a, x, b, y, buf)``
     (see :mod:`steadynet.blas` and ``BLAS_MIN``).
 
     Parameters
@@ -61,7 +61,7 @@ class Optimizer:
         L2 penalty ``weight_decay / 2 * ||W||^2`` added to the loss (AdamW: decoupled decay).
     """
 
-    _state: tuple[str, ...] = ()
+    state_names: tuple[str, ...] = ()  # the per-parameter state arrays, in _step's order
 
     def __init__(self, n_weights, weight_decay=0.0):
         self.n_weights = int(n_weights)
@@ -91,7 +91,7 @@ class Optimizer:
             self.axpby(
                 self.weight_decay, theta[: self.n_weights], 1.0, grad[: self.n_weights], self._buf[: self.n_weights]
             )
-        arrays = [theta, grad, self._buf] + [getattr(self, name) for name in self._state]
+        arrays = [theta, grad, self._buf] + [getattr(self, name) for name in self.state_names]
         if array_module_of(theta) is not np or theta.shape[0] <= 2 * BLOCK:  # a GPU: one launch
             self._step(float(lr), *arrays)
         else:
@@ -133,7 +133,7 @@ class Optimizer:
         xp = array_module_of(theta)
         self.axpby = blas.axpby if self.fused and theta.shape[0] >= BLAS_MIN else blas.axpby_ufuncs
         self._buf = xp.empty_like(theta)
-        for name in self._state:
+        for name in self.state_names:
             setattr(self, name, xp.zeros_like(theta))
 
     def state_dict(self):
@@ -142,7 +142,7 @@ class Optimizer:
 
         state = {"t": np.array(self.t)}
         if self._buf is not None:
-            state.update({name: to_numpy(getattr(self, name)).copy() for name in self._state})
+            state.update({name: to_numpy(getattr(self, name)).copy() for name in self.state_names})
         return state
 
     def load_state_dict(self, state, theta):
@@ -150,7 +150,7 @@ class Optimizer:
         xp = array_module_of(theta)
         self.t = int(state["t"])
         self._init_state(theta)
-        for name in self._state:
+        for name in self.state_names:
             if name in state:
                 getattr(self, name)[...] = xp.asarray(state[name])
 
@@ -182,7 +182,7 @@ class Momentum(Optimizer):
     theta -= lr * (grad + mu * v)     # Nesterov
     """
 
-    _state = ("v",)
+    state_names = ("v",)
     fused = False  # as SGD
 
     def __init__(self, n_weights, weight_decay=0.0, momentum=0.9, nesterov=False):
@@ -219,7 +219,7 @@ class Adam(Optimizer):
     ``lr * weight_decay`` each step instead of the decay entering the gradient.
     """
 
-    _state = ("m", "v")
+    state_names = ("m", "v")
 
     def __init__(self, n_weights, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False):
         super().__init__(n_weights, weight_decay)

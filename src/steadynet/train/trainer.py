@@ -727,7 +727,7 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, 
         optim_state = {k[len("optim.") :]: v for k, v in arrays.items() if k.startswith("optim.")}
         t = optim_state.get("t")
         check(t is not None and t.shape == () and t.dtype.kind in "iu" and int(t) >= 0, "optim.t must be a count")
-        for name in optimizer._state if int(t) else ():
+        for name in optimizer.state_names if int(t) else ():
             a = optim_state.get(name)
             check(
                 a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
