@@ -52,7 +52,8 @@ def noisy_data():
 @pytest.fixture(scope="session")
 def noisy_run(tmp_path_factory, noisy_data):
     """``(run folder, result)`` of a short real run on :func:`noisy_blobs` (in memory, so the
-    folder's config cannot reload its data). Tests that change the folder change a copy."""
+    folder's config cannot reload its data). Tests may add plots and a report to it; those that
+    change its files change a copy."""
     import steadynet
 
     out = tmp_path_factory.mktemp("noisy") / "run"

@@ -47,7 +47,8 @@ def done(tmp_path_factory):
 def test_the_readers_choices_are_parts_of_one_order():
     order = list(MODEL_FILES)
     assert [os.path.normpath(p) for p in order] == [os.path.normpath(p) for p in (MODEL, LAST_FINITE, BEST, LAST)]
-    for prefer, (names, _, _) in PREFER.items():
+    for prefer, choice in PREFER.items():
+        names = choice.files
         assert [os.path.normpath(n) for n in names] == [os.path.normpath(n) for n in TAKES[prefer]]
         assert [order.index(n) for n in names] == sorted(order.index(n) for n in names)
 
@@ -79,6 +80,8 @@ def test_a_folder_without_the_model_says_what_it_needs(tmp_path):
     assert run.no_model_file("inspect") == (
         "the run folder holds no model file (model.npz, last_finite.npz or checkpoints/best.npz)"
     )
+    with pytest.raises(ValueError, match=r"prefer must be one of 'final', 'best', 'latest', 'inspect'; got 'newest'"):
+        run.model_file("newest")
     with pytest.raises(ModelFileError, match=r"nothing\.npz: no such model file or run folder\."):
         RunFolder(tmp_path / "nothing.npz").model_file("best")
 

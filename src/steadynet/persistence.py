@@ -23,6 +23,9 @@ promises exactly the bytes that follow it; only then is it decoded, with
 allocate more memory than the file holds, and a truncated or bit-flipped file fails the
 checksum. Every refusal is a :class:`ModelFileError` naming the file and what was wrong. The
 full description is in ``docs/reliability.md``.
+
+Where a run keeps its model and checkpoint files, and which of them stands for the run's
+model, is :mod:`steadynet.runs`'s to say; :func:`load_model` asks it when given a run folder.
 """
 
 import hashlib

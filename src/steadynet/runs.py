@@ -30,6 +30,7 @@ order of precedence (``MODEL_FILES``); each reader names the part of it it wants
 import json
 import os
 import sys
+from typing import NamedTuple
 
 from .data.limits import regular_file
 from .errors import ConfigError, ModelFileError
@@ -56,34 +57,40 @@ MODEL_FILES = {
     BEST_CHECKPOINT: MODEL_FORMAT,  # the best validation epoch's model so far
     LAST_CHECKPOINT: CHECKPOINT_FORMAT,  # the latest checkpoint: the weights as training left them
 }
-# prefer -> (the model files it takes, in MODEL_FILES order; the formats a file named directly may
-# have; what a run folder holding none of them is told)
+
+
+class Choice(NamedTuple):
+    """What one ``prefer`` value of :meth:`RunFolder.model_file` takes."""
+
+    files: tuple  # the model files it takes, in MODEL_FILES order
+    direct: str | tuple  # the format(s) a file named directly (not a folder) may have
+    missing: str  # what a run folder holding none of ``files`` is told
+
+
+NOT_FINISHED = "a run folder must hold {first}; it does not (did the run finish? checkpoints are in {checkpoints})"
 PREFER = {
     # load_model: a finished run's model, nothing else
-    "final": (
-        (MODEL_FILE,),
-        MODEL_FORMAT,
-        "a run folder must hold {files}; it does not (did the run finish? checkpoints are in {checkpoints})",
-    ),
+    "final": Choice((MODEL_FILE,), MODEL_FORMAT, NOT_FINISHED),
     # evaluate, gradcheck: the best model there is to measure, a checkpoint if need be
-    "best": (
+    "best": Choice(
         (MODEL_FILE, BEST_CHECKPOINT, LAST_CHECKPOINT),
         (MODEL_FORMAT, CHECKPOINT_FORMAT),
         "a run folder must hold {first} or {last}; it holds neither",
     ),
     # a live view (serve): the run as it trains, then its final model
-    "latest": (
-        (MODEL_FILE, LAST_CHECKPOINT),
-        MODEL_FORMAT,
-        "a run folder must hold {first}; it does not (did the run finish? checkpoints are in {checkpoints})",
-    ),
+    "latest": Choice((MODEL_FILE, LAST_CHECKPOINT), MODEL_FORMAT, NOT_FINISHED),
     # plots and report: the weights the run left, a diverged run's last finite ones before its best epoch's
-    "inspect": (
-        (MODEL_FILE, LAST_FINITE_FILE, BEST_CHECKPOINT),
-        MODEL_FORMAT,
-        "the run folder holds no model file ({files})",
+    "inspect": Choice(
+        (MODEL_FILE, LAST_FINITE_FILE, BEST_CHECKPOINT), MODEL_FORMAT, "the run folder holds no model file ({files})"
     ),
 }
+
+
+def choice(prefer):
+    """``PREFER[prefer]``, or a one-line error naming the choices."""
+    if prefer not in PREFER:
+        raise ValueError(f"prefer must be one of {', '.join(map(repr, PREFER))}; got {prefer!r}.")
+    return PREFER[prefer]
 
 
 def write_json(path, obj):
@@ -255,7 +262,7 @@ class RunFolder:
             No such file or folder, not a regular file, or (unless ``missing_ok``) a run folder
             holding none of the files ``prefer`` takes.
         """
-        names, direct_format, _ = PREFER[prefer]
+        names, direct_format = choice(prefer).files, choice(prefer).direct
         if not os.path.isdir(self.path):
             if not os.path.exists(self.path):
                 raise ModelFileError(f"{self.path}: no such model file or run folder.")
@@ -270,7 +277,7 @@ class RunFolder:
 
     def no_model_file(self, prefer):
         """What a run folder holding none of the model files ``prefer`` takes is told (one clause)."""
-        names, _, missing = PREFER[prefer]
+        names, missing = choice(prefer).files, choice(prefer).missing
         return missing.format(files=either(names), first=names[0], last=names[-1], checkpoints=self.checkpoints_dir)
 
     def load_model(self, prefer="final", device="cpu"):
