@@ -33,6 +33,34 @@ def blobs():
     return make_blobs()
 
 
+# the short real run the plot and report tests draw (tests/test_viz.py, tests/test_report.py)
+NOISY_RUN = dict(hidden=(16,), epochs=3, batch_size=32, val_size=100, augment_shift=0)
+
+
+def noisy_blobs():
+    """28x28 blobs with every 10th test label shifted, so there are mistakes to draw."""
+    data = make_blobs(n_features=784, n_classes=4)
+    data.y_test[::10] = (data.y_test[::10] + 1) % 4
+    return data
+
+
+@pytest.fixture(scope="session")
+def noisy_data():
+    return noisy_blobs()
+
+
+@pytest.fixture(scope="session")
+def noisy_run(tmp_path_factory, noisy_data):
+    """``(run folder, result)`` of a short real run on :func:`noisy_blobs` (in memory, so the
+    folder's config cannot reload its data). Tests may add plots and a report to it; those that
+    change its files change a copy."""
+    import steadynet
+
+    out = tmp_path_factory.mktemp("noisy") / "run"
+    result = steadynet.train(data=noisy_data, out=str(out), **NOISY_RUN)
+    return str(out), result
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST, fetched once into the user cache (or $STEADYNET_HOME) and reused."""

@@ -5,10 +5,11 @@ import os
 
 import pytest
 
+from conftest import noisy_blobs
 from steadynet import viz
 from steadynet.cli.app import main
 from steadynet.data.npz import write_npz
-from test_viz import assert_visible_png, noisy_blobs
+from test_viz import assert_visible_png
 
 TRAIN = [
     "--hidden",

@@ -11,30 +11,20 @@ import numpy as np
 import pytest
 
 import steadynet
+from conftest import NOISY_RUN, make_blobs
 from steadynet import viz
+from steadynet.errors import DataFormatError
 from steadynet.progress import summary_rows, summary_table
-from steadynet.report import esc, render_report, write_report
-from test_viz import FAST, add_health, noisy_blobs, png_size
+from steadynet.report import esc, render_report, run_figures, write_compare, write_report, write_run_plots
+from test_viz import add_health, assert_visible_png, png_size
 
 FIGURE = re.compile(r'<figure id="(\w+)"><img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
 
 @pytest.fixture(scope="module")
-def data():
-    return noisy_blobs()
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, data):
-    out = tmp_path_factory.mktemp("report") / "run"
-    result = steadynet.train(data=data, out=str(out), **FAST)
-    return str(out), result
-
-
-@pytest.fixture(scope="module")
-def page(run, data):
-    path = write_report(run[0], data=data)
-    assert path == os.path.join(run[0], "report.html")
+def page(noisy_run, noisy_data):
+    path = write_report(noisy_run[0], data=noisy_data)
+    assert path == os.path.join(noisy_run[0], "report.html")
     with open(path, encoding="utf-8") as f:
         return f.read()
 
@@ -46,9 +36,9 @@ def test_report_embeds_every_plot_as_a_png(page):
         assert png_size(base64.b64decode(b64)) == tuple(round(v * viz.DPI) for v in viz.FIGSIZE[name])
 
 
-def test_report_notes_the_missing_health_plot(run, tmp_path):
+def test_report_notes_the_missing_health_plot(noisy_run, tmp_path):
     dest = tmp_path / "no-health"
-    shutil.copytree(run[0], dest)
+    shutil.copytree(noisy_run[0], dest)
     metrics = json.loads((dest / "metrics.json").read_text())
     for e in metrics["epochs"]:
         del e["health"]
@@ -56,16 +46,16 @@ def test_report_notes_the_missing_health_plot(run, tmp_path):
     assert "Network health: not shown, because this run recorded no per-epoch health" in render_report(str(dest))
 
 
-def test_report_shows_the_health_plot_when_recorded(run, tmp_path):
-    add_health(run[0], tmp_path / "healthy")
+def test_report_shows_the_health_plot_when_recorded(noisy_run, tmp_path):
+    add_health(noisy_run[0], tmp_path / "healthy")
     # without data only the plots that need none: curves, weights and health
     page = render_report(str(tmp_path / "healthy"))
     assert list(dict(FIGURE.findall(page))) == ["curves", "weights", "health"]
     assert "Network health: not shown" not in page
 
 
-def test_report_holds_the_metrics_and_configuration(page, run):
-    _, result = run
+def test_report_holds_the_metrics_and_configuration(page, noisy_run):
+    _, result = noisy_run
     for e in result["epochs"]:
         row = re.search(rf"<tr[^>]*><td class=key>{e['epoch']}</td>(.*?)</tr>", page).group(1)
         cells = re.findall(r"<td>([^<]*)</td>", row)
@@ -92,10 +82,10 @@ def test_report_is_self_contained(page):
     assert "@import" not in page and "url(" not in page
 
 
-def test_report_escapes_text_from_the_run_folder(run, tmp_path):
+def test_report_escapes_text_from_the_run_folder(noisy_run, tmp_path):
     import shutil
 
-    shutil.copytree(run[0], tmp_path / "run")
+    shutil.copytree(noisy_run[0], tmp_path / "run")
     path = tmp_path / "run" / "config.json"
     description = json.loads(path.read_text())
     description["command"] = ["steadynet", "<script>alert('x')</script>"]
@@ -106,13 +96,15 @@ def test_report_escapes_text_from_the_run_folder(run, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
-def test_report_of_a_diverged_run_shows_the_divergence(data, tmp_path):
+def test_report_of_a_diverged_run_shows_the_divergence(noisy_data, tmp_path):
     out = str(tmp_path / "diverged")
     with pytest.raises(steadynet.NonFiniteError):
-        steadynet.train(data=data, out=out, **{**FAST, "optimizer": "sgd", "learning_rate": 1e20, "activation": "relu"})
+        steadynet.train(
+            data=noisy_data, out=out, **{**NOISY_RUN, "optimizer": "sgd", "learning_rate": 1e20, "activation": "relu"}
+        )
     with open(os.path.join(out, "divergence.json")) as f:
         report = json.load(f)
-    page = render_report(out, data=data)
+    page = render_report(out, data=noisy_data)
     assert '<h2 id="s-divergence-report">Divergence report</h2>' in page
     assert '<a href="#s-divergence-report">Divergence report</a>' in page  # in the table of contents
     # the loop's own reason, not always "became non-finite"; the ranked causes with the first one's fix
@@ -124,11 +116,54 @@ def test_report_of_a_diverged_run_shows_the_divergence(data, tmp_path):
     assert {"weights", "confusion"} <= set(dict(FIGURE.findall(page)))
 
 
+# ------------------------------------------------------------------------- plot files
+
+
+def test_every_plot_renders_from_a_real_run(noisy_run, noisy_data, tmp_path):
+    run_dir, _ = noisy_run
+    notes = []
+    written = write_run_plots(run_dir, data=noisy_data, log=notes.append)
+    assert list(written) == list(viz.RUN_PLOTS) and notes == []  # training records health
+    for name, path in written.items():
+        assert path == os.path.join(run_dir, "plots", f"{name}.png")
+        assert_visible_png(path, name)
+
+
+def test_health_plot_renders_when_metrics_have_health(noisy_run, noisy_data, tmp_path):
+    run_dir, _ = noisy_run
+    add_health(run_dir, tmp_path / "healthy")
+    written = write_run_plots(str(tmp_path / "healthy"), data=noisy_data, out=str(tmp_path / "png"))
+    assert "health" in written
+    assert_visible_png(written["health"], "health")
+
+
+def test_in_memory_data_cannot_be_reloaded_so_its_plots_are_skipped(noisy_run, tmp_path):
+    notes = []
+    written = write_run_plots(noisy_run[0], out=str(tmp_path), log=notes.append)
+    assert set(written) == {"curves", "weights", "health"}  # need no data
+    skipped = [n for n in notes if "--data" in n]
+    assert {n.split()[0] for n in skipped} == {"confusion", "misclassified", "samples"}
+
+
+def test_data_of_the_wrong_size_is_refused(noisy_run):
+    with pytest.raises(DataFormatError, match="16 pixels.*expects 784"):
+        run_figures(noisy_run[0], data=make_blobs(n_features=16))
+
+
+def test_compare_overlays_every_run(noisy_run, noisy_data, tmp_path):
+    other = steadynet.train(data=noisy_data, out=str(tmp_path / "other"), **{**NOISY_RUN, "hidden": (8,)})
+    path = write_compare([noisy_run[0], str(tmp_path / "other")], str(tmp_path / "cmp.png"))
+    assert_visible_png(path, "compare")
+    fig = viz.plot_compare([("a", noisy_run[1]), ("b", other)])
+    labels = {line.get_label() for line in fig.axes[1].get_lines()}
+    assert labels == {"a (train)", "a (validation)", "b (train)", "b (validation)"}
+
+
 # ------------------------------------------------------------------------- summary table
 
 
-def test_summary_table_lists_each_epoch_and_the_result(run):
-    _, result = run
+def test_summary_table_lists_each_epoch_and_the_result(noisy_run):
+    _, result = noisy_run
     lines = summary_table(result).splitlines()
     assert lines[0].split() == ["epoch", "train", "loss", "train", "acc", "val", "loss", "val", "acc", "lr", "time"]
     end = next(i for i, line in enumerate(lines) if line.startswith("completed"))
@@ -183,8 +218,8 @@ def test_numbers_are_written_for_people():
     assert number(1.853e-08) == "1.85 × 10⁻⁸" and number(0.2514) == "0.2514"
 
 
-def test_report_has_contents_readable_numbers_and_precision_recall_f1(page, run):
-    _, result = run
+def test_report_has_contents_readable_numbers_and_precision_recall_f1(page, noisy_run):
+    _, result = noisy_run
     assert "<nav><b>Contents</b><ol>" in page and '<a href="#s-plots">Plots</a>' in page
     assert f"{100 * result['test_accuracy']:.2f}%" in page  # not 0.9850
     assert re.search(r"<td>\d+\.\d s</td>", page)  # epoch times, not 0.0123

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_blobs
 from steadynet import TrainConfig, train
 from steadynet.errors import ConfigError
-from steadynet.train.trainer import RunFolderLock
+from steadynet.runs import RunFolderLock
 
 FAST = TrainConfig(epochs=1, hidden=(4,), batch_size=50, val_size=100, augment_shift=0, learning_rate=0.2)
 

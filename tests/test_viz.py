@@ -12,14 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-import steadynet
-from conftest import make_blobs
 from steadynet import viz
 from steadynet.data.npz import write_npz
-from steadynet.errors import DataFormatError, ModelFileError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FAST = dict(hidden=(16,), epochs=3, batch_size=32, val_size=100, augment_shift=0)
 
 
 def png_size(png):
@@ -44,26 +40,6 @@ def assert_visible_png(path, kind):
     gray = pixels.mean(axis=2)
     assert gray.var() > 1e-3  # a blank page has variance 0
     assert (gray < 0.5).mean() > 0.002  # some dark ink: text, lines or digits
-
-
-def noisy_blobs():
-    """28x28 blobs with every 10th test label shifted, so there are mistakes to draw."""
-    data = make_blobs(n_features=784, n_classes=4)
-    data.y_test[::10] = (data.y_test[::10] + 1) % 4
-    return data
-
-
-@pytest.fixture(scope="module")
-def data():
-    return noisy_blobs()
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, data):
-    """A short real run on 28x28 synthetic images."""
-    out = tmp_path_factory.mktemp("viz") / "run"
-    result = steadynet.train(data=data, out=str(out), **FAST)
-    return str(out), result
 
 
 def add_health(run_dir, dest):
@@ -100,26 +76,8 @@ def add_health(run_dir, dest):
     return metrics
 
 
-def test_every_plot_renders_from_a_real_run(run, data, tmp_path):
-    run_dir, _ = run
-    notes = []
-    written = viz.write_run_plots(run_dir, data=data, log=notes.append)
-    assert list(written) == list(viz.RUN_PLOTS) and notes == []  # training records health
-    for name, path in written.items():
-        assert path == os.path.join(run_dir, "plots", f"{name}.png")
-        assert_visible_png(path, name)
-
-
-def test_health_plot_renders_when_metrics_have_health(run, data, tmp_path):
-    run_dir, _ = run
-    add_health(run_dir, tmp_path / "healthy")
-    written = viz.write_run_plots(str(tmp_path / "healthy"), data=data, out=str(tmp_path / "png"))
-    assert "health" in written
-    assert_visible_png(written["health"], "health")
-
-
-def test_health_series_reads_each_layer_and_key(run, tmp_path):
-    metrics = add_health(run[0], tmp_path / "healthy")
+def test_health_series_reads_each_layer_and_key(noisy_run, tmp_path):
+    metrics = add_health(noisy_run[0], tmp_path / "healthy")
     series = viz.health_series(metrics)
     assert set(series) == {"weight_norm", "grad_norm", "update_ratio", "saturated", "dead"}
     epochs, values = series["grad_norm"]["layer 1"]
@@ -169,8 +127,8 @@ def test_health_ticks_are_plain_numbers_and_a_flat_dead_share_stays_flat():
     assert lo == 0 and hi >= 10
 
 
-def test_curves_plot_the_metrics_with_titles_and_labels(run):
-    _, result = run
+def test_curves_plot_the_metrics_with_titles_and_labels(noisy_run):
+    _, result = noisy_run
     fig = viz.plot_curves(result)
     ax_loss, ax_acc = fig.axes
     assert fig.get_suptitle() and ax_loss.get_title() == "Loss" and ax_acc.get_title() == "Accuracy"
@@ -209,20 +167,20 @@ def test_most_confident_mistakes_are_ranked_by_wrong_probability():
     np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 2), [2, 1])
 
 
-def test_misclassified_titles_give_predicted_and_true_labels(run, data):
-    _, result = run
-    P = result.model.predict_proba(data.x_test)
-    worst = viz.most_confident_mistakes(P, data.y_test, 25)
+def test_misclassified_titles_give_predicted_and_true_labels(noisy_run, noisy_data):
+    _, result = noisy_run
+    P = result.model.predict_proba(noisy_data.x_test)
+    worst = viz.most_confident_mistakes(P, noisy_data.y_test, 25)
     assert len(worst) == 20  # the shifted labels
-    fig = viz.plot_misclassified(data.x_test, data.y_test, P, data.image_shape)
+    fig = viz.plot_misclassified(noisy_data.x_test, noisy_data.y_test, P, noisy_data.image_shape)
     for ax, i in zip(fig.axes, worst):
         p = P[i].argmax()
-        assert ax.get_title() == f"predicted {p} ({P[i, p]:.0%})\ntrue {data.y_test[i]}"
-        np.testing.assert_allclose(ax.get_images()[0].get_array(), data.x_test[i].reshape(28, 28))
+        assert ax.get_title() == f"predicted {p} ({P[i, p]:.0%})\ntrue {noisy_data.y_test[i]}"
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), noisy_data.x_test[i].reshape(28, 28))
 
 
-def test_first_layer_tiles_are_each_units_weights(run):
-    W1 = run[1].model.state_dict()["W1"]  # (784, 16)
+def test_first_layer_tiles_are_each_units_weights(noisy_run):
+    W1 = noisy_run[1].model.state_dict()["W1"]  # (784, 16)
     fig = viz.plot_first_layer(W1, (28, 28))
     tiles = [ax for ax in fig.axes if ax.get_images()][:16]
     assert len(tiles) == 16
@@ -231,50 +189,20 @@ def test_first_layer_tiles_are_each_units_weights(run):
     assert "16" in fig.get_suptitle()
 
 
-def test_samples_show_the_labels(data):
-    fig = viz.plot_samples(data.x_train, data.y_train, data.image_shape, n=9)
-    assert [ax.get_title() for ax in fig.axes] == [f"label {y}" for y in data.y_train[:9]]
+def test_samples_show_the_labels(noisy_data):
+    fig = viz.plot_samples(noisy_data.x_train, noisy_data.y_train, noisy_data.image_shape, n=9)
+    assert [ax.get_title() for ax in fig.axes] == [f"label {y}" for y in noisy_data.y_train[:9]]
 
 
-def test_in_memory_data_cannot_be_reloaded_so_its_plots_are_skipped(run, tmp_path):
-    notes = []
-    written = viz.write_run_plots(run[0], out=str(tmp_path), log=notes.append)
-    assert set(written) == {"curves", "weights", "health"}  # need no data
-    skipped = [n for n in notes if "--data" in n]
-    assert {n.split()[0] for n in skipped} == {"confusion", "misclassified", "samples"}
-
-
-def test_data_of_the_wrong_size_is_refused(run):
-    with pytest.raises(DataFormatError, match="16 pixels.*expects 784"):
-        viz.run_figures(run[0], data=make_blobs(n_features=16))
-
-
-def test_a_folder_without_metrics_is_not_a_run(tmp_path):
-    with pytest.raises(ModelFileError, match="metrics.json"):
-        viz.read_run(tmp_path)
-    (tmp_path / "metrics.json").write_text("[1, 2]")
-    with pytest.raises(ModelFileError, match="expected a JSON object"):
-        viz.read_run(tmp_path)
-
-
-def test_compare_overlays_every_run(run, data, tmp_path):
-    other = steadynet.train(data=data, out=str(tmp_path / "other"), **{**FAST, "hidden": (8,)})
-    path = viz.write_compare([run[0], str(tmp_path / "other")], str(tmp_path / "cmp.png"))
-    assert_visible_png(path, "compare")
-    fig = viz.plot_compare([("a", run[1]), ("b", other)])
-    labels = {line.get_label() for line in fig.axes[1].get_lines()}
-    assert labels == {"a (train)", "a (validation)", "b (train)", "b (validation)"}
-
-
-def test_plots_need_no_display_and_never_import_pyplot(run, data, tmp_path):
+def test_plots_need_no_display_and_never_import_pyplot(noisy_run, noisy_data, tmp_path):
     """In a fresh interpreter with no display and an interactive backend requested, importing
     steadynet.viz loads no matplotlib, and drawing every plot never touches pyplot."""
     npz = tmp_path / "blobs.npz"
-    write_npz(npz, data)
+    write_npz(npz, noisy_data)
     script = (
-        "import sys, steadynet.viz as viz, steadynet.report\n"
+        "import sys, steadynet.viz as viz, steadynet.report as report\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'\n"
-        f"written = viz.write_run_plots({run[0]!r}, data={str(npz)!r}, out={str(tmp_path / 'png')!r})\n"
+        f"written = report.write_run_plots({noisy_run[0]!r}, data={str(npz)!r}, out={str(tmp_path / 'png')!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
         "print(sorted(written))\n"
     )

@@ -23,6 +23,9 @@ promises exactly the bytes that follow it; only then is it decoded, with
 allocate more memory than the file holds, and a truncated or bit-flipped file fails the
 checksum. Every refusal is a :class:`ModelFileError` naming the file and what was wrong. The
 full description is in ``docs/reliability.md``.
+
+Where a run keeps its model and checkpoint files, and which of them stands for the run's
+model, is :mod:`steadynet.runs`'s to say; :func:`load_model` asks it when given a run folder.
 """
 
 import hashlib
@@ -44,7 +47,6 @@ class FileWriteError(SteadynetError):
 FORMAT_VERSION = 1
 MODEL_FORMAT = "steadynet-model"
 CHECKPOINT_FORMAT = "steadynet-checkpoint"
-MODEL_FILE = "model.npz"  # the model inside a run folder
 
 
 def file_sha256(arrays, meta):
@@ -229,7 +231,11 @@ def read_members(path):
 
 
 def load_arrays(path, expected_format):
-    """Read a steadynet file; verify its format, version and checksum. Returns ``(arrays, meta)``."""
+    """Read a steadynet file; verify its format, version and checksum. Returns ``(arrays, meta)``.
+
+    ``expected_format`` is a format (``MODEL_FORMAT``, ``CHECKPOINT_FORMAT``) or a tuple of the
+    formats accepted.
+    """
     from .data.limits import regular_file
 
     path = os.fspath(path)
@@ -259,9 +265,10 @@ def load_arrays(path, expected_format):
         # ValueError covers a malformed .npy header and bad UTF-8/JSON; RecursionError, JSON
         # nested absurdly deep; NotImplementedError, an unknown zip feature
         raise ModelFileError(f"{path}: not a readable steadynet file ({type(exc).__name__}: {exc}).") from None
-    if not isinstance(meta, dict) or meta.get("format") != expected_format:
+    accepted = (expected_format,) if isinstance(expected_format, str) else tuple(expected_format)
+    if not isinstance(meta, dict) or meta.get("format") not in accepted:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ModelFileError(f"{path}: expected a {expected_format} file, found format {found!r}.")
+        raise ModelFileError(f"{path}: expected a {' or '.join(accepted)} file, found format {found!r}.")
     if meta.get("version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: format version {meta.get('version')!r} is not supported "
@@ -380,22 +387,11 @@ def check_checkpoint_config(arrays, meta, path, hidden):
 
 
 def resolve_model_path(path):
-    """A run folder stands for the model inside it."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        candidate = os.path.join(path, MODEL_FILE)
-        if not os.path.exists(candidate):
-            raise ModelFileError(
-                f"{path}: a run folder must hold {MODEL_FILE}; it does not "
-                f"(did the run finish? checkpoints are in {path}/checkpoints)."
-            )
-        return candidate
-    if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such model file or run folder.")
-    from .data.limits import regular_file
+    """The model file ``path`` names: ``path`` itself, or a run folder's final model
+    (:meth:`steadynet.runs.RunFolder.model_file` with ``prefer="final"``)."""
+    from .runs import RunFolder  # runs reads and writes through this module
 
-    regular_file(path, "model file (.npz) or run folder", ModelFileError)
-    return path
+    return RunFolder(path).model_file(prefer="final")[0]
 
 
 def load_model(path, device="cpu"):
@@ -407,11 +403,16 @@ def load_model(path, device="cpu"):
 
 def run_data_spec(path):
     """The data set a run folder was trained on (from its ``config.json``), or None."""
-    config_path = os.path.join(os.fspath(path), "config.json")
-    if not os.path.isfile(config_path):
-        return None
-    try:
-        with open(config_path) as f:
-            return json.load(f)["config"]["data"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    from .runs import RunFolder
+
+    return RunFolder(path).data_spec()
+
+
+def __getattr__(name):
+    # MODEL_FILE moved to steadynet.runs with the rest of the run folder's layout; this keeps
+    # ``from steadynet.persistence import MODEL_FILE`` working until no module uses it
+    if name == "MODEL_FILE":
+        from .runs import MODEL_FILE
+
+        return MODEL_FILE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

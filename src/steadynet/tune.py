@@ -38,6 +38,7 @@ import time
 
 from .config import TrainConfig
 from .errors import ConfigError, SteadynetError
+from .runs import RunFolder, write_json
 
 INSTALL_HINT = "steadynet tune needs Optuna: pip install 'steadynet[tune]'"
 
@@ -571,18 +572,16 @@ def short(changes):
 def mark_pruned(run_dir, reason, result=None):
     """Record in the trial's ``metrics.json`` that it was stopped by the search, with the epoch
     that decided it (``result``: the pruner stops the run before :func:`train` writes it)."""
-    from .train.trainer import write_json
-
-    path = os.path.join(run_dir, "metrics.json")
+    run = RunFolder(run_dir)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(run.metrics_path, encoding="utf-8") as f:
             metrics = json.load(f)
     except (OSError, ValueError):
         return
     if result is not None and (not metrics["epochs"] or metrics["epochs"][-1]["epoch"] < result.epoch):
         metrics["epochs"].append(result.to_dict())
     metrics.update(status="pruned", pruned=reason)
-    write_json(path, metrics)
+    run.write_json(run.metrics_path, metrics)
 
 
 WORKER_CODE = "import sys; from steadynet.tune import worker_main; sys.exit(worker_main(sys.argv[1:]))"
@@ -649,8 +648,6 @@ def worker_main(argv):
 
 def write_results(out, study, spec, seconds, report=True, log=None):
     """``summary.json``, ``best_config.json`` and ``report.html``; returns the summary."""
-    from .train.trainer import write_json
-
     optuna = require_optuna()
     TrialState = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
@@ -672,8 +669,8 @@ def write_results(out, study, spec, seconds, report=True, log=None):
         best = max(complete, key=lambda t: (t.value, -t.number))
         run = os.path.join(out, best.user_attrs["run"])
         config_path = os.path.join(out, "best_config.json")
-        if os.path.isfile(os.path.join(run, "config.json")):
-            shutil.copyfile(os.path.join(run, "config.json"), config_path)
+        if os.path.isfile(RunFolder(run).config_path):
+            shutil.copyfile(RunFolder(run).config_path, config_path)
         summary["best"] = {
             "trial": best.number,
             "val_accuracy": best.value,

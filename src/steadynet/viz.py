@@ -9,18 +9,17 @@ imported only when a plot is drawn (the core needs only NumPy).
 Every figure has a fixed size, ``FIGSIZE[kind]`` inches at ``DPI``, so a PNG is always
 ``FIGSIZE[kind] * DPI`` pixels whatever it shows.
 
-:func:`write_run_plots` draws every plot a run folder supports into ``RUN_DIR/plots/``;
-:func:`write_compare` overlays the curves of several runs.
+This module draws only: it reads no run folder. The plots of a run folder
+(:func:`steadynet.report.write_run_plots`) and the comparison of several
+(:func:`steadynet.report.write_compare`) are drawn in :mod:`steadynet.report`.
 """
 
 import io
-import json
 import math
-import os
 
 import numpy as np
 
-from .errors import ConfigError, DataFormatError, ModelFileError, SteadynetError
+from .errors import DataFormatError, SteadynetError
 
 DPI = 100
 FIGSIZE = {  # (width, height) in inches
@@ -47,8 +46,8 @@ INK = "gray_r"  # images as black ink on white paper, as digits are written
 # ------------------------------------------------------------------------- figures
 
 
-def new_figure(kind):
-    """An empty Figure of ``FIGSIZE[kind]`` on the Agg canvas (never a window)."""
+def new_figure(kind, figsize=None):
+    """An empty Figure of ``FIGSIZE[kind]`` (or ``figsize``) on the Agg canvas (never a window)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -56,7 +55,7 @@ def new_figure(kind):
         raise SteadynetError(
             "plots need matplotlib, which is not installed; install it with `pip install 'steadynet[plot]'`."
         ) from None
-    fig = Figure(figsize=FIGSIZE[kind], dpi=DPI, layout="constrained")
+    fig = Figure(figsize=figsize or FIGSIZE[kind], dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -210,10 +209,14 @@ def plot_compare(runs, title=None):
 # ------------------------------------------------------------------------- images and errors
 
 
-def plot_samples(X, y, image_shape, n=25, title=None):
-    """The first ``n`` images of ``X`` (n_samples, n_features) with their labels ``y`` (n_samples,)."""
+def plot_samples(X, y, image_shape, n=25, title=None, figsize=None):
+    """The first ``n`` images of ``X`` (n_samples, n_features) with their labels ``y`` (n_samples,).
+
+    ``figsize`` (inches) replaces ``FIGSIZE["samples"]``, for grids larger than a run's plot
+    (``steadynet data show``).
+    """
     images = as_images(X[:n], image_shape)
-    fig = new_figure("samples")
+    fig = new_figure("samples", figsize)
     for ax, img, label in zip(image_grid(fig, n), images, np.asarray(y[:n])):
         ax.imshow(img, cmap=INK, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"label {int(label)}", fontsize=10)
@@ -436,163 +439,3 @@ def plot_health(metrics, title=None):
             ax.legend(fontsize=8)
     fig.suptitle(title or "Network health per layer over training", fontsize=13)
     return fig
-
-
-# ------------------------------------------------------------------------- run folders
-
-
-def read_json_object(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not readable JSON ({exc}).") from None
-    if not isinstance(obj, dict):
-        raise ModelFileError(f"{path}: expected a JSON object, found {type(obj).__name__}.")
-    return obj
-
-
-def read_run(run_dir):
-    """A run folder's ``config.json`` (``{}`` if absent) and ``metrics.json``, as ``(description, metrics)``."""
-    run_dir = os.fspath(run_dir)
-    if not os.path.isdir(run_dir):
-        raise ModelFileError(f"{run_dir}: not a run folder (no such folder).")
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if not os.path.exists(metrics_path):
-        raise ModelFileError(
-            f"{run_dir}: a run folder must hold metrics.json; it does not (did the run finish its first epoch?)."
-        )
-    metrics = read_json_object(metrics_path)
-    if not isinstance(metrics.get("epochs", []), list):
-        raise ModelFileError(f"{metrics_path}: 'epochs' must be a list, found {type(metrics['epochs']).__name__}.")
-    config_path = os.path.join(run_dir, "config.json")
-    description = read_json_object(config_path) if os.path.exists(config_path) else {}
-    return description, metrics
-
-
-def run_model(run_dir):
-    """The run's model: the final one, else the last finite weights of a diverged run, else the
-    best checkpoint. Returns ``(model, path)`` or ``(None, None)``."""
-    from .persistence import MODEL_FILE, load_model
-
-    for name in (MODEL_FILE, "last_finite.npz", os.path.join("checkpoints", "best.npz")):
-        path = os.path.join(run_dir, name)
-        if os.path.exists(path):
-            return load_model(path), path
-    return None, None
-
-
-def run_data(description, data):
-    """The data set to draw test-set plots from: ``data`` (a Dataset, a name or a path), else
-    the run's own data set. Returns ``(Dataset or None, why not)``."""
-    from .data import Dataset, load_data
-
-    if isinstance(data, Dataset):
-        return data, None
-    if data is None:
-        spec = description.get("config", {}).get("data")
-        source = description.get("data", {}).get("source")
-        if spec is None or source != spec:
-            # trained on arrays passed in memory: config.data does not name them
-            return None, (
-                f"the run was trained on in-memory data ({source!r}) that cannot be "
-                f"reloaded; pass the data set with --data"
-            )
-        try:  # the run's own data; if it has moved, the plots that need none are still drawn
-            return load_data(spec, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
-        except DataFormatError as exc:
-            return None, f"the run's data could not be reloaded ({exc}); pass it with --data"
-    return load_data(data, standardised=bool(description.get("config", {}).get("standardised_inputs"))), None
-
-
-def run_figures(run_dir, model=None, data=None):
-    """Draw every plot a run folder supports.
-
-    Parameters
-    ----------
-    run_dir : str
-    model : MLP, optional
-        Default: the run's model (see :func:`run_model`).
-    data : Dataset or str, optional
-        Default: the run's own data set, when it can be reloaded.
-
-    Returns
-    -------
-    figures : dict of str -> Figure, in ``RUN_PLOTS`` order
-    skipped : dict of str -> str, why each other plot was not drawn
-    """
-    description, metrics = read_run(run_dir)
-    if model is None:
-        model, _ = run_model(run_dir)
-    dataset, no_data = run_data(description, data)
-    if dataset is not None and model is not None and dataset.n_features != model.n_inputs:
-        raise DataFormatError(
-            f"{dataset.source}: images have {dataset.n_features} pixels, but the "
-            f"model of {run_dir} expects {model.n_inputs}."
-        )
-    image_shape = tuple(
-        dataset.image_shape if dataset is not None else description.get("data", {}).get("image_shape", ())
-    )
-    not_images = None if len(image_shape) == 2 else f"the inputs are not 2-D images (shape {image_shape})"
-    no_model = "the run folder holds no model file (model.npz, last_finite.npz or checkpoints/best.npz)"
-    has_test = dataset is not None and len(dataset.y_test) > 0
-
-    figures, skipped = {}, {}
-    if metrics.get("epochs"):
-        figures["curves"] = plot_curves(
-            metrics, title=f"Learning curves: {os.path.basename(os.path.normpath(run_dir))}"
-        )
-    else:
-        skipped["curves"] = "no epoch finished"
-    if model is None or not has_test:
-        reason = no_model if model is None else (no_data or "the data set has no test images")
-        skipped["confusion"] = skipped["misclassified"] = reason
-    else:
-        P = model.predict_proba(dataset.x_test)  # (n_test, k), shared by both plots
-        figures["confusion"] = plot_confusion(dataset.y_test, P.argmax(axis=1), model.n_classes)
-        if not_images:
-            skipped["misclassified"] = not_images
-        else:
-            figures["misclassified"] = plot_misclassified(dataset.x_test, dataset.y_test, P, image_shape)
-    if dataset is None or not_images:
-        skipped["samples"] = no_data or not_images
-    else:
-        figures["samples"] = plot_samples(dataset.x_train, dataset.y_train, image_shape)
-    if model is None or not_images:
-        skipped["weights"] = no_model if model is None else not_images
-    else:
-        figures["weights"] = plot_first_layer(model.state_dict()["W1"], image_shape)
-    if health_series(metrics):
-        figures["health"] = plot_health(metrics)
-    else:
-        skipped["health"] = "this run recorded no per-epoch health metrics ('health' in metrics.json)"
-    order = {name: i for i, name in enumerate(RUN_PLOTS)}
-    return dict(sorted(figures.items(), key=lambda kv: order[kv[0]])), skipped
-
-
-def write_run_plots(run_dir, model=None, data=None, out=None, log=None):
-    """Write every plot a run folder supports as ``<name>.png`` into ``out`` (default ``RUN_DIR/plots``).
-
-    ``model`` and ``data`` are as for :func:`run_figures`; ``log`` receives one line per plot
-    that could not be drawn, saying why. Returns a dict of plot name -> path written.
-    """
-    figures, skipped = run_figures(run_dir, model, data)
-    out = out or os.path.join(run_dir, "plots")
-    os.makedirs(out, exist_ok=True)
-    for name, reason in skipped.items():
-        if log:
-            log(f"{name} plot skipped: {reason}")
-    return {name: save_figure(fig, os.path.join(out, f"{name}.png")) for name, fig in figures.items()}
-
-
-def write_compare(run_dirs, out):
-    """Overlay the curves of the runs in ``run_dirs`` in one PNG at ``out``. Returns ``out``."""
-    if not os.fspath(out).lower().endswith(".png"):
-        raise ConfigError(f"--out {out}: expected a .png file name.")
-    names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
-    if len(set(names)) < len(names):  # same folder names in different places: use the paths
-        names = [os.path.normpath(d) for d in run_dirs]
-    runs = [(name, read_run(d)[1]) for name, d in zip(names, run_dirs)]
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    return save_figure(plot_compare(runs), out)

@@ -17,7 +17,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..viz import write_compare
+    from ..report import write_compare
 
     path = write_compare(args.run_dirs, args.out)
     if args.json:

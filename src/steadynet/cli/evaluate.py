@@ -1,8 +1,6 @@
 """``steadynet evaluate``: test accuracy, per-class accuracy, and precision, recall and F1 per
 class of a trained model, a run folder or one of its checkpoints."""
 
-import os
-
 from .app import add_common, print_json
 
 
@@ -22,43 +20,20 @@ def add_parser(sub):
 
 def open_model(path):
     """Load the model that ``path`` names: a model file, a checkpoint, or a run folder (its
-    ``model.npz``, else ``checkpoints/best.npz``, else ``checkpoints/last.npz``).
+    ``model.npz``, else ``checkpoints/best.npz``, else ``checkpoints/last.npz``: ``prefer="best"``
+    of :meth:`steadynet.runs.RunFolder.model_file`).
 
     Returns
     -------
     (MLP, str, str or None): the model, the file it came from, and the data set the run was
     trained on when the files say so.
     """
-    from ..errors import ModelFileError
-    from ..persistence import CHECKPOINT_FORMAT, MODEL_FILE, MODEL_FORMAT, load_arrays, model_from, run_data_spec
+    from ..runs import RunFolder
 
-    path = os.fspath(path)
-    run_dir = path if os.path.isdir(path) else None
-    if run_dir is not None:
-        candidates = [
-            os.path.join(path, MODEL_FILE),
-            os.path.join(path, "checkpoints", "best.npz"),
-            os.path.join(path, "checkpoints", "last.npz"),
-        ]
-        found = [c for c in candidates if os.path.isfile(c)]
-        if not found:
-            raise ModelFileError(
-                f"{path}: a run folder must hold {MODEL_FILE} or checkpoints/last.npz; it holds neither."
-            )
-        path = found[0]
-    elif not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such model file or run folder.")
-    try:
-        arrays, meta = load_arrays(path, MODEL_FORMAT)
-    except ModelFileError as exc:
-        if f"found format {CHECKPOINT_FORMAT!r}" not in str(exc):
-            raise
-        arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
-    model = model_from(arrays, meta, path)
-    # the data: the run's config.json (a checkpoint's run is the folder above checkpoints/)
-    parent = os.path.dirname(os.path.abspath(path))
-    run_dir = run_dir or (os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else parent)
-    data = run_data_spec(run_dir)
+    model, path, meta = RunFolder(path).load_model(prefer="best")
+    # the data: the config.json of the run the file belongs to, else the checkpoint's own config
+    run = RunFolder.containing(path)
+    data = run.data_spec() if run is not None else None
     if data is None and isinstance(meta.get("config"), dict):
         data = meta["config"].get("data")
     return model, path, data
@@ -66,16 +41,10 @@ def open_model(path):
 
 def run_standardised(path):
     """Whether the run that ``path`` belongs to was trained on standardised inputs."""
-    import json
+    from ..runs import RunFolder
 
-    path = os.path.abspath(os.fspath(path))
-    for folder in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
-        try:
-            with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-                return bool(json.load(f)["config"].get("standardised_inputs"))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-    return False
+    run = RunFolder.containing(path)
+    return run is not None and run.standardised()
 
 
 def evaluate(model_path, data=None):

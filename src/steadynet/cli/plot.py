@@ -20,7 +20,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..viz import write_run_plots
+    from ..report import write_run_plots
 
     written = write_run_plots(args.run_dir, data=args.data, out=args.out, log=lambda line: print(line, file=sys.stderr))
     if args.json:

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from ..errors import DataFormatError
+from ..viz import plot_samples, save_figure
 from .dataset import make_dataset
 
 # the formats convert writes, and the suffixes that imply them
@@ -197,7 +198,8 @@ def convert(src, dst, fmt=None, log=None):
 def show(spec, out, n=25, split="train", seed=0):
     """Save a grid of ``n`` randomly chosen images of ``split``, each titled with its label.
 
-    Uses matplotlib's Agg canvas directly (imported here, lazily): no window, no pyplot state.
+    Drawn by :func:`steadynet.viz.plot_samples` (matplotlib's Agg canvas: no window, no pyplot
+    state), on a figure sized to the grid.
 
     Returns
     -------
@@ -213,23 +215,17 @@ def show(spec, out, n=25, split="train", seed=0):
         raise DataFormatError(f"{spec}: the {split} split is empty; nothing to show.")
     if n < 1:
         raise DataFormatError(f"--n must be at least 1, got {n}.")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise DataFormatError("data show needs matplotlib: pip install matplotlib") from None
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(len(y), size=min(n, len(y)), replace=False))
     cols = int(np.ceil(np.sqrt(len(index))))
     rows = int(np.ceil(len(index) / cols))
-    fig = Figure(figsize=(1.2 * cols, 1.35 * rows))
-    FigureCanvasAgg(fig)
-    top = 255 if x.dtype == np.uint8 else 1
-    for k, i in enumerate(index):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(x[i].reshape(data.image_shape), cmap="gray_r", vmin=0, vmax=top)  # as the run plots (viz.INK)
-        ax.set_title(str(y[i]), fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out, format="png")
+    fig = plot_samples(
+        x[index],
+        y[index],
+        data.image_shape,
+        n=len(index),
+        title=f"{len(index)} {split} images of {data.source}",
+        figsize=(max(1.2 * cols, 3.0), 1.35 * rows + 0.4),
+    )
+    save_figure(fig, out)
     return {"path": str(out), "split": split, "indices": index.tolist(), "labels": y[index].tolist()}

@@ -1,23 +1,8 @@
 """``train()``: a whole run, from data to a run folder.
 
-A run folder holds:
-
-- ``config.json``: the resolved configuration, the data set's description and versions;
-- ``metrics.json``: per-epoch metrics and the final test accuracy (the contract below);
-- ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
-- ``checkpoints/last.npz`` (at the start, after every epoch, every
-  ``checkpoint_every_steps`` steps if set, and on interrupt): everything needed to resume
-  exactly, see :func:`write_checkpoint`; ``checkpoints/best.npz``: the model of the best
-  validation accuracy so far;
-- ``divergence.json`` and ``last_finite.npz`` if training diverged;
-- ``plots/*.png`` when asked for (``steadynet train`` draws them; see :mod:`steadynet.viz`);
-- ``.lock``: held (``flock``) while a run writes the folder, so two runs cannot share it;
-  removed when the run ends.
-
-A new run refuses a folder that holds anything (another run's checkpoints, a model, any file
-it did not make) unless ``overwrite=True``, which removes the files a run writes and nothing
-else. Paths in the config (``data``, ``teacher``) are stored resolved, so the run folder can be
-used from any working directory.
+What a run folder holds, and the rules for a new run's folder (refused if it holds anything
+unless ``overwrite=True``; paths in the config stored resolved), are in :mod:`steadynet.runs`;
+checkpoints are written by :func:`write_checkpoint`.
 
 ``metrics.json``::
 
@@ -32,7 +17,6 @@ used from any working directory.
 """
 
 import importlib.util
-import json
 import os
 import platform
 import signal
@@ -54,9 +38,7 @@ from ..model import MLP
 from ..optim import make_optimizer
 from ..persistence import (
     CHECKPOINT_FORMAT,
-    MODEL_FILE,
     FileWriteError,
-    atomic_write,
     load_arrays,
     load_model,
     model_from,
@@ -64,6 +46,7 @@ from ..persistence import (
     save_model,
 )
 from ..progress import ProgressBar, epoch_line, in_notebook
+from ..runs import MODEL_FILE, RunFolder, RunFolderLock, resolved_path, write_json
 from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
 from .weights import WeightAverage
 
@@ -91,10 +74,6 @@ def split_validation(data, val_size, seed):
     order = np.random.default_rng([seed, 2**31]).permutation(n)
     val, tr = np.sort(order[:val_size]), np.sort(order[val_size:])
     return data.x_train[tr], data.y_train[tr], data.x_train[val], data.y_train[val]
-
-
-def write_json(path, obj):
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode("utf-8")))
 
 
 def train(
@@ -195,7 +174,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if overrides:
             config = config.replace(**overrides)
         if out is not None:
-            prepare_run_folder(out, overwrite)
+            RunFolder(out).prepare(overwrite)
     if isinstance(data, (str, os.PathLike)):  # the data named here is the run's data: record it
         config = config.replace(data=os.fspath(data))
         data = None
@@ -255,7 +234,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         state, history, best = restore_checkpoint(
             checkpoint, model, optimizer, config, steps_per_epoch(X.shape[0], config.batch_size), log, ema
         )
-        if state.epoch >= config.epochs and run_completed(out):
+        if state.epoch >= config.epochs and RunFolder(out).completed():
             raise ConfigError(
                 f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
                 f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2})."
@@ -291,7 +270,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             save_checkpoint()
         description = run_description(config, data, model)
         if checkpoint and os.path.exists(os.path.join(out, "config.json")):
-            description = record_resume(os.path.join(out, "config.json"), description, resumed_from, config, state)
+            description = RunFolder(out).record_resume(description, changed, state)
         write_json(os.path.join(out, "config.json"), description)
 
     metrics = RunResult(
@@ -433,7 +412,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if plots and importlib.util.find_spec("matplotlib") is None:
             log("plots skipped: matplotlib is not installed (pip install 'steadynet[plot]')")
         elif plots:
-            from ..viz import write_run_plots
+            from ..report import write_run_plots
 
             log(f"drawing the plots into {os.path.join(out, 'plots')} ...")
 
@@ -507,109 +486,10 @@ def execution_record(config, data, model):
     return {"engine": how["engine"], "threads": describe(how["threads"])}
 
 
-# ------------------------------------------------------------------------- the run folder
+# ------------------------------------------------------------------------- resume
 
 
-def run_completed(out):
-    """Whether the run in ``out`` got to its end: its model written and its metrics saying so."""
-    try:
-        with open(os.path.join(out, "metrics.json")) as f:
-            status = json.load(f).get("status")
-    except (OSError, ValueError, AttributeError):
-        return False
-    return status == "completed" and os.path.exists(os.path.join(out, MODEL_FILE))
-
-
-RUN_FILES = ("config.json", "metrics.json", MODEL_FILE, "checkpoints", "plots", "divergence.json", "last_finite.npz")
-LOCK_FILE = ".lock"
 RESUME_CHANGES = ("epochs", "learning_rate", "patience")  # what a resume may change
-
-
-def resolved_path(path):
-    """``path`` made absolute when it names an existing file or folder; names (mnist) unchanged."""
-    if path is None or not os.path.exists(path):
-        return path
-    return os.path.abspath(path)
-
-
-def prepare_run_folder(out, overwrite):
-    """Refuse a folder that holds anything, unless ``overwrite``: then remove a run's files."""
-    import shutil
-
-    if not os.path.isdir(out):
-        if os.path.exists(out):
-            raise ConfigError(f"--out {out}: is a file, not a folder; choose a folder for the run.")
-        return
-    present = sorted(set(os.listdir(out)) - {LOCK_FILE})
-    if not present:
-        return
-    if not overwrite:
-        kind = "a run" if set(present) & set(RUN_FILES) else "files this run did not make"
-        raise ConfigError(
-            f"--out {out}: already holds {kind} ({', '.join(present[:4])}"
-            f"{', ...' if len(present) > 4 else ''}); continue it with --resume {out}, "
-            f"replace it with --overwrite, or choose a new folder."
-        )
-    for name in set(present) & set(RUN_FILES):
-        path = os.path.join(out, name)
-        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
-
-
-class RunFolderLock:
-    """Holds an exclusive ``flock`` on ``out/.lock`` while a run writes ``out``.
-
-    The lock dies with the process (SIGKILL included), so a stale ``.lock`` file never blocks
-    a run; the file is removed on a normal exit, and so is a folder this lock created if
-    nothing else was written into it. Where ``fcntl`` is missing (Windows) there is no lock.
-    ``out=None`` locks nothing.
-    """
-
-    def __init__(self, out):
-        self.out, self.file, self.created = out, None, False
-
-    def __enter__(self):
-        if self.out is None:
-            return self
-        try:
-            import fcntl
-        except ImportError:
-            return self
-        path = os.path.join(self.out, LOCK_FILE)
-        try:
-            self.created = not os.path.exists(self.out)
-            os.makedirs(self.out, exist_ok=True)
-            while True:
-                f = open(path, "a+")
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    f.close()
-                    raise ConfigError(
-                        f"--out {self.out}: another run is writing this folder right now; wait "
-                        f"for it to finish or choose a new folder."
-                    ) from None
-                # the holder before us may have removed the file between our open and our lock
-                if os.path.exists(path) and os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
-                    break
-                f.close()
-        except OSError as exc:
-            raise ConfigError(
-                f"--out {self.out}: cannot create the run folder there ({exc.strerror or exc})."
-            ) from None
-        self.file = f
-        return self
-
-    def __exit__(self, *exc):
-        if self.file is None:
-            return False
-        try:
-            os.remove(os.path.join(self.out, LOCK_FILE))  # while still held, so no one else has it
-            if self.created and not os.listdir(self.out):
-                os.rmdir(self.out)
-        except OSError:
-            pass
-        self.file.close()  # releases the lock
-        return False
 
 
 def check_resume_changes(overrides, out):
@@ -620,24 +500,9 @@ def check_resume_changes(overrides, out):
         raise ConfigError(
             f"--resume {out} continues the run with its own settings; only --epochs, --lr and "
             f"--patience can change on resume, not {flags} (start a new run with "
-            f"--config {os.path.join(out, 'config.json')} to vary the others)."
+            f"--config {RunFolder(out).config_path} to vary the others)."
         )
     return {k: v for k, v in overrides.items() if v is not None}
-
-
-def record_resume(path, description, before, after, state):
-    """``config.json`` for a resumed run: the new config, and each resume's changes in ``resumes``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-        resumes = list(previous.get("resumes", [])) if isinstance(previous, dict) else []
-    except (OSError, ValueError):
-        resumes = []
-    changed = {
-        k: [getattr(before, k), getattr(after, k)] for k in RESUME_CHANGES if getattr(before, k) != getattr(after, k)
-    }
-    resumes.append({"epoch": state.epoch, "step": state.step, "changed": changed, "command": sys.argv})
-    return dict(description, resumes=resumes)
 
 
 # ------------------------------------------------------------------------- checkpoints
