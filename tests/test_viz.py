@@ -17,6 +17,7 @@ from conftest import make_blobs
 from steadynet import viz
 from steadynet.data.npz import write_npz
 from steadynet.errors import DataFormatError, ModelFileError
+from steadynet.metrics import confident_mistakes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FAST = dict(hidden=(16,), epochs=3, batch_size=32, val_size=100, augment_shift=0)
@@ -194,25 +195,10 @@ def test_confusion_matrix_matches_sklearn():
     assert f"accuracy {(y == pred).mean():.2%}" in fig.get_suptitle()
 
 
-def test_most_confident_mistakes_are_ranked_by_wrong_probability():
-    P = np.array(
-        [
-            [0.9, 0.1],  # right
-            [0.3, 0.7],  # wrong, 0.7
-            [0.05, 0.95],  # wrong, 0.95
-            [0.6, 0.4],  # wrong, 0.6
-            [0.2, 0.8],
-        ]
-    )  # right
-    y = np.array([0, 0, 0, 1, 1])
-    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 10), [2, 1, 3])
-    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 2), [2, 1])
-
-
 def test_misclassified_titles_give_predicted_and_true_labels(run, data):
     _, result = run
     P = result.model.predict_proba(data.x_test)
-    worst = viz.most_confident_mistakes(P, data.y_test, 25)
+    worst, _, _ = confident_mistakes(P, data.y_test, 25)
     assert len(worst) == 20  # the shifted labels
     fig = viz.plot_misclassified(data.x_test, data.y_test, P, data.image_shape)
     for ax, i in zip(fig.axes, worst):
