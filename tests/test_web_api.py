@@ -14,7 +14,6 @@ httpx = pytest.importorskip("httpx")
 import steadynet  # noqa: E402
 from conftest import make_blobs  # noqa: E402
 from steadynet.errors import ConfigError, ModelFileError  # noqa: E402
-from steadynet.metrics import confident_mistakes  # noqa: E402
 from steadynet.persistence import save_model  # noqa: E402
 from steadynet.web.inspect import inspect_input  # noqa: E402
 from steadynet.web.requests import MAX_BODY_BYTES, RequestError, parse_pixels  # noqa: E402
@@ -76,18 +75,6 @@ def test_inspect_input_matches_manual_forward_and_finite_differences():
         e[i] = 1e-6
         numeric = (model.forward((x + e)[None])[0, k] - model.forward((x - e)[None])[0, k]) / 2e-6
         assert G[i] == pytest.approx(numeric, rel=1e-6, abs=1e-9)
-
-
-def test_confident_mistakes_sorted_and_only_wrong():
-    data = make_blobs(n_train=10, n_test=300, n_features=784, n_classes=10, seed=1)
-    model = steadynet.MLP((784, 10, 10), seed=0)  # untrained: mostly wrong
-    P = model.predict_proba(data.x_test)
-    order, predicted, confidence = confident_mistakes(P, data.y_test, 50)
-    np.testing.assert_array_equal(predicted, P.argmax(axis=1))
-    assert len(order) == min(50, int((predicted != data.y_test).sum()))
-    assert (predicted[order] != data.y_test[order]).all()
-    assert (np.diff(confidence[order]) <= 0).all()
-    assert confidence[order[0]] == pytest.approx(P.max(axis=1)[predicted != data.y_test].max())
 
 
 def test_parse_pixels_uses_the_predict_preprocessing():
