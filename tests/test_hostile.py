@@ -501,7 +501,8 @@ def test_image_folder_reads_transparent_and_16_bit_pngs_right(tmp_path):
 def test_client(model_path, tmp_path, data=None):
     from starlette.testclient import TestClient
 
-    from steadynet.web.server import Inspector, create_app
+    from steadynet.web.app import create_app
+    from steadynet.web.state import Inspector
 
     inspector = Inspector(model_path, data=data or make_test_set(tmp_path))
     return TestClient(create_app(inspector, allowed_hosts=("testserver",)))

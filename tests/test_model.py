@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from gradcheck_util import numeric_grad, relative_error
+from gradcheck_util import central_difference, numeric_grad, relative_error
 from steadynet import MLP, ConfigError
-from steadynet.functional import sigmoid
+from steadynet.functional import sigmoid, softmax_cross_entropy
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
@@ -134,3 +134,33 @@ def test_bad_architecture_is_refused(kwargs, match):
 def test_wrong_input_width_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"input must have shape \(n_samples, 784\), got \(2, 100\)"):
         MLP().predict(np.zeros((2, 100)))
+
+
+@pytest.mark.parametrize("of", ["loss", "logit"])
+def test_input_gradient_matches_central_differences(of):
+    # the dropout layers are in the stack but off: the gradient is that of evaluation mode
+    model = MLP((12, 7, 5, 4), activation="tanh", dropout=0.3, input_dropout=0.2, dtype="float64", seed=2)
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(size=(6, 12)), rng.integers(0, 4, 6)
+
+    def objective(X):
+        Z = model.forward(X)  # (6, 4)
+        if of == "loss":
+            return softmax_cross_entropy(Z, y)[0]  # the batch's mean cross-entropy
+        return Z[np.arange(6), y].sum()  # rows are independent: row i's gradient is d z_{i, y_i} / d x_i
+
+    dX = model.input_gradient(X, y, of=of)
+    assert dX.shape == X.shape and dX.dtype == np.float64
+    assert relative_error(dX, central_difference(objective, X.copy())) < 1e-7
+
+
+def test_input_gradient_of_one_class_for_every_row_and_refusals():
+    model = MLP((12, 7, 4), dtype="float64", seed=1)
+    X = np.random.default_rng(0).uniform(size=(3, 12))
+    np.testing.assert_array_equal(
+        model.input_gradient(X, 2, of="logit"), model.input_gradient(X, np.full(3, 2), of="logit")
+    )
+    with pytest.raises(ConfigError, match='of must be "loss" or "logit", got \'probability\''):
+        model.input_gradient(X, 2, of="probability")
+    with pytest.raises(ConfigError, match="classes must be 0 to 3, got 0 to 4"):
+        model.input_gradient(X, np.array([0, 4, 1]), of="logit")

@@ -4,7 +4,6 @@ read and written (atomically), and errors that name the file."""
 import itertools
 import json
 import os
-import re
 import shutil
 
 import pytest
@@ -84,23 +83,6 @@ def test_a_folder_without_the_model_says_what_it_needs(tmp_path):
         run.model_file("newest")
     with pytest.raises(ModelFileError, match=r"nothing\.npz: no such model file or run folder\."):
         RunFolder(tmp_path / "nothing.npz").model_file("best")
-
-
-def test_latest_is_what_the_web_view_serves(tmp_path):
-    """``prefer="latest"`` picks what ``steadynet serve`` follows (web.server.model_file_of)."""
-    from steadynet.web.server import model_file_of
-
-    for files in SUBSETS:
-        path = folder_with(tmp_path, files)
-        try:
-            expected = model_file_of(path)
-        except ModelFileError as exc:
-            with pytest.raises(ModelFileError, match=re.escape(str(exc))):
-                RunFolder(path).model_file("latest")
-        else:
-            assert RunFolder(path).model_file("latest") == expected
-    named = tmp_path / "run-model.npz" / MODEL  # made in the loop above
-    assert RunFolder(named).model_file("latest") == model_file_of(named) == (str(named), MODEL_FORMAT)
 
 
 def test_load_model_reads_model_files_and_checkpoints(done, tmp_path):

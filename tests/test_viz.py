@@ -14,6 +14,7 @@ import pytest
 
 from steadynet import viz
 from steadynet.data.npz import write_npz
+from steadynet.metrics import confident_mistakes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -152,25 +153,10 @@ def test_confusion_matrix_matches_sklearn():
     assert f"accuracy {(y == pred).mean():.2%}" in fig.get_suptitle()
 
 
-def test_most_confident_mistakes_are_ranked_by_wrong_probability():
-    P = np.array(
-        [
-            [0.9, 0.1],  # right
-            [0.3, 0.7],  # wrong, 0.7
-            [0.05, 0.95],  # wrong, 0.95
-            [0.6, 0.4],  # wrong, 0.6
-            [0.2, 0.8],
-        ]
-    )  # right
-    y = np.array([0, 0, 0, 1, 1])
-    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 10), [2, 1, 3])
-    np.testing.assert_array_equal(viz.most_confident_mistakes(P, y, 2), [2, 1])
-
-
 def test_misclassified_titles_give_predicted_and_true_labels(noisy_run, noisy_data):
     _, result = noisy_run
     P = result.model.predict_proba(noisy_data.x_test)
-    worst = viz.most_confident_mistakes(P, noisy_data.y_test, 25)
+    worst, _, _ = confident_mistakes(P, noisy_data.y_test, 25)
     assert len(worst) == 20  # the shifted labels
     fig = viz.plot_misclassified(noisy_data.x_test, noisy_data.y_test, P, noisy_data.image_shape)
     for ax, i in zip(fig.axes, worst):

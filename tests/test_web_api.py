@@ -15,15 +15,10 @@ import steadynet  # noqa: E402
 from conftest import make_blobs  # noqa: E402
 from steadynet.errors import ConfigError, ModelFileError  # noqa: E402
 from steadynet.persistence import save_model  # noqa: E402
-from steadynet.web.server import (  # noqa: E402
-    MAX_BODY_BYTES,
-    Inspector,
-    RequestError,
-    confident_mistakes,
-    inspect_input,
-    make_server,
-    parse_pixels,
-)
+from steadynet.web.inspect import inspect_input  # noqa: E402
+from steadynet.web.requests import MAX_BODY_BYTES, RequestError, parse_pixels  # noqa: E402
+from steadynet.web.server import make_server  # noqa: E402
+from steadynet.web.state import Inspector  # noqa: E402
 
 
 def digit_strokes(polylines, side=112, width=9.0):
@@ -80,18 +75,6 @@ def test_inspect_input_matches_manual_forward_and_finite_differences():
         e[i] = 1e-6
         numeric = (model.forward((x + e)[None])[0, k] - model.forward((x - e)[None])[0, k]) / 2e-6
         assert G[i] == pytest.approx(numeric, rel=1e-6, abs=1e-9)
-
-
-def test_confident_mistakes_sorted_and_only_wrong():
-    data = make_blobs(n_train=10, n_test=300, n_features=784, n_classes=10, seed=1)
-    model = steadynet.MLP((784, 10, 10), seed=0)  # untrained: mostly wrong
-    order, predicted, confidence = confident_mistakes(model, data.x_test, data.y_test, limit=50)
-    P = model.predict_proba(data.x_test)
-    np.testing.assert_array_equal(predicted, P.argmax(axis=1))
-    assert len(order) == min(50, int((predicted != data.y_test).sum()))
-    assert (predicted[order] != data.y_test[order]).all()
-    assert (np.diff(confidence[order]) <= 0).all()
-    assert confidence[order[0]] == pytest.approx(P.max(axis=1)[predicted != data.y_test].max())
 
 
 def test_parse_pixels_uses_the_predict_preprocessing():
@@ -294,7 +277,7 @@ def test_a_model_file_has_no_run(blob_run):
 def test_a_default_data_set_that_cannot_load_is_a_notice(tmp_path, blob_run, monkeypatch):
     out, _ = blob_run
     notices = []
-    monkeypatch.setattr("steadynet.web.server.run_data_spec", lambda path: str(tmp_path / "absent.npz"))
+    monkeypatch.setattr("steadynet.web.state.run_data_spec", lambda path: str(tmp_path / "absent.npz"))
     with make_server(out, log=notices.append) as srv:
         r = httpx.get(srv.url + "api/mistakes", timeout=10)
         assert r.status_code == 404 and "--data" in r.json()["error"]

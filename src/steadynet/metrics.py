@@ -1,4 +1,5 @@
-"""Classification metrics from labels and predictions: pure functions of two integer vectors."""
+"""Classification metrics from labels and predictions: pure functions of integer label vectors
+and, for the ranking of mistakes, the class probabilities behind the predictions."""
 
 import numpy as np
 
@@ -54,6 +55,37 @@ def classification_report(y, y_pred, n_classes):
         "macro": {key: mean(key) for key in ("precision", "recall", "f1")},
         "accuracy": ratio(tp.sum(), C.sum()),
     }
+
+
+def confident_mistakes(P, y, n=None):
+    """The misclassified rows, the most confident first.
+
+    A row is wrong when its most probable class is not its label; its confidence is the
+    probability given to that (wrong) class. Ties keep the rows' order.
+
+    Parameters
+    ----------
+    P : ndarray of shape (n_samples, n_classes)
+        Predicted class probabilities.
+    y : ndarray of shape (n_samples,), int
+        True labels.
+    n : int or None, default=None
+        Keep at most this many; None keeps every mistake.
+
+    Returns
+    -------
+    order : ndarray of shape (min(n, n_mistakes),), int64
+        Indices of the wrong rows, by decreasing confidence.
+    predicted : ndarray of shape (n_samples,), int64
+        The predicted class of every row, ``P.argmax(axis=1)``.
+    confidence : ndarray of shape (n_samples,), P's dtype
+        The probability of the predicted class of every row.
+    """
+    predicted = P.argmax(axis=1)
+    confidence = P[np.arange(len(P)), predicted]
+    wrong = np.flatnonzero(predicted != np.asarray(y))
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
+    return order, predicted, confidence
 
 
 def format_classification_report(report):

@@ -289,6 +289,55 @@ class MLP:
                 raise ConfigError(f"parameter {name} must have shape {shape}, got {tuple(state[name].shape)}.")
             self.params[name][...] = self.xp.asarray(state[name], dtype=self.dtype)
 
+    # ------------------------------------------------------------------ input gradient
+
+    def input_gradient(self, X, y, of="loss"):
+        """The gradient of the loss, or of one class's logit, with respect to the inputs.
+
+        One forward pass in evaluation mode (no dropout) and the layers' own ``backward``
+        taken all the way down to the input, so the inputs' gradient is what training's
+        backward would pass below the first layer.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_inputs), the model's dtype, on its device
+            Inputs as :meth:`forward` takes them (pixels in [0, 1]).
+        y : int or ndarray of shape (n_samples,), integer class indices
+            ``of="loss"``: each row's true class. ``of="logit"``: the class whose logit is
+            differentiated for each row. An int is the same class for every row.
+        of : {"loss", "logit"}, default="loss"
+            ``"loss"``: ``L``, the batch's mean cross-entropy (as :meth:`loss_and_grad`, without
+            label smoothing or sample weights), so row ``i`` is ``(1 / n) dL_i / dx_i``.
+            ``"logit"``: each row's own logit ``z_{i, y_i}``, so row ``i`` is ``dz_{i, y_i} / dx_i``
+            (not divided by ``n``). A logit, not a probability: where the model is sure,
+            ``p (1 - p)`` is nearly 0 and the probability's gradient vanishes with it.
+
+        Returns
+        -------
+        dX : ndarray of shape (n_samples, n_inputs), the model's dtype, on its device
+
+        Notes
+        -----
+        The parameter gradients of the same objective are left in :attr:`grad` as a
+        by-product (``Dense.backward`` always writes them), and the layers cache this batch,
+        so calls on one model must not overlap with each other or with training.
+        """
+        if of not in ("loss", "logit"):
+            raise ConfigError(f'input_gradient: of must be "loss" or "logit", got {of!r}.')
+        Z = self.forward(X)  # (n, n_classes); each layer keeps what its backward needs
+        n, k = Z.shape
+        y = self.xp.broadcast_to(self.xp.asarray(y), (n,))  # (n,)
+        if n and not 0 <= int(y.min()) <= int(y.max()) < k:
+            raise ConfigError(f"input_gradient: classes must be 0 to {k - 1}, got {int(y.min())} to {int(y.max())}.")
+        if of == "loss":
+            _, dZ = softmax_cross_entropy(Z, y)  # (n, n_classes), carries the 1 / n
+        else:
+            dZ = self.xp.zeros_like(Z)
+            dZ[self.xp.arange(n), y] = 1.0  # d z_{i, y_i} / d Z: one-hot at each row's class
+        for layer in reversed(self.layers):
+            dZ = layer.backward(dZ, need_dX=True)
+        return dZ
+
 
 def validate_architecture(layer_sizes, activation, init, dropout, input_dropout, dtype):
     """Raise :class:`ConfigError` for an architecture that cannot be built."""

@@ -406,13 +406,3 @@ def run_data_spec(path):
     from .runs import RunFolder
 
     return RunFolder(path).data_spec()
-
-
-def __getattr__(name):
-    # MODEL_FILE moved to steadynet.runs with the rest of the run folder's layout; this keeps
-    # ``from steadynet.persistence import MODEL_FILE`` working until no module uses it
-    if name == "MODEL_FILE":
-        from .runs import MODEL_FILE
-
-        return MODEL_FILE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

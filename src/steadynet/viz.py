@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from .errors import DataFormatError, SteadynetError
+from .metrics import confident_mistakes
 
 DPI = 100
 FIGSIZE = {  # (width, height) in inches
@@ -266,26 +267,6 @@ def plot_confusion(y_true, y_pred, n_classes, title=None):
     return fig
 
 
-def most_confident_mistakes(P, y, n):
-    """Indices of the ``n`` misclassified rows with the highest predicted probability.
-
-    Parameters
-    ----------
-    P : ndarray of shape (n_samples, n_classes)
-        Predicted class probabilities.
-    y : ndarray of shape (n_samples,), int
-        True labels.
-
-    Returns
-    -------
-    ndarray of shape (min(n, n_mistakes),), int64, most confident first.
-    """
-    pred = P.argmax(axis=1)
-    wrong = np.flatnonzero(pred != y)
-    confidence = P[wrong, pred[wrong]]  # probability given to the wrong answer
-    return wrong[np.argsort(-confidence, kind="stable")[:n]]
-
-
 def plot_misclassified(X, y, P, image_shape, n=25, title=None):
     """The test images the model got most confidently wrong, with predicted and true labels.
 
@@ -295,7 +276,7 @@ def plot_misclassified(X, y, P, image_shape, n=25, title=None):
     y : ndarray of shape (n_samples,), int
     P : ndarray of shape (n_samples, n_classes), the model's probabilities for ``X``
     """
-    worst = most_confident_mistakes(P, np.asarray(y), n)
+    worst, _, _ = confident_mistakes(P, np.asarray(y), n)
     fig = new_figure("misclassified")
     axes = image_grid(fig, n)
     images = as_images(np.asarray(X)[worst], image_shape)
