@@ -10,8 +10,7 @@ The public API::
     steadynet.load("runs/seed")                           # a run folder or model.npz
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import TrainConfig  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
 from .diagnostics import check_gradients, check_model_gradients, diagnose, doctor  # noqa: E402
