@@ -95,7 +95,7 @@ def test_confident_mistakes_sorted_and_only_wrong():
 
 
 def test_parse_pixels_uses_the_predict_preprocessing():
-    from steadynet.images import preprocess_digit
+    from steadynet.pictures import preprocess_digit
 
     G = digit_strokes(ONE)
     np.testing.assert_array_equal(parse_pixels({"image": G.tolist()}), preprocess_digit(G))

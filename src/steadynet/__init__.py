@@ -23,10 +23,10 @@ from .errors import (  # noqa: E402
     NonFiniteError,
     SteadynetError,
 )
-from .images import predict_images, preprocess_digit  # noqa: E402
 from .model import MLP  # noqa: E402
 from .persistence import load_model as load  # noqa: E402
 from .persistence import save_model as save
+from .pictures import predict_images, preprocess_digit  # noqa: E402
 from .train import train  # noqa: E402
 from .tune import tune  # noqa: E402  (Optuna is imported only when a search runs)
 

@@ -31,10 +31,10 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import ConfigError, DataFormatError, SteadynetError
 from ..functional import softmax
-from ..images import SIDE, preprocess_digit
 from ..layers import Activation, Dense
 from ..model import as_float_batch
 from ..persistence import run_data_spec
+from ..pictures import SIDE, preprocess_digit
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MAX_BODY_BYTES = 2_000_000  # a 512x512 image as JSON numbers fits; anything larger is refused
