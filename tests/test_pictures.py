@@ -8,8 +8,8 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageFilter  # noqa: E402
 
 import steadynet  # noqa: E402
+from steadynet.data.dataset import as_float_batch  # noqa: E402
 from steadynet.errors import ConfigError, DataFormatError  # noqa: E402
-from steadynet.model import as_float_batch  # noqa: E402
 from steadynet.optim import make_optimizer  # noqa: E402
 from steadynet.pictures import load_image, predict_images, preprocess_digit, resample_matrix  # noqa: E402
 

@@ -166,7 +166,7 @@ def float_batch(X, picked, dtype):
     picked : slice or ndarray of shape (m,) of row indices
     dtype : numpy.dtype, float32 or float64
     """
-    from .model import as_float_batch
+    from .data.dataset import as_float_batch
 
     if X.dtype != np.uint8 or X.ndim != 2 or not X.flags.c_contiguous:
         return as_float_batch(X[picked], dtype)

@@ -11,6 +11,7 @@ prefix slice ``theta[:n_weights]``.
 import numpy as np
 
 from .backend import get_array_module, to_numpy
+from .data.dataset import as_float_batch
 from .errors import ConfigError
 from .functional import ACTIVATIONS, softmax, softmax_cross_entropy
 from .init import INIT_FOR_ACTIVATION, INITS, init_weights
@@ -317,12 +318,3 @@ def check_input(X, n_inputs):
     if X.ndim != 2 or X.shape[1] != n_inputs:
         raise ConfigError(f"input must have shape (n_samples, {n_inputs}), got {tuple(X.shape)}.")
     return X
-
-
-def as_float_batch(Xb, dtype, xp=np):
-    """A batch in the model's dtype on its device; uint8 pixels 0-255 are scaled to [0, 1]."""
-    if Xb.dtype == np.uint8:
-        out = xp.asarray(Xb).astype(dtype)
-        out *= dtype.type(1.0 / 255.0)
-        return out
-    return xp.asarray(Xb, dtype=dtype)

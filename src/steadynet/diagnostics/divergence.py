@@ -243,7 +243,7 @@ def explain_divergence(report, model, config, X, recent=None, max_samples=512):
         ``report`` plus ``norm_history`` (the recent steps) and ``causes``
         (:func:`rank_causes`); the input dict is not modified.
     """
-    from ..model import as_float_batch
+    from ..data.dataset import as_float_batch
 
     Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
     # the accepted steps, then the refused one

@@ -29,10 +29,10 @@ import time
 import numpy as np
 
 from ..backend import to_numpy
+from ..data.dataset import as_float_batch
 from ..errors import ConfigError, DataFormatError, SteadynetError
 from ..functional import softmax
 from ..layers import Activation, Dense
-from ..model import as_float_batch
 from ..persistence import run_data_spec
 from ..pictures import SIDE, preprocess_digit
 
