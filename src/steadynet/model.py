@@ -127,11 +127,8 @@ class MLP:
     # ------------------------------------------------------------------ structure
 
     def param_shapes(self):
-        """Names and shapes of the parameters in their flat order: all W, then all b."""
-        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-        shapes = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
-        shapes.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
-        return shapes
+        """Names and shapes of the parameters in their flat order (:func:`param_shapes`)."""
+        return param_shapes(self.layer_sizes)
 
     @property
     def n_inputs(self):
@@ -308,6 +305,23 @@ def validate_architecture(layer_sizes, activation, init, dropout, input_dropout,
             raise ConfigError(f"{name} must be in [0, 1), got {rate}.")
     if str(dtype) not in DTYPES:
         raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+
+
+def param_shapes(layer_sizes):
+    """Names and shapes of the parameters of an MLP of ``layer_sizes`` ``(n_0, n_1, ..., n_L)``
+    in their flat order, all weights then all biases: ``{"W1": (n_0, n_1), ..., "WL": (n_L-1,
+    n_L), "b1": (n_1,), ..., "bL": (n_L,)}``."""
+    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    shapes = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
+    shapes.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
+    return shapes
+
+
+def count_params(layer_sizes):
+    """Number of parameters of an MLP of ``layer_sizes``: ``n_in * n_out + n_out`` per layer.
+    Computed from the sizes alone (Python integers), so a network too large to build can be
+    measured and refused."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
 
 
 def check_input(X, n_inputs):
