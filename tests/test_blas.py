@@ -86,3 +86,17 @@ def test_without_a_loadable_blas_the_arithmetic_falls_back_to_numpy(monkeypatch)
     x, y = np.arange(4, dtype=np.float32), np.ones(4, dtype=np.float32)
     blas.axpby(2.0, x, 0.5, y)
     np.testing.assert_array_equal(y, [0.5, 2.5, 4.5, 6.5])
+
+
+def test_without_numpys_extension_module_the_arithmetic_falls_back_to_numpy(monkeypatch):
+    """The path to NumPy's BLAS goes through a private NumPy module: should it move, the
+    lookup finds nothing and the array operations run."""
+    import sys
+
+    for module in blas.EXTENSION_MODULES:
+        monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
+    monkeypatch.setattr(blas, "_KERNELS", None)
+    assert blas.kernels() == {}
+    x, y = np.arange(4, dtype=np.float64), np.ones(4)
+    blas.axpby(2.0, x, 0.5, y)
+    np.testing.assert_array_equal(y, [0.5, 2.5, 4.5, 6.5])

@@ -1,4 +1,4 @@
-"""``steadynet predict``: the command-line front of steadynet.images.predict_images."""
+"""``steadynet predict``: the command-line front of steadynet.pictures.predict_images."""
 
 import json
 
@@ -10,7 +10,7 @@ from PIL import Image  # noqa: E402
 
 import steadynet  # noqa: E402
 from steadynet.cli.app import main  # noqa: E402
-from steadynet.images import predict_images  # noqa: E402
+from steadynet.pictures import predict_images  # noqa: E402
 
 
 @pytest.fixture

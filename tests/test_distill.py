@@ -176,7 +176,7 @@ def test_cached_teacher_outputs_are_the_teachers_outputs_on_the_shifted_images(t
     batch: the entry for each image's drawn offset must be the output on the shifted image."""
     from steadynet import TrainConfig, load
     from steadynet.data.augment import random_shifts
-    from steadynet.model import as_float_batch
+    from steadynet.data.dataset import as_float_batch
     from steadynet.train.loop import teacher_outputs
 
     teacher, data = load(str(teacher_run)), make_blobs()

@@ -96,8 +96,8 @@ def test_overflowing_update_stops_within_the_step_and_keeps_finite_weights(blobs
 
 def test_full_batch_huge_rate_keeps_the_weights_from_before_the_step_that_exploded(blobs, tmp_path):
     from steadynet import train
+    from steadynet.data.dataset import as_float_batch
     from steadynet.functional import softmax_cross_entropy
-    from steadynet.model import as_float_batch
     from steadynet.persistence import load_model
 
     with pytest.raises(DivergenceError) as caught:

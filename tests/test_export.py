@@ -8,8 +8,8 @@ ort = pytest.importorskip("onnxruntime")
 
 import steadynet  # noqa: E402
 from steadynet.cli.app import main  # noqa: E402
+from steadynet.data.dataset import as_float_batch  # noqa: E402
 from steadynet.export import export_onnx, to_onnx  # noqa: E402
-from steadynet.model import as_float_batch  # noqa: E402
 from steadynet.optim import make_optimizer  # noqa: E402
 
 

@@ -481,7 +481,7 @@ def image_files(draw):
 def test_image_decoder_reads_any_file_or_refuses_it_in_one_line(raw, tmp_path):
     pytest.importorskip("PIL")
     from steadynet.errors import DataFormatError
-    from steadynet.images import load_image, preprocess_digit
+    from steadynet.pictures import load_image, preprocess_digit
 
     path = tmp_path / "d.png"
     path.write_bytes(raw)

@@ -120,3 +120,20 @@ def test_a_distilled_loss_is_not_compared_with_chance(blobs):
     ):
         entry = monitor.on_epoch(result)
     assert "initial_loss" not in entry and not any("initial loss" in w for w in entry["warnings"])
+
+
+def test_health_and_divergence_measure_units_with_one_function(blobs):
+    """The monitor's per-layer statistics and the divergence evidence agree on the same batch."""
+    from steadynet.data.dataset import as_float_batch
+    from steadynet.diagnostics.divergence import unit_evidence
+    from steadynet.diagnostics.health import unit_fractions
+
+    assert unit_fractions("sigmoid", np.array([[0.001, 0.5], [0.999, 0.5]])) == {"saturated": 0.5}
+    assert unit_fractions("relu", np.array([[0.0, 1.0], [0.0, 0.0]])) == {"dead": 0.5}
+    assert unit_fractions("identity", np.ones((2, 2))) == {}
+    for activation, init, key in (("sigmoid", "uniform_01", "saturated"), ("relu", "he_normal", "dead")):
+        model = MLP((blobs.n_features, 16, 8, blobs.n_classes), activation, init=init)
+        X = as_float_batch(blobs.x_train[:64], model.dtype)
+        model.loss_and_grad(X, blobs.y_train[:64])
+        per_layer = [s[key] for s in layer_stats(model) if key in s]
+        assert unit_evidence(model, X)[key] == max(per_layer)

@@ -32,8 +32,8 @@ from steadynet.data import load_data
 from steadynet.data.csv import parse_csv
 from steadynet.data.limits import EXPANSION_FLOOR, MAX_EXPANSION, allowed_expansion
 from steadynet.errors import ConfigError, DataFormatError, ModelFileError
-from steadynet.images import preprocess_digit
 from steadynet.persistence import CHECKPOINT_FORMAT, save_arrays
+from steadynet.pictures import preprocess_digit
 
 PEAK_MB = 400  # every attack below must stay under this; before the fixes they reached 1.3-4.3 GB
 
@@ -449,7 +449,7 @@ def test_devices_and_fifos_are_refused_without_reading_or_blocking(tmp_path):
         assert rc == 1 and peak < PEAK_MB, (argv, err, peak)
         one_line_error(err, what)
         assert time.monotonic() - start < 60  # (a hang would have hit the timeout above)
-    from steadynet.images import load_image
+    from steadynet.pictures import load_image
 
     for path, what in ((fifo, "a FIFO"), ("/dev/zero", "a device"), (tmp_path, "a folder")):
         with pytest.raises(DataFormatError, match=f"expected a regular image file, found {what}"):

@@ -18,9 +18,9 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 import steadynet  # noqa: E402
-from steadynet.images import predict_images  # noqa: E402
-from steadynet.model import as_float_batch  # noqa: E402
+from steadynet.data.dataset import as_float_batch  # noqa: E402
 from steadynet.optim import make_optimizer  # noqa: E402
+from steadynet.pictures import predict_images  # noqa: E402
 
 N = 200
 

@@ -126,8 +126,8 @@ def test_auto_picks_numba_where_it_covers_the_settings_and_numpy_otherwise():
 @needs_numba
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_compiled_batch_gathering_equals_the_numpy_conversion_bit_for_bit(dtype):
+    from steadynet.data.dataset import as_float_batch
     from steadynet.kernels import float_batch
-    from steadynet.model import as_float_batch
 
     X = np.random.default_rng(0).integers(0, 256, size=(50, 20), dtype=np.uint8)
     rows = np.random.default_rng(1).permutation(50)[:17]

@@ -164,3 +164,21 @@ def test_input_gradient_of_one_class_for_every_row_and_refusals():
         model.input_gradient(X, 2, of="probability")
     with pytest.raises(ConfigError, match="classes must be 0 to 3, got 0 to 4"):
         model.input_gradient(X, np.array([0, 4, 1]), of="logit")
+
+
+def test_parameters_are_counted_from_the_layer_sizes_alone():
+    from steadynet.model import count_params, param_shapes
+
+    net = MLP((7, 5, 3, 2), "relu")
+    assert count_params((7, 5, 3, 2)) == net.n_params == 7 * 5 + 5 + 5 * 3 + 3 + 3 * 2 + 2
+    assert param_shapes((7, 5, 3, 2)) == net.param_shapes() == {k: v.shape for k, v in net.params.items()}
+    assert list(param_shapes((7, 5, 3, 2))) == ["W1", "W2", "W3", "b1", "b2", "b3"]  # the flat order
+    assert count_params((10**6,) * 4) == 3 * (10**12 + 10**6)  # no network is built
+
+
+@pytest.mark.parametrize("scheme", ["glorot_uniform", "he_normal", "uniform_01"])
+def test_init_rms_is_the_scale_the_scheme_draws(scheme):
+    from steadynet.init import init_rms, init_weights
+
+    W = init_weights(np.random.default_rng(0), 400, 300, scheme)
+    assert np.sqrt(np.mean(W**2)) == pytest.approx(init_rms(scheme, 400, 300), rel=0.01)

@@ -134,3 +134,87 @@ def test_blocked_update_equals_the_whole_array_update(name, monkeypatch):
     blocked = run()
     monkeypatch.setattr(optim, "BLOCK", 10 * n)
     np.testing.assert_array_max_ulp(blocked, run(), maxulp=1)
+
+
+def kernel_against_formula(name, dtype, weight_decay, n, steps, engine="numpy"):
+    """``theta`` after ``steps`` updates by the kernel training runs and by the plain formula,
+    from the same start and the same gradients."""
+    rng = np.random.default_rng(5)
+    theta0 = rng.normal(size=n).astype(dtype)
+    n_weights = n - n // 10
+    kernel = make_optimizer(name, n_weights, weight_decay, momentum=0.9, engine=engine)
+    formula = make_optimizer(name, n_weights, weight_decay, momentum=0.9)
+    theta_kernel, theta_formula = theta0.copy(), theta0.copy()
+    lr = 1e-3 if name.startswith("adam") else 0.01
+    for _ in range(steps):
+        g = rng.normal(size=n).astype(dtype)
+        grad = g.copy()
+        formula.plain_step(theta_formula, grad, lr)
+        np.testing.assert_array_equal(grad, g)  # the formula leaves the gradient alone
+        kernel.step(theta_kernel, g, lr)
+    for state in kernel.state_names:
+        assert getattr(kernel, state).dtype == theta0.dtype
+    return theta_kernel, theta_formula, theta0
+
+
+def assert_agree_to_rounding(kernel, formula, start, dtype):
+    """Each step rounds differently (one rounding per operation, in another order), and over
+    many steps the differences add up; they stay a few units of the parameters' precision
+    (here at most about 11 units of the largest parameter)."""
+    assert kernel.dtype == formula.dtype == dtype
+    scale = np.abs(formula).max()
+    np.testing.assert_allclose(kernel, formula, rtol=0, atol=32 * np.finfo(dtype).eps * scale)
+    assert not np.array_equal(formula, start)
+
+
+ALL = ["sgd", "momentum", "nesterov", "adam", "adamw"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no-decay", "decay"])
+def test_kernel_agrees_with_the_plain_formula_over_many_steps(name, dtype, weight_decay):
+    """Arrays shorter than BLAS_MIN: the kernel's NumPy arithmetic, one call per pass."""
+    kernel, formula, start = kernel_against_formula(name, dtype, weight_decay, n=1000, steps=300)
+    assert_agree_to_rounding(kernel, formula, start, dtype)
+
+
+@pytest.mark.parametrize("with_blas", [True, False], ids=["blas", "numpy-fallback"])
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no-decay", "decay"])
+def test_blocked_kernel_agrees_with_the_plain_formula(name, dtype, weight_decay, with_blas, monkeypatch):
+    """Long arrays: BLAS's axpby where it was found (else its NumPy fallback), block by block."""
+    from steadynet import blas, optim
+
+    if not with_blas:
+        monkeypatch.setattr(blas, "_KERNELS", {})
+    kernel, formula, start = kernel_against_formula(name, dtype, weight_decay, n=2 * optim.BLOCK + 999, steps=12)
+    assert_agree_to_rounding(kernel, formula, start, dtype)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no-decay", "decay"])
+def test_compiled_kernel_agrees_with_the_plain_formula(name, weight_decay):
+    from steadynet import kernels
+
+    if not kernels.available():
+        pytest.skip("numba is not installed")
+    kernel, formula, start = kernel_against_formula(name, np.float32, weight_decay, n=1000, steps=100, engine="numba")
+    assert_agree_to_rounding(kernel, formula, start, np.float32)
+
+
+def test_the_names_map_to_classes_that_say_what_state_they_keep():
+    from steadynet.optim import OPTIMIZERS, AdamW, Nesterov
+
+    assert {name: len(cls.state_names) for name, cls in OPTIMIZERS.items()} == {
+        "sgd": 0,
+        "momentum": 1,
+        "nesterov": 1,
+        "adam": 2,
+        "adamw": 2,
+    }
+    assert make_optimizer("nesterov", 5).nesterov and isinstance(make_optimizer("nesterov", 5), Nesterov)
+    assert make_optimizer("adamw", 5).decoupled and isinstance(make_optimizer("adamw", 5), AdamW)
+    assert not make_optimizer("momentum", 5).nesterov and not make_optimizer("adam", 5).decoupled
+    assert make_optimizer("momentum", 5, momentum=0.5).momentum == 0.5

@@ -159,3 +159,27 @@ def test_train_shows_progress_by_default_in_a_notebook_and_quiet_turns_it_off(mo
     assert re.search(r"^epoch 1/2  train loss", err, re.M) and re.search(r"^epoch 2/2", err, re.M)
     train(config, data=data, quiet=True)
     assert capsys.readouterr().err == ""
+
+
+def test_the_live_line_both_progress_displays_draw(monkeypatch):
+    """ProgressBar and DownloadProgress draw through one LiveLine: throttled redraws, a line
+    that never outgrows its width, erased by clear, kept by end when drawn by hand."""
+    import io
+
+    from steadynet import progress
+
+    monkeypatch.setattr(progress, "has_tqdm", lambda: False)
+    stream = io.StringIO()
+    line = progress.LiveLine(stream, interval=0.5)
+    assert line.due(1.0) and not line.due(1.2) and line.due(1.2, last=True) and line.due(1.8)
+    line.draw("left ", "right", 3, 4, 20)
+    assert stream.getvalue() == "\rleft [#####--] right\x1b[K"  # 20 columns
+    line.draw("a much longer left part ", "right", 1, 4, 20)
+    assert len(stream.getvalue().split("\r")[-1].removesuffix("\x1b[K")) == 20
+    line.clear()
+    erased = stream.getvalue()
+    assert erased.endswith("\x1b[K\r\x1b[K")
+    line.clear()  # nothing on screen: nothing written
+    assert stream.getvalue() == erased
+    line.draw("f ", "1 MB", 0, 0, 12)  # no total: an empty bar
+    assert line.end() and stream.getvalue().endswith("\rf [---] 1 MB\x1b[K\n")

@@ -78,7 +78,7 @@ def test_inspect_input_matches_manual_forward_and_finite_differences():
 
 
 def test_parse_pixels_uses_the_predict_preprocessing():
-    from steadynet.images import preprocess_digit
+    from steadynet.pictures import preprocess_digit
 
     G = digit_strokes(ONE)
     np.testing.assert_array_equal(parse_pixels({"image": G.tolist()}), preprocess_digit(G))

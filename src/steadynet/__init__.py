@@ -10,8 +10,7 @@ The public API::
     steadynet.load("runs/seed")                           # a run folder or model.npz
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import TrainConfig  # noqa: E402
 from .data import Dataset, load_data  # noqa: E402
 from .diagnostics import check_gradients, check_model_gradients, diagnose, doctor  # noqa: E402
@@ -24,10 +23,10 @@ from .errors import (  # noqa: E402
     NonFiniteError,
     SteadynetError,
 )
-from .images import predict_images, preprocess_digit  # noqa: E402
 from .model import MLP  # noqa: E402
 from .persistence import load_model as load  # noqa: E402
 from .persistence import save_model as save
+from .pictures import predict_images, preprocess_digit  # noqa: E402
 from .train import train  # noqa: E402
 from .tune import tune  # noqa: E402  (Optuna is imported only when a search runs)
 

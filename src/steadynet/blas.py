@@ -8,26 +8,38 @@ ctypes. Where there is none to find (another BLAS, another platform, CuPy arrays
 formula runs as array operations, each product rounded on its own (BLAS may round
 ``a * x + b * y`` once: the two can differ in the last bit).
 
-Measured on 636K float32 values (2-core Xeon, OpenBLAS 0.3.31), each right after a GEMM as
-in training (median of 300): ``y *= b; y += a * x`` with NumPy 0.67-0.71 ms, ``axpby``
-0.29-0.31 ms, ``axpy`` (``b = 1``) 0.17-0.18 ms.
+Why not a public route: NumPy exposes no BLAS level-1 functions, and ``scipy.linalg.blas``
+has ``axpy`` and ``scal`` but no ``axpby``. SciPy is also optional (the ``fast`` extra) and
+ships its own copy of OpenBLAS, of another version than NumPy's: the optimisers' rounding, and
+so a run's results, would depend on whether SciPy is installed, and without it every update
+would fall back to the slower array operations. The one private name used here is the path of
+NumPy's extension module, looked up once; if it moves, :func:`kernels` finds nothing and the
+array operations run (``tests/test_blas.py`` covers both). Measurements: ``docs/performance.md``.
 """
 
 import ctypes
+import importlib
 
 import numpy as np
 
 from .backend import array_module_of
+
+# NumPy's extension module, which links its BLAS: NumPy >= 2, then 1.x
+EXTENSION_MODULES = ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath")
 
 _KERNELS = None  # {(name, dtype char): ctypes function} once looked up; {} when none found
 
 
 def _lookup():
     """The BLAS functions NumPy links, by ``(name, "f"/"d")``; empty when none are found."""
-    try:
-        from numpy._core import _multiarray_umath as extension
-    except ImportError:  # NumPy 1.x
-        from numpy.core import _multiarray_umath as extension
+    for module in EXTENSION_MODULES:
+        try:
+            extension = importlib.import_module(module)
+            break
+        except ImportError:
+            continue
+    else:
+        return {}
     try:
         library = ctypes.CDLL(extension.__file__)  # already loaded: the same handle, its BLAS visible
     except OSError:

@@ -318,7 +318,7 @@ class TrainConfig:
             f"small enough to fit in memory (at most {MAX_PARAMS:,} parameters, this network has {n_params:,})",
             width,
         )
-        copies = 3 + len(OPTIMIZERS[self.optimizer](1, 0.0, 0.0).state_names)
+        copies = 3 + len(OPTIMIZERS[self.optimizer].state_names)
         needed, available = n_params * copies * (4 if self.dtype == "float32" else 8), physical_memory()
         need(
             available is None or needed <= available,

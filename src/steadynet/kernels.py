@@ -32,8 +32,8 @@ INSTALL_HINT = 'pip install "steadynet[fast]" (numba and SciPy)'
 ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3, "identity": 4}
 
 # tanh in float32 as x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh rounds to +-1 in float32):
-# numba calls the C library's tanhf one value at a time, about 40 ns each here, where NumPy's
-# tanh is vectorised; these few multiplies and one division vectorise. The coefficients were
+# numba calls the C library's tanhf one value at a time, where NumPy's tanh is vectorised
+# (docs/performance.md); these few multiplies and one division vectorise. The coefficients were
 # fitted here (weighted least squares on 20,001 points of [0, 9], reweighted by 1 / Q ten
 # times over, Loeb's method); evaluated in float32 the result is within 3.4e-7 of tanh (6
 # units in the last place of 1; NumPy's float32 tanh: 6e-8). float64 keeps the library's tanh.
@@ -166,7 +166,7 @@ def float_batch(X, picked, dtype):
     picked : slice or ndarray of shape (m,) of row indices
     dtype : numpy.dtype, float32 or float64
     """
-    from .model import as_float_batch
+    from .data.dataset import as_float_batch
 
     if X.dtype != np.uint8 or X.ndim != 2 or not X.flags.c_contiguous:
         return as_float_batch(X[picked], dtype)

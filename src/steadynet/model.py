@@ -11,6 +11,7 @@ prefix slice ``theta[:n_weights]``.
 import numpy as np
 
 from .backend import get_array_module, to_numpy
+from .data.dataset import as_float_batch
 from .errors import ConfigError
 from .functional import ACTIVATIONS, softmax, softmax_cross_entropy
 from .init import INIT_FOR_ACTIVATION, INITS, init_weights
@@ -126,11 +127,8 @@ class MLP:
     # ------------------------------------------------------------------ structure
 
     def param_shapes(self):
-        """Names and shapes of the parameters in their flat order: all W, then all b."""
-        pairs = list(zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-        shapes = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
-        shapes.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
-        return shapes
+        """Names and shapes of the parameters in their flat order (:func:`param_shapes`)."""
+        return param_shapes(self.layer_sizes)
 
     @property
     def n_inputs(self):
@@ -358,6 +356,23 @@ def validate_architecture(layer_sizes, activation, init, dropout, input_dropout,
         raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}.")
 
 
+def param_shapes(layer_sizes):
+    """Names and shapes of the parameters of an MLP of ``layer_sizes`` ``(n_0, n_1, ..., n_L)``
+    in their flat order, all weights then all biases: ``{"W1": (n_0, n_1), ..., "WL": (n_L-1,
+    n_L), "b1": (n_1,), ..., "bL": (n_L,)}``."""
+    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    shapes = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
+    shapes.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
+    return shapes
+
+
+def count_params(layer_sizes):
+    """Number of parameters of an MLP of ``layer_sizes``: ``n_in * n_out + n_out`` per layer.
+    Computed from the sizes alone (Python integers), so a network too large to build can be
+    measured and refused."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+
+
 def check_input(X, n_inputs):
     """``X`` as a 2-D array of ``n_inputs`` columns; 28x28 images are flattened."""
     X = np.asarray(X) if not hasattr(X, "__cuda_array_interface__") else X
@@ -366,12 +381,3 @@ def check_input(X, n_inputs):
     if X.ndim != 2 or X.shape[1] != n_inputs:
         raise ConfigError(f"input must have shape (n_samples, {n_inputs}), got {tuple(X.shape)}.")
     return X
-
-
-def as_float_batch(Xb, dtype, xp=np):
-    """A batch in the model's dtype on its device; uint8 pixels 0-255 are scaled to [0, 1]."""
-    if Xb.dtype == np.uint8:
-        out = xp.asarray(Xb).astype(dtype)
-        out *= dtype.type(1.0 / 255.0)
-        return out
-    return xp.asarray(Xb, dtype=dtype)

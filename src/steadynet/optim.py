@@ -1,10 +1,22 @@
-"""Optimisers over one flat parameter buffer.
+"""Optimisers over one flat parameter buffer: the update rules and the kernels that run them.
 
 Optimisers never see the network: ``step(theta, grad, lr)`` takes the model's flat parameter
 array and its gradient (same shape), and keeps its own state as arrays of that shape. One
 step is therefore a handful of vectorised calls whatever the number of layers. The first
 ``n_weights`` entries of ``theta`` are weights and the rest biases; weight decay applies to
 the weights only.
+
+Each class states its rule twice, one beside the other:
+
+- ``_plain_step``, the formula: a few lines of NumPy, as a textbook writes it. It is the
+  reference (:meth:`Optimizer.plain_step` runs it); ``tests/test_optim.py`` checks that the
+  kernels agree with it to rounding, step after step.
+- ``_step``, the kernel training runs: the same formula as ``axpby`` calls
+  (:mod:`steadynet.blas`) on reused buffers, block by block (``BLOCK``); and ``_fused_step``,
+  the compiled one-pass version (:mod:`steadynet.kernels`, ``engine="numba"``).
+
+Why the kernels have the shape they have, with the measurements behind it, is in
+``docs/performance.md``. ``OPTIMIZERS`` maps the ``optimizer`` setting's names to the classes.
 
 References
 ----------
@@ -22,36 +34,28 @@ from . import blas
 from .backend import array_module_of
 from .errors import ConfigError
 
-# Elements per block of the update. An update makes several passes over its arrays (Adam
-# seven); block by block, each pass finds the block in the CPU cache instead of memory.
-# The blocks run one after the other: BLAS threads still spinning after the step's matrix
-# products made a second thread of ours slower, not faster (the 13-pass Adam this replaced,
-# 636K parameters right after a GEMM, 2 cores: 2.6 ms per step on two threads, 1.9 on one).
+# Elements per block of the update: each of an update's passes (Adam makes seven) then finds
+# its block in the CPU cache instead of memory. Blocks run one after the other, on one thread.
 BLOCK = 1 << 16
 
-# Arrays shorter than this are updated with NumPy's ufuncs instead of BLAS's axpby: a BLAS
-# call costs ~5 us more to set up (ctypes, pointers), which pays only on longer arrays.
-# Measured, one float32 axpby (2 cores): 12.0 against 13.2 us at 24K values, 17.8 against
-# 25.5 us at 50K. The choice is made for the whole array, so that updating it block by block
-# rounds exactly as one update of the whole array does.
+# Arrays shorter than this are updated with NumPy's ufuncs instead of BLAS's axpby, whose
+# setup (ctypes, pointers) costs more than it saves on short arrays. The choice is made for
+# the whole array, so that updating it block by block rounds as one whole update does.
 BLAS_MIN = 1 << 15
 
-# State entries whose gradient stops (a pixel that is 0 in every later batch, a dead ReLU
-# unit) shrink by their decay every step until they become subnormal: floats below ~1e-38
-# in float32, on which x86 CPUs take ~100 cycles per operation instead of one. On MNIST,
-# 1.5% of Adam's first moments were subnormal after 3 epochs of 784-800-10, and they doubled
-# the cost of every step. So every FLUSH_EVERY steps, entries too small to stay normal for
-# the next FLUSH_EVERY steps (below tiny / decay**FLUSH_EVERY: 1e-35 for a decay of 0.9) are
-# set to exactly 0. They are far too small to move any weight: the update they make is
-# below a float32 weight's last bit.
+# Every FLUSH_EVERY steps, state entries that would turn subnormal within the next FLUSH_EVERY
+# steps (below tiny / decay**FLUSH_EVERY) are set to 0: x86 CPUs compute on subnormals ~100x
+# slower, and entries whose gradient stopped (a border pixel, a dead unit) decay into them.
+# They are far too small to move any weight (below a float32 weight's last bit).
 FLUSH_EVERY = 64
 
 
 class Optimizer:
-    """Base class. Subclasses implement ``_step(lr, theta, grad, buf, *state)``, called on
-    matching blocks of the flat arrays (``buf`` is scratch space, ``state`` the arrays named in
-    ``state_names``, in that order), and write ``y = a x + b y`` as ``self.axpby(a, x, b, y, buf)``
-    (see :mod:`steadynet.blas` and ``BLAS_MIN``).
+    """Base class. Subclasses implement the rule twice: ``_plain_step(theta, grad, lr)``, the
+    formula, and ``_step(lr, theta, grad, buf, *state)``, the kernel, called on matching blocks
+    of the flat arrays (``buf`` is scratch space, ``state`` the arrays named in
+    ``state_names``, in that order), which writes ``y = a x + b y`` as
+    ``self.axpby(a, x, b, y, buf)`` (see :mod:`steadynet.blas` and ``BLAS_MIN``).
 
     Parameters
     ----------
@@ -62,6 +66,9 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()  # the per-parameter state arrays, in _step's order
+    decoupled = False
+    fused = True  # may use BLAS's axpby (see BLAS_MIN)
+    engine = "numpy"  # "numba": the update is one compiled pass (_fused_step, steadynet.kernels)
 
     def __init__(self, n_weights, weight_decay=0.0):
         self.n_weights = int(n_weights)
@@ -72,9 +79,7 @@ class Optimizer:
     def step(self, theta, grad, lr):
         """Update ``theta`` in place from ``grad`` with learning rate ``lr``; ``grad`` is left
         as it was, except that the L2 term is added to its weight part."""
-        if self._buf is None:
-            self._init_state(theta)
-        self.t += 1
+        self._count_step(theta)
         if self.engine == "numba" and array_module_of(theta) is np:
             self._fused_step(float(lr), theta, grad)  # one compiled pass, weight decay included
         else:
@@ -82,8 +87,25 @@ class Optimizer:
         if self.t % FLUSH_EVERY == 0:
             self._flush_subnormals()
 
+    def plain_step(self, theta, grad, lr):
+        """:meth:`step` as the rule's formula, the reference the kernels are tested against:
+        ``theta`` and the state are updated in place, ``grad`` is left as it was."""
+        self._count_step(theta)
+        self._plain_step(theta, grad, float(lr))
+
+    def _count_step(self, theta):
+        if self._buf is None:
+            self._init_state(theta)
+        self.t += 1
+
+    def _gradient_with_l2(self, theta, grad):
+        """A copy of ``grad`` with the gradient of ``weight_decay / 2 * ||W||^2`` added."""
+        g = grad.copy()
+        g[: self.n_weights] += self.weight_decay * theta[: self.n_weights]
+        return g
+
     def _numpy_step(self, lr, theta, grad):
-        """The reference: the update as NumPy (or CuPy) array operations."""
+        """The kernel as NumPy (or CuPy) array operations and BLAS calls."""
         if self.weight_decay and self.decoupled:
             theta[: self.n_weights] *= 1.0 - lr * self.weight_decay  # AdamW: shrink the weights
         elif self.weight_decay:
@@ -100,20 +122,14 @@ class Optimizer:
     def _blocked_step(self, lr, arrays):
         """``_step`` on consecutive blocks of ``BLOCK`` elements.
 
-        Every block uses the same scratch space, the start of ``buf``, which so stays in
-        the cache: a block of its own for each would be fetched from memory and written back
-        every step, for nothing. (Adam, measured inside training, the two interleaved step by
-        step: 784-800-10 1.80-1.98 instead of 1.96-2.17 ms, 784-512-512-512-10 3.07 instead
-        of 3.39 ms per step.)"""
+        Every block uses the same scratch space, the start of ``buf``, which so stays in the
+        cache: a block of its own for each would be fetched from memory and written back every
+        step, for nothing."""
         theta, grad, buf, *state = arrays
         n = theta.shape[0]
         for s in range(0, n, BLOCK):
             block = slice(s, s + BLOCK)
             self._step(lr, theta[block], grad[block], buf[: min(BLOCK, n - s)], *(a[block] for a in state))
-
-    decoupled = False
-    fused = True  # may use BLAS's axpby (see BLAS_MIN)
-    engine = "numpy"  # "numba": the update is one compiled pass (_fused_step, steadynet.kernels)
 
     def _decays(self):
         """``{state name: factor it decays by each step without gradient}``."""
@@ -158,12 +174,13 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain gradient descent: ``theta -= lr * grad``."""
 
-    # SGD and momentum keep NumPy's arithmetic, each product rounded before it is added:
-    # every preset trains with momentum, and their documented results reproduce bit for bit
-    # only with the rounding they were measured with. (axpby would round once, and make
-    # momentum's update on 407K parameters 0.71 instead of 0.93 ms per step; worth taking
-    # together with a rerun of the presets.)
+    # SGD and momentum keep NumPy's arithmetic, each product rounded before it is added: the
+    # presets' documented results reproduce bit for bit only with that rounding.
     fused = False
+
+    def _plain_step(self, theta, grad, lr):
+        g = self._gradient_with_l2(theta, grad)
+        theta -= lr * g
 
     def _step(self, lr, theta, grad, buf):
         self.axpby(-lr, grad, 1.0, theta, buf)
@@ -194,6 +211,14 @@ class Momentum(Optimizer):
     def _decays(self):
         return {"v": self.momentum}
 
+    def _plain_step(self, theta, grad, lr):
+        g, mu = self._gradient_with_l2(theta, grad), self.momentum
+        self.v[...] = mu * self.v + g
+        if self.nesterov:
+            theta -= lr * (g + mu * self.v)
+        else:
+            theta -= lr * self.v
+
     def _step(self, lr, theta, grad, buf, v):
         mu = self.momentum
         self.axpby(1.0, grad, mu, v)  # v = mu v + g
@@ -207,6 +232,13 @@ class Momentum(Optimizer):
         from . import kernels
 
         kernels.momentum_step(theta, grad, self.v, lr, self.momentum, self.nesterov, self.n_weights, self.weight_decay)
+
+
+class Nesterov(Momentum):
+    """:class:`Momentum` with Nesterov's look-ahead: ``theta -= lr * (grad + mu * v)``."""
+
+    def __init__(self, n_weights, weight_decay=0.0, momentum=0.9):
+        super().__init__(n_weights, weight_decay, momentum, nesterov=True)
 
 
 class Adam(Optimizer):
@@ -228,6 +260,19 @@ class Adam(Optimizer):
 
     def _decays(self):
         return {"m": self.beta1, "v": self.beta2}
+
+    def _plain_step(self, theta, grad, lr):
+        b1, b2, t = self.beta1, self.beta2, self.t
+        if self.decoupled:
+            theta[: self.n_weights] *= 1 - lr * self.weight_decay
+            g = grad
+        else:
+            g = self._gradient_with_l2(theta, grad)
+        self.m[...] = b1 * self.m + (1 - b1) * g
+        self.v[...] = b2 * self.v + (1 - b2) * g**2
+        m_hat = self.m / (1 - b1**t)
+        v_hat = self.v / (1 - b2**t)
+        theta -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def _step(self, lr, theta, grad, buf, m, v):
         xp, b1, b2 = array_module_of(theta), self.beta1, self.beta2
@@ -261,25 +306,35 @@ class Adam(Optimizer):
         )
 
 
+class AdamW(Adam):
+    """:class:`Adam` with decoupled weight decay (Loshchilov & Hutter 2019): the weights shrink
+    by ``lr * weight_decay`` each step, ``W *= 1 - lr * weight_decay``."""
+
+    def __init__(self, n_weights, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(n_weights, weight_decay, beta1, beta2, eps, decoupled=True)
+
+
+# the ``optimizer`` setting's names; each class's ``state_names`` says how many arrays it keeps
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+
+
 def make_optimizer(name, n_weights, weight_decay=0.0, momentum=0.9, engine="numpy"):
-    """Build an optimiser by name (a key of ``OPTIMIZERS``); ``engine="numba"`` makes its
-    update one compiled pass (:mod:`steadynet.kernels`)."""
+    """Build an optimiser by name (a key of ``OPTIMIZERS``); ``momentum`` is used by the
+    momentum rules only; ``engine="numba"`` makes its update one compiled pass
+    (:mod:`steadynet.kernels`)."""
     try:
-        factory = OPTIMIZERS[name]
+        cls = OPTIMIZERS[name]
     except KeyError:
         raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}.") from None
-    optimizer = factory(n_weights, weight_decay, momentum)
+    optimizer = cls(n_weights, weight_decay, momentum) if issubclass(cls, Momentum) else cls(n_weights, weight_decay)
     optimizer.engine = engine
     return optimizer
-
-
-OPTIMIZERS = {
-    "sgd": lambda n, wd, mu: SGD(n, wd),
-    "momentum": lambda n, wd, mu: Momentum(n, wd, mu),
-    "nesterov": lambda n, wd, mu: Momentum(n, wd, mu, nesterov=True),
-    "adam": lambda n, wd, mu: Adam(n, wd),
-    "adamw": lambda n, wd, mu: Adam(n, wd, decoupled=True),
-}
 
 
 def clip_grad_norm(grad, max_norm):

@@ -38,6 +38,7 @@ import zipfile
 import numpy as np
 
 from .errors import ModelFileError, SteadynetError
+from .model import count_params, param_shapes
 
 
 class FileWriteError(SteadynetError):
@@ -295,10 +296,7 @@ def check_params_fit(params, sizes, path):
     Checked array by array before anything is built, so a description that promises more
     than the file holds (or holds the same count in other shapes) allocates nothing.
     """
-    pairs = list(zip(sizes[:-1], sizes[1:]))
-    expected = {f"W{i}": (a, b) for i, (a, b) in enumerate(pairs, 1)}
-    expected.update({f"b{i}": (b,) for i, (_, b) in enumerate(pairs, 1)})
-    n_params = sum(a * b + b for a, b in pairs)
+    expected, n_params = param_shapes(sizes), count_params(sizes)
     n_stored = sum(a.size for a in params.values())
     problem = None
     if n_params != n_stored:
@@ -377,7 +375,7 @@ def check_checkpoint_config(arrays, meta, path, hidden):
             f"{path}: the checkpoint's config asks for hidden layers {list(hidden)[:8]}, but its "
             f"arrays hold a {'-'.join(map(str, sizes))} network; the file is forged or damaged."
         )
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params = count_params(sizes)
     for name, a in arrays.items():
         if name.startswith(("optim.", "best.")) and a.size not in (1, n_params):
             raise ModelFileError(

@@ -10,7 +10,6 @@ measured, on which machine and in how long.
 PRESETS = {
     # the seed's 784-30-10 sigmoid network, as well trained as we can make it: the defaults
     # (Nesterov, batch 64, cosine, one-pixel shifts) plus an average of the weights.
-    # Measured (2-core Xeon, seeds 0-2): test 97.63% mean (97.56-97.70), 53-55 s
     "seed": dict(
         hidden=(30,),
         activation="sigmoid",
@@ -23,7 +22,6 @@ PRESETS = {
         ema_decay=0.999,
     ),
     # the best accuracy in about a minute of training on a 2-core CPU: one wide ReLU layer.
-    # Measured (2-core Xeon, seeds 0-2): test 98.91% mean (98.81-98.96), 58-62 s
     "fast": dict(
         hidden=(512,),
         activation="relu",
@@ -40,7 +38,6 @@ PRESETS = {
     # the highest accuracy in under 20 minutes on a 2-core CPU: two layers of 800 ReLU units
     # (Simard et al. 2003) with affine and elastic warps, dropout and max-norm
     # (Srivastava et al. 2014), and an average of the weights.
-    # Measured (2-core Xeon, seeds 0-2): test 99.42% mean (99.37-99.48), 819-876 s
     "best": dict(
         hidden=(800, 800),
         activation="relu",

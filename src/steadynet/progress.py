@@ -1,6 +1,10 @@
 """Progress of a run and of a download: one live line on a terminal, a widget in a notebook,
 plain per-epoch lines anywhere else.
 
+:class:`LiveLine` is the mechanism both share: the line ``left[####----] right``, redrawn in
+place at most every ``interval`` seconds. :class:`ProgressBar` (training) and
+:class:`DownloadProgress` (``steadynet.data.fetch``) only say what goes on it.
+
 The live line is drawn by tqdm (the ``progress`` extra, ``pip install 'steadynet[progress]'``),
 which knows the terminal's width, notebooks and Windows consoles; without tqdm the same line
 is drawn by hand, clipped to the terminal's width. Either way the line never wraps: parts are
@@ -41,6 +45,73 @@ def terminal_width(stream, default=80):
         return shutil.get_terminal_size((default, 24)).columns
 
 
+class LiveLine:
+    """One line redrawn in place on a terminal: ``{left}[####----] {right}``, never wider than
+    the terminal, drawn by tqdm where it is installed and by hand otherwise.
+
+    Parameters
+    ----------
+    stream : file
+    interval : float
+        Seconds between redraws (see :meth:`due`).
+    """
+
+    def __init__(self, stream, interval):
+        self.stream, self.interval = stream, interval
+        self._last_draw = 0.0
+        self._bar = None  # the tqdm bar on screen
+        self._drawn = False  # a hand-drawn line is on screen
+
+    def due(self, now, last=False):
+        """Whether to redraw at time ``now``: ``interval`` has passed since the last redraw, or
+        this is the ``last`` update, which is always drawn."""
+        if not last and now - self._last_draw < self.interval:
+            return False
+        self._last_draw = now
+        return True
+
+    def width(self):
+        """The columns a line may take: the terminal's, less the last (it would wrap on some)."""
+        return terminal_width(self.stream) - 1
+
+    def draw(self, left, right, done, total, width):
+        """Draw ``left``, a bar ``done / total`` full (empty when ``total`` is 0) and ``right``
+        in ``width`` columns."""
+        if has_tqdm():
+            if self._bar is None:  # it keeps this total until cleared
+                self._bar = text_bar(total=total or None, file=self.stream)
+            self._bar.ncols = width
+            self._bar.set_description_str(left, refresh=False)
+            self._bar.right = right
+            self._bar.n = done
+            self._bar.refresh()
+        else:
+            n = max(1, width - len(left) - len(right) - 3)
+            filled = int(n * done / total) if total else 0
+            line = f"{left}[{'#' * filled}{'-' * (n - filled)}] {right}"[:width]
+            self.stream.write("\r" + line + "\x1b[K")
+            self._drawn = True
+
+    def clear(self):
+        """Erase the line (the next :meth:`draw` starts a new one)."""
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is erased
+            self._bar = None
+        elif self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+
+    def end(self):
+        """End the line for good: a hand-drawn line stays on screen, followed by a newline,
+        and True is returned; a tqdm bar is erased (False)."""
+        if self._bar is not None:
+            self.clear()
+            return False
+        self.stream.write("\n")
+        self._drawn = False
+        return True
+
+
 class ProgressBar:
     """Shows epoch, batch, running loss and accuracy, images/s and the run's time left.
 
@@ -65,9 +136,8 @@ class ProgressBar:
         )
         self.live = (self.notebook or _isatty(self.stream)) if live is None else live
         self.interval = interval
-        self._last_draw = 0.0
-        self._bar = None  # the tqdm bar of the current epoch
-        self._drawn = False  # a hand-drawn line is on screen
+        self._line = LiveLine(self.stream, interval)
+        self._bar = None  # the notebook widget of the current epoch
         self._reset_epoch()
         self._run_started = self._first_done = None
 
@@ -86,10 +156,8 @@ class ProgressBar:
         done = (info.epoch - 1 + info.batch / info.batches) / self.epochs
         if self._run_started is None:  # the time left is measured from the first step seen
             self._run_started, self._first_done = now, done
-        if not self.live or (now - self._last_draw < self.interval and info.batch < info.batches):
-            return
-        self._last_draw = now
-        self._draw(info, now, done)
+        if self.live and self._line.due(now, last=info.batch >= info.batches):
+            self._draw(info, now, done)
 
     def status_parts(self, info, now, done):
         """The texts of the live line: ``(left, [right parts, most important first])``."""
@@ -109,36 +177,20 @@ class ProgressBar:
     def _draw(self, info, now, done):
         left, parts = self.status_parts(info, now, done)
         if self.notebook:
-            self._tqdm_bar(info).set_description_str(left.strip(), refresh=False)
+            self._notebook_bar(info).set_description_str(left.strip(), refresh=False)
             self._bar.set_postfix_str(" ".join(parts), refresh=False)
             self._bar.n = info.batch
             self._bar.refresh()
             return
-        width = terminal_width(self.stream) - 1  # the last column would wrap on some terminals
-        right = fit_parts(parts, width - len(left) - MIN_BAR - 1)
-        if has_tqdm():
-            bar = self._tqdm_bar(info)
-            bar.ncols = width
-            bar.set_description_str(left, refresh=False)
-            bar.right = right
-            bar.n = info.batch
-            bar.refresh()
-        else:
-            n = max(1, width - len(left) - len(right) - 3)
-            filled = int(n * info.batch / info.batches)
-            line = f"{left}[{'#' * filled}{'-' * (n - filled)}] {right}"[:width]
-            self.stream.write("\r" + line + "\x1b[K")
-            self.stream.flush()
-            self._drawn = True
+        width = self._line.width()
+        self._line.draw(left, fit_parts(parts, width - len(left) - MIN_BAR - 1), info.batch, info.batches, width)
+        self.stream.flush()
 
-    def _tqdm_bar(self, info):
+    def _notebook_bar(self, info):
         if self._bar is None:
-            if self.notebook:
-                from tqdm.notebook import tqdm
+            from tqdm.notebook import tqdm
 
-                self._bar = tqdm(total=info.batches, leave=False, mininterval=0, miniters=1)
-            else:
-                self._bar = text_bar(total=info.batches, file=self.stream)
+            self._bar = tqdm(total=info.batches, leave=False, mininterval=0, miniters=1)
         elif self._bar.total != info.batches:
             self._bar.reset(total=info.batches)
         return self._bar
@@ -146,11 +198,9 @@ class ProgressBar:
     def clear(self):
         """Erase the live line, so that a notice can be printed; the next step redraws it."""
         if self._bar is not None:
-            self._bar.close()  # leave=False: the line is erased
+            self._bar.close()  # leave=False: the widget is removed
             self._bar = None
-        elif self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
+        self._line.clear()
 
     def on_epoch(self, result):
         """Print the epoch's line (it replaces the live line on a terminal)."""
@@ -227,40 +277,24 @@ class DownloadProgress:
         self.stream = stream or sys.stderr
         self.live = _isatty(self.stream) if live is None else live
         self.interval = interval
-        self._last_draw = 0.0
-        self._bar = None
+        self._line = LiveLine(self.stream, interval)
 
     def __call__(self, filename, done, total):
         finished = total and done >= total
+        done_line = f"downloaded {filename} ({done / 1e6:.1f} MB)\n"
         if not self.live:
             if finished:
-                self.stream.write(f"downloaded {filename} ({done / 1e6:.1f} MB)\n")
+                self.stream.write(done_line)
                 self.stream.flush()
             return
-        now = time.perf_counter()
-        if not finished and now - self._last_draw < self.interval:
+        if not self._line.due(time.perf_counter(), last=bool(finished)):
             return
-        self._last_draw = now
-        width = terminal_width(self.stream) - 1
+        width = self._line.width()
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         left = filename[: max(8, width - len(size) - MIN_BAR - 3)] + " "
-        if has_tqdm():
-            if self._bar is None:
-                self._bar = text_bar(total=total or None, file=self.stream)
-            self._bar.ncols = width
-            self._bar.set_description_str(left, refresh=False)
-            self._bar.right = size
-            self._bar.n = done
-            self._bar.refresh()
-            if finished:
-                self._bar.close()
-                self._bar = None
-                self.stream.write(f"downloaded {filename} ({done / 1e6:.1f} MB)\n")
-        else:
-            n = max(1, width - len(left) - len(size) - 3)
-            filled = int(n * done / total) if total else 0
-            line = f"{left}[{'#' * filled}{'-' * (n - filled)}] {size}"[:width]
-            self.stream.write("\r" + line + "\x1b[K" + ("\n" if finished else ""))
+        self._line.draw(left, size, done, total, width)
+        if finished and not self._line.end():  # a tqdm bar is erased: say what it showed
+            self.stream.write(done_line)
         self.stream.flush()
 
 

@@ -4,9 +4,7 @@ A BLAS thread pays only when a matrix product is large enough to split. On the p
 small networks (the seed's 784-30-10 at batch 64: 1.5M multiply-adds in its largest) a second
 OpenBLAS thread gains little on a quiet machine and costs several times over on a busy one:
 its workers spin waiting for work, and when another process holds a core, every product
-waits for the descheduled worker. The issue that asked for this policy measured the seed
-network at 0.71-1.37 s per epoch with OpenBLAS's default two threads beside one busy process,
-0.29-0.50 s with one thread, and 0.18-0.24 s for either when quiet.
+waits for the descheduled worker (measurements: ``docs/performance.md``, "BLAS threads").
 
 So the policy, :func:`choose_threads`, gives one thread per ``MACS_PER_THREAD``
 multiply-adds of the step's largest product, at least one and at most the cores this process
@@ -24,13 +22,8 @@ from contextlib import nullcontext
 
 from .errors import ConfigError
 
-# Multiply-adds of one product per BLAS thread. Measured (float32, OpenBLAS 0.3.31, 2 cores,
-# a forward and a weight-gradient product, 200 of each, six interleaved 1-thread/2-thread
-# rounds while other developers' jobs ran, so only a guide): the 2-thread time over the
-# 1-thread time was 0.13-0.93 at 64x784x30 (1.5M multiply-adds, where two threads lost up to
-# 7x), 1.07-1.78 at 128x784x30 (3.0M), 1.12-2.59 at 128x784x100 (10M), 1.11-1.81 at
-# 128x784x256 (26M), 0.95-2.46 at 128x784x800 (80M). Below about 8M the gain is small when
-# quiet and the loss large when busy; from there on the products carry the step.
+# Multiply-adds of one product per BLAS thread: below about 8M a second thread gains little
+# when quiet and loses much when busy (docs/performance.md, "BLAS threads").
 MACS_PER_THREAD = 1 << 23
 
 AUTO = "auto"

@@ -25,7 +25,7 @@ def run(args):
     import sys
 
     from ..errors import ConfigError
-    from ..images import predict_images
+    from ..pictures import predict_images
 
     if args.top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {args.top}.")

@@ -15,6 +15,7 @@ Formats (see ``docs/data.md``):
 """
 
 import os
+from importlib import import_module
 
 from ..errors import DataFormatError
 from .dataset import Dataset, check_compatible, make_dataset
@@ -34,7 +35,29 @@ __all__ = [
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-FORMATS = ("hdf5", "npz", "idx-folder", "csv", "images")
+# format name -> (module of steadynet.data, its reader, its writer): the one dispatch table,
+# used by read_arrays and data.tools.convert. Modules are imported on first use, so that each
+# format's dependencies (h5py, Pillow) load only when that format is read or written.
+FORMAT_FUNCTIONS = {
+    "hdf5": ("hdf5", "read_hdf5_arrays", "write_hdf5"),
+    "npz": ("npz", "read_npz_arrays", "write_npz"),
+    "idx-folder": ("idx", "read_idx_arrays", "write_idx_folder"),
+    "csv": ("csv", "read_csv_arrays", "write_csv_folder"),
+    "images": ("images", "read_image_arrays", "write_image_folder"),
+}
+FORMATS = tuple(FORMAT_FUNCTIONS)
+
+
+def reader(fmt):
+    """``read(path) -> (arrays, names, notices)`` for format ``fmt`` (see :func:`read_arrays`)."""
+    module, read, _ = FORMAT_FUNCTIONS[fmt]
+    return getattr(import_module(f"{__name__}.{module}"), read)
+
+
+def writer(fmt):
+    """``write(path, data)`` for format ``fmt``: ``data`` (a :class:`Dataset`) written at ``path``."""
+    module, _, write = FORMAT_FUNCTIONS[fmt]
+    return getattr(import_module(f"{__name__}.{module}"), write)
 
 
 def detect_format(path):
@@ -92,18 +115,7 @@ def read_arrays(path, fmt=None):
     notices : list of str
         What the reader changed (e.g. colour images made grey).
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "hdf5":
-        from .hdf5 import read_hdf5_arrays as read
-    elif fmt == "npz":
-        from .npz import read_npz_arrays as read
-    elif fmt == "idx-folder":
-        from .idx import read_idx_arrays as read
-    elif fmt == "csv":
-        from .csv import read_csv_arrays as read
-    else:
-        from .images import read_image_arrays as read
-    return read(path)
+    return reader(fmt or detect_format(path))(path)
 
 
 def resolve(spec, progress=None, log=None):

@@ -1,4 +1,5 @@
-"""The in-memory data set every reader returns, and its validation."""
+"""The in-memory data set every reader returns, its validation, and its pixels' scale: uint8
+0-255 as stored, floats in [0, 1] as a model reads them (:func:`as_float_batch`)."""
 
 from dataclasses import dataclass, field
 
@@ -156,6 +157,25 @@ def as_array(a, where):
             f"{where}: expected a rectangular numeric array, found ragged or non-numeric items (dtype object)."
         )
     return a
+
+
+def as_float_batch(Xb, dtype, xp=np):
+    """A batch as floats for a model: uint8 pixels 0-255 are scaled to [0, 1], other data is
+    converted as it is.
+
+    Parameters
+    ----------
+    Xb : ndarray of shape (n, n_features), uint8 or float
+    dtype : numpy.dtype, float32 or float64
+        The model's dtype.
+    xp : module, default=numpy
+        The model's array module (NumPy, or CuPy for a GPU): the batch lands on its device.
+    """
+    if Xb.dtype == np.uint8:
+        out = xp.asarray(Xb).astype(dtype)
+        out *= dtype.type(1.0 / 255.0)
+        return out
+    return xp.asarray(Xb, dtype=dtype)
 
 
 def compact_unit_floats(x, chunk=8192):

@@ -6,7 +6,7 @@ Two layouts are read::
     root/<label>/*.png                                       (a training split only)
 
 Images may be PNG, JPEG or BMP; colour images are converted to 8-bit grey, 16-bit grey is
-scaled to 8 bits, and a transparent background is filled as :func:`steadynet.images.load_image`
+scaled to 8 bits, and a transparent background is filled as :func:`steadynet.pictures.load_image`
 fills it (behind dark strokes white, behind light ones black), each with a notice. Class
 folders are named by ASCII digits only. Each image may have at most :data:`MAX_IMAGE_PIXELS`
 pixels, and all of them together may claim no more than :mod:`steadynet.data.limits` allows
@@ -132,8 +132,8 @@ def read_images(items, notices):
 
 def grey_uint8(im, path):
     """One Pillow image as (h, w) uint8 grey: 8-bit grey as it is, 16-bit grey scaled by 255/65535
-    (not clipped), transparency filled as :func:`steadynet.images.grey_of` does, colour as luminance."""
-    from ..images import grey_of
+    (not clipped), transparency filled as :func:`steadynet.pictures.grey_of` does, colour as luminance."""
+    from ..pictures import grey_of
 
     if im.mode == "L":
         return np.asarray(im)

@@ -6,10 +6,10 @@ import numpy as np
 
 from ..errors import DataFormatError
 from ..viz import plot_samples, save_figure
+from . import FORMATS, detect_format, load_data, read_arrays, resolve, writer
 from .dataset import make_dataset
 
-# the formats convert writes, and the suffixes that imply them
-WRITERS = ("hdf5", "npz", "idx-folder", "csv", "images")
+# the suffixes that imply an output format (convert writes every format in FORMATS)
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz"}
 
 
@@ -34,8 +34,6 @@ def describe(spec):
     DataFormatError
         The data fails validation (the same error training would give).
     """
-    from . import detect_format, read_arrays, resolve
-
     path = resolve(spec)
     fmt = detect_format(path)
     arrays, names, notices = read_arrays(path, fmt)
@@ -159,33 +157,21 @@ def convert(src, dst, fmt=None, log=None):
     -------
     dict: ``src``, ``dst``, ``format``, ``n_train``, ``n_test``.
     """
-    from . import load_data
-
     if fmt is None:
         fmt = SUFFIX_FORMATS.get(os.path.splitext(dst)[1].lower())
         if fmt is None:
             raise DataFormatError(
                 f"{dst}: cannot tell the output format from the name (expected "
-                f"{sorted(SUFFIX_FORMATS)}); give --format {{{','.join(WRITERS)}}}."
+                f"{sorted(SUFFIX_FORMATS)}); give --format {{{','.join(FORMATS)}}}."
             )
-    if fmt not in WRITERS:
-        raise DataFormatError(f"--format must be one of {list(WRITERS)}, got {fmt!r}.")
+    if fmt not in FORMATS:
+        raise DataFormatError(f"--format must be one of {list(FORMATS)}, got {fmt!r}.")
     if os.path.exists(dst):
         raise DataFormatError(f"{dst}: already exists; choose a new path (nothing was overwritten).")
     data = load_data(src, log=log)
     for notice in data.notices:
         (log or (lambda line: None))(notice)
-    if fmt == "hdf5":
-        from .hdf5 import write_hdf5 as write
-    elif fmt == "npz":
-        from .npz import write_npz as write
-    elif fmt == "idx-folder":
-        from .idx import write_idx_folder as write
-    elif fmt == "csv":
-        from .csv import write_csv_folder as write
-    else:
-        from .images import write_image_folder as write
-    write(dst, data)
+    writer(fmt)(dst, data)
     return {
         "src": str(src),
         "dst": str(dst),
@@ -205,8 +191,6 @@ def show(spec, out, n=25, split="train", seed=0):
     -------
     dict: ``path``, ``split``, ``indices`` (the images shown), ``labels``.
     """
-    from . import load_data
-
     data = load_data(spec)
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if len(data.image_shape) != 2:

@@ -13,8 +13,9 @@ from collections import deque
 import numpy as np
 
 from ..backend import to_numpy
+from ..init import init_rms
 from ..layers import Activation
-from .health import DEAD_CAPABLE, SATURATED
+from .health import unit_fractions
 
 
 class ExplosionDetector:
@@ -94,28 +95,24 @@ def unit_evidence(model, X):
     units: the saturated fraction of sigmoid/tanh activations and the dead fraction of ReLUs."""
     xp = model.xp
     A = xp.asarray(X)
-    saturated, dead = [], []
+    saturated, dead = [0.0], [0.0]
     for layer in model.layers:
         A = layer.forward(A, False)
         if isinstance(layer, Activation):
-            A_np = to_numpy(A)
-            if layer.name in SATURATED:
-                saturated.append(float(SATURATED[layer.name](A_np).mean()))
-            elif layer.name in DEAD_CAPABLE:
-                dead.append(float((A_np <= 0).all(axis=0).mean()))
-    return {"saturated": max(saturated, default=0.0), "dead": max(dead, default=0.0)}
+            fractions = unit_fractions(layer.name, to_numpy(A))
+            saturated.append(fractions.get("saturated", 0.0))
+            dead.append(fractions.get("dead", 0.0))
+    return {"saturated": max(saturated), "dead": max(dead)}
 
 
 def init_evidence(model):
-    """The initial weights' RMS under the model's init scheme, over the Glorot scale
-    ``sqrt(2 / (fan_in + fan_out))``: the largest ratio over the layers (1 for Glorot)."""
-    rms = {
-        "glorot_uniform": lambda fi, fo: math.sqrt(2.0 / (fi + fo)),
-        "he_normal": lambda fi, fo: math.sqrt(2.0 / fi),
-        "uniform_01": lambda fi, fo: math.sqrt(1.0 / 3.0),
-    }[model.init]  # E[u^2] = 1/3 on [0, 1)
+    """The initial weights' RMS under the model's init scheme over Glorot's, the scale
+    ``sqrt(2 / (fan_in + fan_out))`` (:func:`steadynet.init.init_rms`): the largest ratio over
+    the layers (1 for Glorot)."""
     sizes = model.layer_sizes
-    ratio = max(rms(fi, fo) / math.sqrt(2.0 / (fi + fo)) for fi, fo in zip(sizes[:-1], sizes[1:]))
+    ratio = max(
+        init_rms(model.init, fi, fo) / init_rms("glorot_uniform", fi, fo) for fi, fo in zip(sizes[:-1], sizes[1:])
+    )
     return {"init": model.init, "rms_over_glorot": ratio, "all_positive": model.init == "uniform_01"}
 
 
@@ -243,7 +240,7 @@ def explain_divergence(report, model, config, X, recent=None, max_samples=512):
         ``report`` plus ``norm_history`` (the recent steps) and ``causes``
         (:func:`rank_causes`); the input dict is not modified.
     """
-    from ..model import as_float_batch
+    from ..data.dataset import as_float_batch
 
     Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
     # the accepted steps, then the refused one

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..config import TrainConfig
-from ..model import MLP, as_float_batch
+from ..data.dataset import as_float_batch
+from ..model import MLP
 from ..optim import make_optimizer
 from .divergence import unit_evidence
 from .gradcheck import check_model_gradients

@@ -751,8 +751,9 @@ def check_model_gradients(model, X, y, *, max_per_tensor=100, label_smoothing=0.
     GradCheckResult
     """
     from ..backend import to_numpy
+    from ..data.dataset import as_float_batch
     from ..functional import softmax_cross_entropy
-    from ..model import MLP, as_float_batch, check_input
+    from ..model import MLP, check_input
 
     X = check_input(X, model.n_inputs)
     y = np.asarray(y)

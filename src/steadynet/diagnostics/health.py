@@ -38,17 +38,35 @@ DEAD_HIGH = 0.5
 INITIAL_LOSS_MARGIN = 0.5  # nats: warn when the first loss exceeds ln(k) + 0.5
 
 
-def activation_stats(layer):
-    """``{"saturated": fraction}`` (sigmoid/tanh) or ``{"dead": fraction}`` (ReLUs) of the last
-    batch an :class:`~steadynet.layers.Activation` saw; {} when nothing is cached."""
-    if layer.A is None:
-        return {}
-    A = layer.A  # (n, units)
-    if layer.name in SATURATED:
-        return {"saturated": float(SATURATED[layer.name](A).mean())}
-    if layer.name in DEAD_CAPABLE:
+def unit_fractions(activation, A):
+    """How many of a layer's units have stopped learning on a batch.
+
+    Parameters
+    ----------
+    activation : str
+        The layer's activation (a key of :data:`steadynet.functional.ACTIVATIONS`).
+    A : ndarray of shape (n, units)
+        Its output on a batch of ``n`` samples.
+
+    Returns
+    -------
+    dict
+        ``{"saturated": fraction}`` of the activations, for sigmoid/tanh (:data:`SATURATED`);
+        ``{"dead": fraction}`` of the units, 0 for every sample, for ReLUs; {} for others.
+    """
+    if activation in SATURATED:
+        return {"saturated": float(SATURATED[activation](A).mean())}
+    if activation in DEAD_CAPABLE:
         return {"dead": float((A <= 0).all(axis=0).mean())}
     return {}
+
+
+def activation_stats(layer):
+    """:func:`unit_fractions` of the last batch an :class:`~steadynet.layers.Activation` saw;
+    {} when nothing is cached."""
+    if layer.A is None:
+        return {}
+    return unit_fractions(layer.name, layer.A)
 
 
 def layer_stats(model):

@@ -14,11 +14,11 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..data.augment import random_shifts, random_warps, shift_images
+from ..data.dataset import as_float_batch
 from ..errors import NonFiniteError
 from ..functional import distillation_cross_entropy, softmax
 from ..kernels import float_batch, resolve_engine
 from ..kernels import load as load_kernels
-from ..model import as_float_batch
 from ..optim import clip_grad_norm
 from ..schedules import learning_rate
 from ..threads import blas_threads, choose_threads

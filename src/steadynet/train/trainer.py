@@ -26,7 +26,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data

@@ -10,9 +10,9 @@ Nothing here knows about HTTP or the served state (:mod:`steadynet.web.state`).
 import numpy as np
 
 from ..backend import to_numpy
+from ..data.dataset import as_float_batch
 from ..functional import softmax
 from ..layers import Activation
-from ..model import as_float_batch
 
 
 def inspect_input(model, x):

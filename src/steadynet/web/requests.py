@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from ..errors import DataFormatError, SteadynetError
-from ..images import SIDE, preprocess_digit
+from ..pictures import SIDE, preprocess_digit
 
 MAX_BODY_BYTES = 2_000_000  # a 512x512 image as JSON numbers fits; anything larger is refused
 MAX_IMAGE_SIDE = 512  # the page sends 112x112; larger drawings gain nothing after the 20x20 fit
@@ -34,7 +34,7 @@ def parse_pixels(payload, n_inputs=SIDE * SIDE):
     payload : object
         The decoded JSON: ``{"image": [[...], ...]}``, a grey drawing of any polarity and
         range, at most :data:`MAX_IMAGE_SIDE` on a side, brought to MNIST's form by
-        :func:`steadynet.images.preprocess_digit` (as ``steadynet predict`` does); or
+        :func:`steadynet.pictures.preprocess_digit` (as ``steadynet predict`` does); or
         ``{"input": [...]}``, ``n_inputs`` values in [0, 1] given to the model as they are.
     n_inputs : int
 

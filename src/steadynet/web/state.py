@@ -17,12 +17,12 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..data import Dataset, load_data
+from ..data.dataset import as_float_batch
 from ..errors import ConfigError, DataFormatError, SteadynetError
-from ..images import SIDE
 from ..layers import Dense
 from ..metrics import confident_mistakes
-from ..model import as_float_batch
 from ..persistence import load_arrays, model_from, run_data_spec
+from ..pictures import SIDE
 from ..runs import RunFolder
 from .inspect import inspect_input
 from .requests import RequestError, parse_pixels

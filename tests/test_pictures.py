@@ -8,10 +8,10 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageFilter  # noqa: E402
 
 import steadynet  # noqa: E402
+from steadynet.data.dataset import as_float_batch  # noqa: E402
 from steadynet.errors import ConfigError, DataFormatError  # noqa: E402
-from steadynet.images import load_image, predict_images, preprocess_digit, resample_matrix  # noqa: E402
-from steadynet.model import as_float_batch  # noqa: E402
 from steadynet.optim import make_optimizer  # noqa: E402
+from steadynet.pictures import load_image, predict_images, preprocess_digit, resample_matrix  # noqa: E402
 
 
 def bar_image(dark_on_light=True, shape=(200, 300), top=30, left=200, height=60, width=20):
@@ -136,7 +136,7 @@ def test_bad_files_give_clear_errors(tmp_path, monkeypatch):
     for name, match in cases.items():
         with pytest.raises(DataFormatError, match=match):
             load_image(tmp_path / name)
-    monkeypatch.setattr("steadynet.images.MAX_PIXELS", 10_000)
+    monkeypatch.setattr("steadynet.pictures.MAX_PIXELS", 10_000)
     with pytest.raises(DataFormatError, match="whole.png: the image is 300x200 pixels; at most 10,000"):
         load_image(tmp_path / "whole.png")
 
