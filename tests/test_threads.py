@@ -48,7 +48,7 @@ def test_an_explicit_number_overrides_the_policy_and_bad_ones_are_refused():
 def test_the_config_refuses_bad_thread_settings_naming_the_option():
     assert TrainConfig(threads=2).validate().threads == 2
     for bad in (0, "x", 2.0, None):
-        with pytest.raises(ConfigError, match=r"--threads must be 'auto' or an integer from 1 to 1024"):
+        with pytest.raises(ConfigError, match=r"^threads must be 'auto' or an integer from 1 to 1024"):
             TrainConfig(threads=bad).validate()
     assert threads_setting(" 4 ") == 4 and threads_setting("auto") == "auto" and threads_setting("-1") == "-1"
 

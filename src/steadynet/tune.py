@@ -513,7 +513,7 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
         try:
             config = base.replace(**changes)
         except ConfigError as exc:
-            raise ConfigError(f"trial {trial.number} ({short(trial.params)}): {exc}") from None
+            raise exc.within(f"trial {trial.number} ({short(trial.params)})") from None
         run_dir = os.path.join(out, TRIALS_DIR, f"{trial.number:04d}")
         shutil.rmtree(run_dir, ignore_errors=True)  # a number's folder is only ever this trial's
         trial.set_user_attr("run", os.path.join(TRIALS_DIR, f"{trial.number:04d}"))
