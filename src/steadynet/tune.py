@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from .config import TrainConfig
+from .config import TrainConfig, option_flag
 from .errors import ConfigError, SteadynetError
 
 INSTALL_HINT = "steadynet tune needs Optuna: pip install 'steadynet[tune]'"
@@ -637,7 +637,7 @@ def worker_main(argv):
             log=lambda line: print(f"[worker {worker}] {line}", file=sys.stderr, flush=True),
         )
     except SteadynetError as exc:
-        print(f"steadynet tune: worker {worker}: error: {exc}", file=sys.stderr)
+        print(f"steadynet tune: worker {worker}: error: {exc.render(option_flag)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
