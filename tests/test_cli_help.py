@@ -139,3 +139,15 @@ def test_a_bad_config_file_is_one_line(text, message, tmp_path):
     (tmp_path / "bad.toml").write_text(text)
     r = steadynet("train", "--config", "bad.toml", cwd=tmp_path)
     assert r.returncode == 1 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_every_setting_is_described_once_and_listed_by_train_help():
+    from steadynet.config import OPTION_GROUPS, option_fields, option_flag, option_flags
+
+    out = steadynet("train", "--help").stdout
+    for f in option_fields():
+        assert f.metadata["help"] and f.metadata["group"] in OPTION_GROUPS, f.name
+        assert option_flag(f.name) in option_flags(f.name)  # errors name a flag the command line takes
+        for flag in option_flags(f.name):
+            assert flag in out, flag
+    assert option_flags("learning_rate") == ("--lr", "--learning-rate")

@@ -119,7 +119,7 @@ def test_auto_picks_numba_where_it_covers_the_settings_and_numpy_otherwise():
     assert resolve_engine(TrainConfig()) == "numba"
     assert resolve_engine(TrainConfig(dropout=0.2)) == "numpy"
     assert resolve_engine(TrainConfig(engine="numpy")) == "numpy"
-    with pytest.raises(ConfigError, match="--engine numba does not cover --dropout"):
+    with pytest.raises(ConfigError, match="^engine numba does not cover dropout; use engine auto"):
         resolve_engine(TrainConfig(engine="numba", dropout=0.2))
 
 
@@ -140,7 +140,7 @@ def test_compiled_batch_gathering_equals_the_numpy_conversion_bit_for_bit(dtype)
 def test_without_numba_auto_falls_back_to_numpy_and_numba_says_how_to_install(monkeypatch):
     monkeypatch.setattr(kernels, "available", lambda: False)
     assert resolve_engine(TrainConfig()) == "numpy"
-    with pytest.raises(ConfigError, match=r'--engine numba needs numba.*pip install "steadynet\[fast\]"'):
+    with pytest.raises(ConfigError, match=r'^engine numba needs numba.*pip install "steadynet\[fast\]"'):
         TrainConfig(engine="numba").validate()
 
 

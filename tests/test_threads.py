@@ -41,14 +41,14 @@ def test_auto_gives_one_thread_per_share_of_the_largest_product(sizes, batch, co
 def test_an_explicit_number_overrides_the_policy_and_bad_ones_are_refused():
     assert choose_threads((784, 30, 10), 64, 3, cores=2) == 3
     for bad in (0, -1, 1.5, "two", True):
-        with pytest.raises(ConfigError, match="--threads must be 'auto' or an integer >= 1"):
+        with pytest.raises(ConfigError, match="^threads must be 'auto' or an integer >= 1"):
             choose_threads((784, 30, 10), 64, bad)
 
 
 def test_the_config_refuses_bad_thread_settings_naming_the_option():
     assert TrainConfig(threads=2).validate().threads == 2
     for bad in (0, "x", 2.0, None):
-        with pytest.raises(ConfigError, match=r"--threads must be 'auto' or an integer from 1 to 1024"):
+        with pytest.raises(ConfigError, match=r"^threads must be 'auto' or an integer from 1 to 1024"):
             TrainConfig(threads=bad).validate()
     assert threads_setting(" 4 ") == 4 and threads_setting("auto") == "auto" and threads_setting("-1") == "-1"
 

@@ -114,12 +114,12 @@ def test_run_folder_and_metrics_contract(blobs, tmp_path):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"epochs": 0}, "--epochs must be an integer >= 1, got 0"),
-        ({"learning_rate": -0.1}, "--learning-rate must be a finite number > 0, got -0.1"),
-        ({"batch_size": "half"}, "--batch-size must be an integer >= 1 or 'full'"),
-        ({"activation": "swish"}, "--activation must be one of"),
-        ({"hidden": (10**6, 10**6, 10**6)}, "--hidden must be small enough to fit in memory"),
-        ({"optimizer": "lbfgs"}, "--optimizer must be one of"),
+        ({"epochs": 0}, "^epochs must be an integer >= 1, got 0"),
+        ({"learning_rate": -0.1}, "^learning_rate must be a finite number > 0, got -0.1"),
+        ({"batch_size": "half"}, "^batch_size must be an integer >= 1 or 'full'"),
+        ({"activation": "swish"}, "^activation must be one of"),
+        ({"hidden": (10**6, 10**6, 10**6)}, "^hidden must be small enough to fit in memory"),
+        ({"optimizer": "lbfgs"}, "^optimizer must be one of"),
     ],
 )
 def test_absurd_settings_are_refused_before_training(blobs, overrides, match):
@@ -128,5 +128,5 @@ def test_absurd_settings_are_refused_before_training(blobs, overrides, match):
 
 
 def test_batch_larger_than_the_data_is_refused(blobs):
-    with pytest.raises(ConfigError, match=r"--batch-size must be at most the number of training images \(500"):
+    with pytest.raises(ConfigError, match=r"^batch_size must be at most the number of training images \(500"):
         steadynet.train(data=blobs, **{**FAST, "batch_size": 10_000})

@@ -203,7 +203,7 @@ def test_a_diverging_learning_rate_is_pruned(tmp_path, blobs_npz):
 def test_invalid_trial_settings_stop_the_search_with_the_trial_named(tmp_path, blobs_npz):
     path = tmp_path / "space.toml"
     path.write_text("[params.warmup_epochs]\nlow = 10.0\nhigh = 20.0\n")
-    with pytest.raises(ConfigError, match="trial 0 .*--warmup-epochs must be in \\[0, epochs=3\\]"):
+    with pytest.raises(ConfigError, match="trial 0 .*: warmup_epochs must be in \\[0, epochs=3\\]"):
         tune(str(tmp_path / "study"), str(path), **small(blobs_npz))
 
 

@@ -21,13 +21,16 @@ def get_array_module(device="cpu"):
             import cupy
         except ImportError:
             raise ConfigError(
-                "--device gpu needs CuPy, which is not installed; install it with "
-                "`pip install cupy-cuda12x` (matching your CUDA), or use --device cpu."
+                "{device} gpu needs CuPy, which is not installed; install it with "
+                "`pip install cupy-cuda12x` (matching your CUDA), or use {device} cpu.",
+                field="device",
             ) from None
         try:
             cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # no driver, no device
-            raise ConfigError(f"--device gpu: CuPy finds no usable GPU ({exc}); use --device cpu.") from None
+            raise ConfigError(
+                "{device} gpu: CuPy finds no usable GPU ({reason}); use {device} cpu.", field="device", reason=exc
+            ) from None
         return cupy
     raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}.")
 

@@ -52,15 +52,15 @@ def available():
 
 def unsupported(config):
     """Settings of ``config`` (a :class:`TrainConfig`) that the compiled step does not cover,
-    as option names; empty when it covers them all."""
+    as field names; empty when it covers them all."""
     return [
-        option
-        for option, used in (
-            ("--device gpu", config.device != "cpu"),
-            ("--dropout", config.dropout),
-            ("--input-dropout", config.input_dropout),
-            ("--label-smoothing", config.label_smoothing),
-            ("--teacher", config.teacher),
+        name
+        for name, used in (
+            ("device", config.device != "cpu"),
+            ("dropout", config.dropout),
+            ("input_dropout", config.input_dropout),
+            ("label_smoothing", config.label_smoothing),
+            ("teacher", config.teacher),
         )
         if used
     ]
@@ -79,12 +79,16 @@ def resolve_engine(config):
     if config.engine == "numba":
         if not available():
             raise ConfigError(
-                f"--engine numba needs numba, which is not installed: {INSTALL_HINT}; or use --engine numpy."
+                "{engine} numba needs numba, which is not installed: {hint}; or use {engine} numpy.",
+                field="engine",
+                hint=INSTALL_HINT,
             )
         if missing:
+            named = ["{device} gpu" if name == "device" else "{%s}" % name for name in missing]
             raise ConfigError(
-                f"--engine numba does not cover {', '.join(missing)}; use --engine auto "
-                f"(NumPy for such runs) or drop {missing[0]}."
+                "{engine} numba does not cover " + ", ".join(named) + "; use {engine} auto "
+                "(NumPy for such runs) or drop " + named[0] + ".",
+                field="engine",
             )
         return "numba"
     return "numba" if not missing and available() else "numpy"

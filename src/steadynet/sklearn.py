@@ -29,7 +29,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .errors import ConfigError, NonFiniteError
+from .errors import ConfigError, NonFiniteError, need
 from .model import MLP
 from .optim import SGD, Adam, Momentum
 
@@ -286,36 +286,44 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _validate_hyperparameters(self):
         """Raise :class:`ConfigError` (a ValueError) naming the first bad parameter."""
 
-        def need(ok, name, rule):
-            if not ok:
-                raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
-
         def is_int(v):
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
         sizes = self._hidden_sizes()
-        need(all(is_int(s) and s >= 1 for s in sizes), "hidden_layer_sizes", "positive integers")
-        need(self.activation in ACTIVATION_NAMES, "activation", f"one of {sorted(ACTIVATION_NAMES)}")
+        need(
+            all(is_int(s) and s >= 1 for s in sizes), "hidden_layer_sizes", "positive integers", self.hidden_layer_sizes
+        )
+        need(self.activation in ACTIVATION_NAMES, "activation", f"one of {sorted(ACTIVATION_NAMES)}", self.activation)
         if self.solver == "lbfgs":
             raise ConfigError("solver='lbfgs' is not available in steadynet; use 'adam' or 'sgd'.")
-        need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
-        need(self.learning_rate in LEARNING_RATES, "learning_rate", f"one of {list(LEARNING_RATES)}")
+        need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}", self.solver)
+        need(
+            self.learning_rate in LEARNING_RATES, "learning_rate", f"one of {list(LEARNING_RATES)}", self.learning_rate
+        )
         need(
             self.batch_size == "auto" or (is_int(self.batch_size) and self.batch_size >= 1),
             "batch_size",
             "'auto' or an integer >= 1",
+            self.batch_size,
         )
-        need(self.alpha >= 0, "alpha", ">= 0")
-        need(0 < self.learning_rate_init < math.inf, "learning_rate_init", "a finite number > 0")
-        need(self.power_t >= 0, "power_t", ">= 0")
-        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an integer >= 1")
-        need(self.tol >= 0, "tol", ">= 0")
-        need(0 <= self.momentum < 1, "momentum", "in [0, 1)")
-        need(0 < self.validation_fraction < 1, "validation_fraction", "in (0, 1)")
-        need(0 <= self.beta_1 < 1, "beta_1", "in [0, 1)")
-        need(0 <= self.beta_2 < 1, "beta_2", "in [0, 1)")
-        need(self.epsilon > 0, "epsilon", "> 0")
-        need(is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1, "n_iter_no_change", "an integer >= 1")
+        need(self.alpha >= 0, "alpha", ">= 0", self.alpha)
+        need(
+            0 < self.learning_rate_init < math.inf, "learning_rate_init", "a finite number > 0", self.learning_rate_init
+        )
+        need(self.power_t >= 0, "power_t", ">= 0", self.power_t)
+        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an integer >= 1", self.max_iter)
+        need(self.tol >= 0, "tol", ">= 0", self.tol)
+        need(0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
+        need(0 < self.validation_fraction < 1, "validation_fraction", "in (0, 1)", self.validation_fraction)
+        need(0 <= self.beta_1 < 1, "beta_1", "in [0, 1)", self.beta_1)
+        need(0 <= self.beta_2 < 1, "beta_2", "in [0, 1)", self.beta_2)
+        need(self.epsilon > 0, "epsilon", "> 0", self.epsilon)
+        need(
+            is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1,
+            "n_iter_no_change",
+            "an integer >= 1",
+            self.n_iter_no_change,
+        )
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes

@@ -78,7 +78,9 @@ def choose_threads(layer_sizes, batch_size, requested=AUTO, cores=None):
     """
     if requested != AUTO:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
-            raise ConfigError(f"--threads must be 'auto' or an integer >= 1, got {requested!r}.")
+            raise ConfigError(
+                "{threads} must be 'auto' or an integer >= 1, got {value!r}.", field="threads", value=requested
+            )
         return requested
     largest = max(m * k * n for m, k, n in step_products(layer_sizes, batch_size))
     return max(1, min(cores or available_cores(), largest // MACS_PER_THREAD))

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from .config import TrainConfig
+from .config import TrainConfig, option_flag
 from .errors import ConfigError, SteadynetError
 from .runs import RunFolder, write_json
 
@@ -514,7 +514,7 @@ def run_worker(out, spec, study, optuna, worker=0, log=None):
         try:
             config = base.replace(**changes)
         except ConfigError as exc:
-            raise ConfigError(f"trial {trial.number} ({short(trial.params)}): {exc}") from None
+            raise exc.within(f"trial {trial.number} ({short(trial.params)})") from None
         run_dir = os.path.join(out, TRIALS_DIR, f"{trial.number:04d}")
         shutil.rmtree(run_dir, ignore_errors=True)  # a number's folder is only ever this trial's
         trial.set_user_attr("run", os.path.join(TRIALS_DIR, f"{trial.number:04d}"))
@@ -636,7 +636,7 @@ def worker_main(argv):
             log=lambda line: print(f"[worker {worker}] {line}", file=sys.stderr, flush=True),
         )
     except SteadynetError as exc:
-        print(f"steadynet tune: worker {worker}: error: {exc}", file=sys.stderr)
+        print(f"steadynet tune: worker {worker}: error: {exc.render(option_flag)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,8 +1,10 @@
 """``steadynet <command>``: the parser, shared options and error handling.
 
 Each subcommand module exposes ``add_parser(subparsers)`` (its options, every one with help)
-and ``run(args) -> int`` (the exit status). A :class:`SteadynetError` becomes one line on
-stderr and a non-zero exit; a traceback only ever means a bug in steadynet.
+and ``run(args) -> int`` (the exit status); the training options several of them take are in
+:mod:`steadynet.cli.options`. A :class:`SteadynetError` becomes one line on stderr and a
+non-zero exit, naming each setting by its flag (:func:`steadynet.config.option_flag`: the
+library's ``batch_size`` is ``--batch-size`` here); a traceback only ever means a bug in steadynet.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import re
 import sys
 
 from .. import __version__
+from ..config import option_flag, option_metadata
 from ..errors import SteadynetError
 
 # subcommand name -> module in steadynet.cli
@@ -76,15 +79,10 @@ def build_parser():
 
 
 def add_common(p, data=True, out=False, seed=False, json_flag=True):
-    """The options shared by subcommands: --data, --out, --seed, --json."""
+    """The options shared by subcommands: --data, --out, --seed, --json (--data and --seed with
+    the help of ``TrainConfig``'s fields)."""
     if data:
-        p.add_argument(
-            "--data",
-            metavar="PATH|NAME",
-            default=None,
-            help="data set: a registered name (mnist, fashion-mnist) or a path: HDF5, NPZ, IDX "
-            "folder, CSV file/folder, image folder (see docs/data.md)",
-        )
+        p.add_argument("--data", metavar="PATH|NAME", default=None, help=option_metadata("data")["help"])
     if out:
         p.add_argument(
             "--out",
@@ -93,7 +91,7 @@ def add_common(p, data=True, out=False, seed=False, json_flag=True):
             help="the run folder to write (default: runs/YYYYmmdd-HHMMSS in the current folder)",
         )
     if seed:
-        p.add_argument("--seed", type=int, default=None, help="seed for every random choice (default 0)")
+        p.add_argument("--seed", type=int, default=None, help=f"{option_metadata('seed')['help']} (default: 0)")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
@@ -113,7 +111,7 @@ def main(argv=None):
     except SteadynetError as exc:
         from ..train import Interrupted
 
-        print(f"steadynet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"steadynet {args.command}: error: {exc.render(option_flag)}", file=sys.stderr)
         return EXIT_INTERRUPTED if isinstance(exc, Interrupted) else EXIT_ERROR
     except KeyboardInterrupt:
         print(f"steadynet {args.command}: interrupted", file=sys.stderr)

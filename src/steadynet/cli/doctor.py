@@ -3,18 +3,11 @@
 import sys
 
 from .app import add_common, print_json
-from .train import add_standardised_flag, add_training_options, config_from_args
+from .options import add_config_options, config_from_args
 
-# training options the checks never use
-DOCTOR_SKIPS = (
-    "--teacher",
-    "--distill-temperature",
-    "--distill-weight",
-    "--ema-decay",
-    "--patience",
-    "--checkpoint-every-steps",
-    "--on-diverge",
-)
+# training settings the checks never use: option groups and fields
+DOCTOR_SKIP_GROUPS = ("augmentation", "distillation")
+DOCTOR_SKIPS = ("preset", "ema_decay", "patience", "checkpoint_every_steps", "on_diverge")
 
 
 def add_parser(sub):
@@ -25,10 +18,8 @@ def add_parser(sub):
         "initial loss, gradient check, overfit-one-batch and a learning-rate range "
         "test, then a verdict. Takes the same settings as `steadynet train`.",
     )
-    groups = add_training_options(p, skip_groups=("augmentation",), skip=DOCTOR_SKIPS)
-    add_common(groups["data"], data=True, json_flag=False)
-    add_standardised_flag(groups["data"])
-    add_common(groups["run"], data=False, seed=True)
+    groups = add_config_options(p, skip_groups=DOCTOR_SKIP_GROUPS, skip=DOCTOR_SKIPS)
+    add_common(groups["run"], data=False)
     p.add_argument("--samples", type=int, default=2000, help="training samples used by the checks (default: 2000)")
     p.add_argument(
         "--summed-gradients",

@@ -3,12 +3,11 @@
 import os
 import sys
 
+from ..config import choices_of, parse_hidden
 from .app import add_common, print_json
 
 
 def add_parser(sub):
-    from .train import option_choices
-
     p = sub.add_parser(
         "gradcheck",
         help="check a model's gradients against central differences",
@@ -25,23 +24,22 @@ def add_parser(sub):
     )
     add_common(p, data=True, seed=True)
     p.add_argument("--hidden", default="30", help="fresh network: hidden widths, comma-separated (default: 30)")
-    choices = option_choices()
     p.add_argument(
         "--activation",
         default="sigmoid",
-        choices=choices["activation"],
+        choices=choices_of("activation"),
         help="fresh network: the hidden activation (default: sigmoid)",
     )
     p.add_argument(
         "--init",
         default=None,
-        choices=choices["init"],
+        choices=choices_of("init"),
         help="fresh network: weight init (default: the activation's own)",
     )
     p.add_argument(
         "--dtype",
         default="float32",
-        choices=choices["dtype"],
+        choices=choices_of("dtype"),
         help="fresh network: floating-point type (default: float32)",
     )
     p.add_argument(
@@ -101,12 +99,10 @@ def gradcheck(
 
 
 def run(args):
-    from .train import parse_widths
-
     result = gradcheck(
         args.model,
         args.data,
-        hidden=parse_widths(args.hidden),
+        hidden=parse_hidden(args.hidden),
         activation=args.activation,
         init=args.init,
         dtype=args.dtype,

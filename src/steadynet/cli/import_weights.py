@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from ..config import choices_of
 from .app import add_common, print_json
 
 WEIGHT_NAME = re.compile(r"^(?:w|weight|weights)_?(\d+)$", re.I)
@@ -14,8 +15,6 @@ LAYOUTS = ("auto", "in-out", "out-in")
 
 
 def add_parser(sub):
-    from .train import option_choices
-
     p = sub.add_parser(
         "import",
         help="make a steadynet model file from plain NumPy weights (np.savez)",
@@ -28,7 +27,7 @@ def add_parser(sub):
     p.add_argument(
         "--activation",
         required=True,
-        choices=option_choices()["activation"],
+        choices=choices_of("activation"),
         help="the hidden layers' activation the weights were trained with (the output is softmax)",
     )
     p.add_argument(

@@ -95,7 +95,9 @@ def detect_format(path):
         return "csv"
     if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
         raise DataFormatError(
-            f"{path}: a single IDX file holds one array; point --data at the folder holding the four IDX files."
+            "{path}: a single IDX file holds one array; point {data} at the folder holding the four IDX files.",
+            field="data",
+            path=path,
         )
     raise DataFormatError(
         f"{path}: unrecognised data format (expected HDF5, NPZ, CSV, an IDX "
@@ -129,9 +131,12 @@ def resolve(spec, progress=None, log=None):
             fetch(spec, progress=progress, log=log)
         return path
     if os.sep in spec or "." in spec:
-        raise DataFormatError(f"--data {spec}: no such file or folder.")
+        raise DataFormatError("{data} {spec}: no such file or folder.", field="data", spec=spec)
     raise DataFormatError(
-        f"--data {spec!r}: not a file, folder or registered data set (registered: {sorted(REGISTRY)})."
+        "{data} {spec!r}: not a file, folder or registered data set (registered: {registered}).",
+        field="data",
+        spec=spec,
+        registered=sorted(REGISTRY),
     )
 
 

@@ -144,7 +144,10 @@ def get_spec(name):
         return REGISTRY[name]
     except KeyError:
         raise DataFormatError(
-            f"--data {name!r}: not a file, folder or registered data set (registered: {sorted(REGISTRY)})."
+            "{data} {name!r}: not a file, folder or registered data set (registered: {registered}).",
+            field="data",
+            name=name,
+            registered=sorted(REGISTRY),
         ) from None
 
 
@@ -362,6 +365,9 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None, *, mirr
         write_hdf5(target, data)
         return target
     raise DownloadError(
-        f"could not fetch {name!r} from any source (check the network, or download "
-        f"the files yourself and pass --data PATH); tried: " + " | ".join(failures)
+        "could not fetch {name!r} from any source (check the network, or download "
+        "the files yourself and pass {data} PATH); tried: {failures}",
+        field="data",
+        name=name,
+        failures=" | ".join(failures),
     )

@@ -115,7 +115,7 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     config = (config or TrainConfig()).validate()
     if data is None:
         data = load_data(config.data, log=log, standardised=config.standardised_inputs)
-    config.validate(n_features=data.n_features)
+    config.validate(n_features=data.n_features, n_classes=data.n_classes)
     rng = np.random.default_rng(config.seed)
     n_train = data.x_train.shape[0] - config.val_size
     idx = np.sort(rng.choice(data.x_train.shape[0], min(n_samples, data.x_train.shape[0]), replace=False))

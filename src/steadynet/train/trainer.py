@@ -64,11 +64,10 @@ class RunResult(dict):
 def split_validation(data, val_size, seed):
     """Carve a seeded random validation split out of the training set.
 
-    Returns ``(X_train, y_train, X_val, y_val)``; the test set is never touched.
+    Returns ``(X_train, y_train, X_val, y_val)``; the test set is never touched. ``val_size``
+    must be smaller than the training set (:meth:`TrainConfig.validate_for` checks it).
     """
     n = data.x_train.shape[0]
-    if val_size >= n:
-        raise ConfigError(f"--val-size must be smaller than the training set ({n} images), got {val_size}.")
     if val_size == 0:
         return data.x_train, data.y_train, data.x_train[:0], data.y_train[:0]
     order = np.random.default_rng([seed, 2**31]).permutation(n)
@@ -195,25 +194,8 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     for notice in data.notices:
         log(notice)
     check_labels_count_from_zero(data)
-    config.validate(n_features=data.n_features)
+    config.validate_for(data)
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
-    if config.batch_size != "full" and config.batch_size > X.shape[0]:
-        raise ConfigError(
-            f"--batch-size must be at most the number of training images "
-            f"({X.shape[0]} after the validation split), got {config.batch_size}; "
-            f"use --batch-size full for full-batch training."
-        )
-    if config.augment_shift and (len(data.image_shape) != 2 or config.augment_shift >= min(data.image_shape)):
-        raise ConfigError(
-            f"--augment-shift must be 0 or less than the image's height and width "
-            f"(images of {data.source} have shape {tuple(data.image_shape)}), "
-            f"got {config.augment_shift}."
-        )
-    if config.warps() and len(data.image_shape) != 2:
-        raise ConfigError(
-            f"--augment-rotate/--augment-scale/--augment-shear/--elastic-alpha need images "
-            f"(2-D samples), but {data.source} holds samples of shape {tuple(data.image_shape)}."
-        )
     teacher = load_teacher(config, data) if config.teacher else None
 
     # model and optimiser
