@@ -2,7 +2,11 @@
 
 It does the work and nothing else: no files, no printing. The caller
 (:func:`steadynet.train.train`) consumes the results, and ``on_step`` receives every step
-(progress bars, health monitors). The body reads top to bottom as labelled stages.
+(progress bars, health monitors). The body reads top to bottom as labelled stages: each
+epoch's batches come from a :class:`BatchSource` (order, augmentation, the teacher's
+outputs), each step is :func:`steadynet.train.step.train_step` under the loop's check (the
+explosion detector and the weights' dtype) and :class:`StepGuard`, and a refused step
+becomes a :func:`divergence_report`.
 """
 
 import math

@@ -352,7 +352,8 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
 
 def check_resume_position(out, resumed_from, config, state, log):
     """A resumed run's position against its (possibly changed) config: refuse a finished run
-    that is not extended, and say where it resumes and what changed."""
+    that is not extended, and say where it resumes and what changed; returns the changes,
+    ``{setting: [before, after]}``."""
     if state.epoch >= config.epochs and run_completed(out):
         raise ConfigError(
             f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
@@ -372,6 +373,7 @@ def check_resume_position(out, resumed_from, config, state, log):
         f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
         + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items())
     )
+    return changed
 
 
 def resume_hint(exc, out):
