@@ -4,9 +4,10 @@ It takes the constructor arguments of ``sklearn.neural_network.MLPClassifier`` a
 same fitted attributes (``classes_``, ``loss_curve_``, ``n_iter_``, ``coefs_``, ...), so a
 script can swap one import for the other. The network, its loss and its optimisers are
 steadynet's own (:class:`steadynet.MLP`, :func:`steadynet.functional.softmax_cross_entropy`,
-:mod:`steadynet.optim`), and so is each step (:func:`steadynet.train.step.train_step`); this module only adds scikit-learn's conventions around them: label
-encoding, input validation, the epoch loop with ``tol``/``n_iter_no_change`` stopping, and
-early stopping on a validation split.
+:mod:`steadynet.optim`), and so is each step (:func:`steadynet.train.step.train_step`); this
+module only adds scikit-learn's conventions around them: label encoding, input validation,
+the epoch loop with ``tol``/``n_iter_no_change`` stopping, and early stopping on a
+validation split.
 
 Inputs are arbitrary real features: they are used as given (float32 stays float32, anything
 else becomes float64) and, unlike :meth:`steadynet.MLP.predict_proba`, uint8 input is *not*

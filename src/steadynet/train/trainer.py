@@ -7,8 +7,8 @@ A run folder holds:
 - ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
 - ``checkpoints/last.npz`` (at the start, after every epoch, every
   ``checkpoint_every_steps`` steps if set, and on interrupt): everything needed to resume
-  exactly, see :func:`~steadynet.train.checkpoint.write_checkpoint`; ``checkpoints/best.npz``: the model of the best
-  validation accuracy so far;
+  exactly, see :func:`~steadynet.train.checkpoint.write_checkpoint`;
+  ``checkpoints/best.npz``: the model of the best validation accuracy so far;
 - ``divergence.json`` and ``last_finite.npz`` if training diverged;
 - ``plots/*.png`` when asked for (``steadynet train`` draws them; see :mod:`steadynet.viz`);
 - ``.lock``: held (``flock``) while a run writes the folder, so two runs cannot share it;
