@@ -174,14 +174,13 @@ def test_cli_distils_and_records_the_teacher(teacher_run, tmp_path):
 def test_cached_teacher_outputs_are_the_teachers_outputs_on_the_shifted_images(teacher_run):
     """Without warps the loop looks the teacher's outputs up instead of computing them per
     batch: the entry for each image's drawn offset must be the output on the shifted image."""
-    from steadynet import TrainConfig, load
+    from steadynet import load
     from steadynet.data.augment import random_shifts
     from steadynet.data.dataset import as_float_batch
     from steadynet.train.loop import teacher_outputs
 
     teacher, data = load(str(teacher_run)), make_blobs()
-    config = TrainConfig(augment_shift=1, distill_temperature=2.0)
-    P = teacher_outputs(teacher, data.x_train, (4, 4), config, np.dtype("float32"), chunk=64)
+    P = teacher_outputs(teacher, data.x_train, (4, 4), shift=1, temperature=2.0, dtype=np.dtype("float32"), chunk=64)
     assert P.shape == (9, 600, 3) and np.allclose(P.sum(axis=2), 1, atol=1e-6)
     order = np.random.default_rng(0).permutation(600)
     X_epoch, offsets = random_shifts(

@@ -10,7 +10,7 @@ from conftest import make_blobs
 from steadynet import TrainConfig, train
 from steadynet.cli.app import main
 from steadynet.errors import ConfigError
-from steadynet.train.trainer import load_run_for_resume
+from steadynet.train.checkpoint import load_run_for_resume
 
 
 @pytest.fixture

@@ -260,10 +260,10 @@ def test_resume_refuses_a_checkpoint_that_does_not_fit_the_data(data, tmp_path):
 
 def test_gpu_style_dropout_generator_is_reported_not_silently_inexact(data, tmp_path, monkeypatch):
     """A checkpoint without a dropout RNG state (CuPy's cannot be saved) resumes with a notice."""
-    from steadynet.train import trainer
+    from steadynet.train import checkpoint
 
     out = str(tmp_path / "run")
-    monkeypatch.setattr(trainer, "dropout_rng_state", lambda model: None)
+    monkeypatch.setattr(checkpoint, "dropout_rng_state", lambda model: None)
     with pytest.raises(Crash):  # checkpoints written as a GPU run writes them
         train(config_of("dropout"), out, data=data, on_step=crash_at(15))
     monkeypatch.undo()

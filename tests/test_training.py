@@ -92,6 +92,45 @@ def test_early_stopping_restores_the_best_epoch(blobs):
     assert result.model.evaluate(Xv, yv)[1] == pytest.approx(val_best)
 
 
+def test_early_stopping_is_one_rule_for_the_loop_and_for_an_interrupted_run(blobs):
+    """A stop request at the epoch where early stopping ends the run leaves a completed run
+    (the same rule says so after the loop); one an epoch earlier leaves an interrupted one."""
+    import signal
+
+    from steadynet.train import Interrupted
+    from steadynet.train.trainer import EarlyStopping
+
+    settings = dict(data=blobs, **{**FAST, "epochs": 40}, learning_rate=0.5, patience=2, schedule="constant")
+    ref = steadynet.train(**settings)
+    last = len(ref["epochs"])
+    assert last < 40 and EarlyStopping(2).stopped(last) is False  # no best epoch yet: never stopped
+
+    def interrupt_at(epoch):
+        return lambda result: signal.raise_signal(signal.SIGINT) if result.epoch == epoch else None
+
+    stopped = steadynet.train(**settings, handle_signals=True, on_epoch=interrupt_at(last))
+    assert stopped["status"] == "completed" and stopped["best_epoch"] == ref["best_epoch"]
+    np.testing.assert_array_equal(stopped.model.theta, ref.model.theta)
+    with pytest.raises(Interrupted):
+        steadynet.train(**settings, handle_signals=True, on_epoch=interrupt_at(last - 1))
+
+
+def test_the_early_stopping_rule():
+    from steadynet.train.loop import EpochResult
+    from steadynet.train.trainer import EarlyStopping
+
+    def epoch(n, val_accuracy):
+        return EpochResult(n, 10 * n, 0.5, 0.8, 0.4, val_accuracy, 0.1, 1.0)
+
+    stopping, theta = EarlyStopping(2), np.arange(3.0)
+    assert stopping.observe(epoch(1, 0.7), theta) and stopping.best.epoch == 1
+    theta[...] = 0  # the best epoch's weights are a copy
+    assert not stopping.observe(epoch(2, 0.7), theta) and not stopping.stopped(2)  # equal is not better
+    assert not stopping.observe(epoch(3, None), theta) and stopping.stopped(3)
+    np.testing.assert_array_equal(stopping.best.theta, [0.0, 1.0, 2.0])
+    assert not EarlyStopping(None).stopped(100) and not EarlyStopping(0).stopped(100)
+
+
 def test_run_folder_and_metrics_contract(blobs, tmp_path):
     out = tmp_path / "run"
     result = steadynet.train(data=blobs, out=str(out), **FAST)

@@ -124,6 +124,24 @@ class MLP:
         self._hidden_buffers = {}  # batch size -> the compiled step's hidden activations
         self._kernel_args = self._activations = None  # the layers' arrays as the kernel takes them
 
+    @classmethod
+    def from_config(cls, config, n_features, n_classes, **overrides):
+        """The network a :class:`~steadynet.config.TrainConfig` describes, for data of
+        ``n_features`` inputs and ``n_classes`` classes: layers ``(n_features, *config.hidden,
+        n_classes)`` and the config's activation, init, dropout, dtype, seed and device.
+        ``overrides`` replace any of these constructor arguments (doctor builds its networks
+        without dropout, on the CPU)."""
+        args = {
+            "init": config.init,
+            "dropout": config.dropout,
+            "input_dropout": config.input_dropout,
+            "dtype": config.dtype,
+            "seed": config.seed,
+            "device": config.device,
+            **overrides,
+        }
+        return cls((n_features, *config.hidden, n_classes), config.activation, **args)
+
     # ------------------------------------------------------------------ structure
 
     def param_shapes(self):

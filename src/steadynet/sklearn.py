@@ -4,9 +4,10 @@ It takes the constructor arguments of ``sklearn.neural_network.MLPClassifier`` a
 same fitted attributes (``classes_``, ``loss_curve_``, ``n_iter_``, ``coefs_``, ...), so a
 script can swap one import for the other. The network, its loss and its optimisers are
 steadynet's own (:class:`steadynet.MLP`, :func:`steadynet.functional.softmax_cross_entropy`,
-:mod:`steadynet.optim`); this module only adds scikit-learn's conventions around them: label
-encoding, input validation, the epoch loop with ``tol``/``n_iter_no_change`` stopping, and
-early stopping on a validation split.
+:mod:`steadynet.optim`), and so is each step (:func:`steadynet.train.step.train_step`); this
+module only adds scikit-learn's conventions around them: label encoding, input validation,
+the epoch loop with ``tol``/``n_iter_no_change`` stopping, and early stopping on a
+validation split.
 
 Inputs are arbitrary real features: they are used as given (float32 stays float32, anything
 else becomes float64) and, unlike :meth:`steadynet.MLP.predict_proba`, uint8 input is *not*
@@ -32,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .errors import ConfigError, NonFiniteError, need
 from .model import MLP
 from .optim import SGD, Adam, Momentum
+from .train.step import train_step
 
 # scikit-learn's activation names -> steadynet's (steadynet's own names are accepted too)
 ACTIVATION_NAMES = {
@@ -400,21 +402,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if total_weight == 0:  # every sample weighs 0: this batch has no gradient
                     continue
 
-                # forward and backward; the L2 term is divided by the batch's total weight,
-                # as scikit-learn does, and applied by the optimiser to the weights only
-                loss, _ = model.loss_and_grad(X[idx], y[idx], sample_weight=w)
+                # the step; the L2 term is divided by the batch's total weight, as scikit-learn
+                # does, and applied by the optimiser to the weights only
                 optimizer.weight_decay = self.alpha / total_weight
-                loss += 0.5 * optimizer.weight_decay * float(W @ W)
-                with np.errstate(over="ignore"):  # an overflow here is what the check reports
-                    grad_sq = float(model.grad @ model.grad)
-                if not (math.isfinite(loss) and math.isfinite(grad_sq)):
+                penalty = 0.5 * optimizer.weight_decay * float(W @ W)
+                step = train_step(
+                    model, optimizer, X[idx], y[idx], self._learning_rate, sample_weight=w, penalty=penalty
+                )
+                if step.refused:
                     raise NonFiniteError(
                         f"training produced a non-finite loss or gradient at epoch {self.n_iter_ + 1} "
                         f"(learning_rate_init={self.learning_rate_init}); scale the features "
                         f"(e.g. StandardScaler) or lower learning_rate_init."
                     )
-                optimizer.step(model.theta, model.grad, self._learning_rate)
-                epoch_loss += loss * len(idx)
+                epoch_loss += step.loss * len(idx)
 
             # bookkeeping, in scikit-learn's order
             self.n_iter_ += 1

@@ -3,7 +3,9 @@
 The training loop asks :class:`ExplosionDetector` about every step before applying it: a
 non-finite loss or gradient, or a finite one far above its running level, is refused before
 the update (see :func:`steadynet.train.loop.train_loop`), so the model keeps the weights of the
-last accepted step. :func:`explain_divergence` turns the loop's report into a ranked list of
+last accepted step. Every step's check, the loop's or not, answers with a :class:`Refusal`
+(the reason, and what exploded) or None; :func:`non_finite` is the one every step gets.
+:func:`explain_divergence` turns the loop's report into a ranked list of
 causes, each with its evidence and the change to try.
 """
 
@@ -16,6 +18,30 @@ from ..backend import to_numpy
 from ..init import init_rms
 from ..layers import Activation
 from .health import unit_fractions
+
+
+class Refusal(str):
+    """Why a step is refused: the reason in words (it is a str), and ``kind``, what exploded:
+    ``"loss"``, ``"gradient norm"`` or ``"weights"``. When no value is non-finite yet, the
+    divergence report names ``kind`` as what went first."""
+
+    def __new__(cls, reason, kind="loss"):
+        refusal = super().__new__(cls, reason)
+        refusal.kind = kind
+        return refusal
+
+    def __getnewargs__(self):
+        return str(self), self.kind
+
+
+def non_finite(loss, grad_norm):
+    """The check every step gets (see :func:`steadynet.train.step.train_step`): a
+    :class:`Refusal` when the loss or the gradient's norm is not finite, else None."""
+    if not math.isfinite(loss):
+        return Refusal("non-finite loss", "loss")
+    if not math.isfinite(grad_norm):
+        return Refusal("non-finite gradient", "gradient norm")
+    return None
 
 
 class ExplosionDetector:
@@ -49,13 +75,15 @@ class ExplosionDetector:
         self._refresh = 0
 
     def __call__(self, loss, grad_norm):
-        """Check one step: returns None (accepted and remembered) or why it explodes (a str)."""
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            return f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}"
+        """Check one step: returns None (accepted and remembered) or why it explodes (a :class:`Refusal`)."""
+        refusal = non_finite(loss, grad_norm)
+        if refusal:
+            return refusal
         if loss > 100 * self.chance:
-            return (
+            return Refusal(
                 f"loss {loss:.3g} is over 100 ln(k) = {100 * self.chance:.3g}: either the logits have "
-                f"exploded, or this is not a mean cross-entropy (summed over the batch, or another formula)"
+                f"exploded, or this is not a mean cross-entropy (summed over the batch, or another formula)",
+                "loss",
             )
         if self.grad_norms:
             # the medians move slowly: sorting the window every 8th step keeps this off the
@@ -65,10 +93,13 @@ class ExplosionDetector:
             self._refresh = (self._refresh + 1) % 8
             g_med, l_med = self._medians
             if grad_norm > self.factor * g_med:
-                return f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median {g_med:.3g}"
+                return Refusal(
+                    f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median {g_med:.3g}",
+                    "gradient norm",
+                )
             ref = min(l_med, self.first_loss)
             if loss > self.loss_factor * ref and loss > 2 * self.chance:
-                return f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}"
+                return Refusal(f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}", "loss")
         else:
             self.first_loss = loss
         self.grad_norms.append(grad_norm)

@@ -23,7 +23,8 @@ from ..config import TrainConfig
 from ..data.dataset import as_float_batch
 from ..model import MLP
 from ..optim import make_optimizer
-from .divergence import unit_evidence
+from ..train.step import train_step
+from .divergence import Refusal, non_finite, unit_evidence
 from .gradcheck import check_model_gradients
 
 
@@ -126,14 +127,8 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     batch = n_train if config.batch_size == "full" else config.batch_size
     lr = config.resolved_learning_rate() * (batch if summed_gradients else 1)
 
-    def new_model():
-        return MLP(
-            (data.n_features, *config.hidden, k),
-            config.activation,
-            init=config.init,
-            dtype=config.dtype,
-            seed=config.seed,
-        )
+    def new_model():  # the configured network, without dropout, on the CPU
+        return MLP.from_config(config, data.n_features, k, dropout=0.0, input_dropout=0.0, device="cpu")
 
     checks = []
     log("doctor: input scale and labels")
@@ -267,11 +262,10 @@ def sgd_steps(model, X, y, config, lr, steps):
     Xd, yd = model.xp.asarray(X), model.xp.asarray(y)
     losses = []
     for _ in range(steps):
-        loss, _ = model.loss_and_grad(Xd, yd)
-        losses.append(loss)
-        if not (math.isfinite(loss) and bool(model.xp.isfinite(model.grad).all())):
+        step = train_step(model, optimizer, Xd, yd, lr)
+        losses.append(step.loss)
+        if step.refused:
             break
-        optimizer.step(model.theta, model.grad, lr)
     return losses
 
 
@@ -306,14 +300,21 @@ def lr_range_test(model, X, y, config, lrs, batch_size=64):
     optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
     xp, n = model.xp, X.shape[0]
     losses = []
+
+    def blown_up(loss, grad_norm):  # non-finite, or over 4 times the lowest loss so far
+        if refusal := non_finite(loss, grad_norm):
+            return refusal
+        if losses and loss > 4 * min(losses):
+            return Refusal(f"loss {loss:.3g} is over 4 times the lowest so far, {min(losses):.3g}", "loss")
+        return None
+
     for t, lr in enumerate(lrs):
         s = (t * batch_size) % max(n - batch_size, 1)
         Xb, yb = xp.asarray(X[s : s + batch_size]), xp.asarray(y[s : s + batch_size])
-        loss, _ = model.loss_and_grad(Xb, yb)
-        losses.append(loss)
-        if not math.isfinite(loss) or loss > 4 * min(losses):
+        step = train_step(model, optimizer, Xb, yb, lr, check=blown_up)
+        losses.append(step.loss)
+        if step.refused:
             break
-        optimizer.step(model.theta, model.grad, lr)
     return losses
 
 

@@ -2,7 +2,11 @@
 
 It does the work and nothing else: no files, no printing. The caller
 (:func:`steadynet.train.train`) consumes the results, and ``on_step`` receives every step
-(progress bars, health monitors). The body reads top to bottom as labelled stages.
+(progress bars, health monitors). The body reads top to bottom as labelled stages: each
+epoch's batches come from a :class:`BatchSource` (order, augmentation, the teacher's
+outputs), each step is :func:`steadynet.train.step.train_step` under the loop's check (the
+explosion detector and the weights' dtype) and :class:`StepGuard`, and a refused step
+becomes a :func:`divergence_report`.
 """
 
 import math
@@ -15,13 +19,14 @@ import numpy as np
 from ..backend import to_numpy
 from ..data.augment import random_shifts, random_warps, shift_images
 from ..data.dataset import as_float_batch
+from ..diagnostics.divergence import ExplosionDetector, Refusal
 from ..errors import NonFiniteError
-from ..functional import distillation_cross_entropy, softmax
+from ..functional import softmax
 from ..kernels import float_batch, resolve_engine
 from ..kernels import load as load_kernels
-from ..optim import clip_grad_norm
 from ..schedules import learning_rate
 from ..threads import blas_threads, choose_threads
+from .step import teacher_probabilities, train_step
 from .weights import hidden_weights, max_norm_
 
 
@@ -135,114 +140,75 @@ def train_loop(
         On an exploding or non-finite step (with ``on_diverge="stop"``). The step is refused
         before the update, so the model keeps the weights of the last accepted step.
     """
-    from ..diagnostics.divergence import ExplosionDetector
-
     state = state or LoopState()
     detector = detector or ExplosionDetector(model.n_classes)
-    xp, dtype = model.xp, model.dtype
+    dtype = model.dtype
     # a step of lr * |grad| beyond this would overflow the weights' dtype (momentum can add
     # up to 1 / (1 - momentum) times the gradient, Adam about 1 / (1 - beta1): margin 100)
     overflow = float(np.finfo(dtype).max) / 100
-    n = X.shape[0]
-    batch_size = n if config.batch_size == "full" else min(config.batch_size, n)
-    batches = steps_per_epoch(n, config.batch_size)
+    source = BatchSource(model, config, X, y, image_shape, teacher)
+    batches = source.batches
     total_steps = config.epochs * batches
     base_lr = config.resolved_learning_rate()
     warmup = round(config.warmup_epochs * batches)
     decay_every = round(config.decay_epochs * batches) or None
-    warps = config.warps()
-    shuffle = batches > 1 or config.augment_shift > 0 or warps
     constrained = hidden_weights(model) if config.max_norm else None
-    # distillation without warps: the teacher's outputs for every image at every whole-pixel
-    # offset are computed once, so each step only looks them up
-    P_cache = None if teacher is None or warps else teacher_outputs(teacher, X, image_shape, config, dtype)
-    P_epoch = None
     rng = np.random.default_rng()
-    X_epoch = None  # the epoch's shifted images, reused from epoch to epoch
     # how the steps run: the engine (compiled or NumPy) and the BLAS threads (execution())
-    how = execution(config, model.layer_sizes, n)
+    how = execution(config, model.layer_sizes, X.shape[0])
     model.engine = optimizer.engine = how["engine"]
     if how["engine"] == "numba":
         load_kernels()  # and the BLAS they call, before its threads are limited
-    X_full = None  # full batch without augmentation: converted to float once
     # the weights from before a large step (one moving them by over 1% of their norm), so that
     # if the next step is refused the model goes back to before the step that did the damage
     guard = StepGuard(model)
+
+    # the check and the hook of each step, at the step's learning rate ``lr`` (set per batch below)
+    def refuse(loss, grad_norm):
+        if reason := detector(loss, grad_norm):
+            return reason
+        if lr * max(grad_norm, 1.0) > overflow:
+            return Refusal(f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights", "weights")
+        return None
+
+    def before_update(loss, grad_norm):
+        guard.before_update(state.step, loss, lr * grad_norm)
 
     while state.epoch < config.epochs:
         started = time.perf_counter()
         epoch = state.epoch + 1
 
-        # this epoch's order, and its shifted images (one pass over the data, in that order)
+        # this epoch's order and augmentation, drawn from the epoch's generator
         if state.rng_state is None:
             state.rng_state = rng_state_of(config.seed, state.epoch)
         rng.bit_generator.state = state.rng_state
-        order = rng.permutation(n) if shuffle else None
-        if warps:
-            X_epoch = random_warps(
-                X,
-                image_shape,
-                rng,
-                rotate=config.augment_rotate,
-                scale=config.augment_scale,
-                shear=config.augment_shear,
-                shift=config.augment_shift,
-                elastic_alpha=config.elastic_alpha,
-                elastic_sigma=config.elastic_sigma,
-                index=order,
-                out=X_epoch,
-            )
-            y_epoch, rows = y[order], None
-        elif config.augment_shift:
-            X_epoch, offsets = random_shifts(
-                X, image_shape, config.augment_shift, rng, index=order, out=X_epoch, return_offsets=True
-            )
-            y_epoch, rows = y[order], None
-            if P_cache is not None:  # (m, k): the teacher's output for each shifted image
-                side = 2 * config.augment_shift + 1
-                P_epoch = P_cache[
-                    (offsets[:, 0] + config.augment_shift) * side + offsets[:, 1] + config.augment_shift, order
-                ]
-        elif shuffle:
-            X_epoch, y_epoch, rows = X, y, order  # gathered batch by batch: no copy of the set
-            P_epoch = None if P_cache is None else P_cache[0]
-        elif X_full is None:
-            X_full = X_epoch = as_float_batch(X, dtype, xp)
-            y_epoch, rows = y, None
-            P_epoch = None if P_cache is None else P_cache[0]
+        source.start_epoch(rng)
 
         with blas_threads(how["threads"]):  # the steps only: validation keeps the library's threads
             for b in range(state.batch, batches):
-                # the batch, as floats in [0, 1] on the model's device
-                picked = (
-                    slice(b * batch_size, (b + 1) * batch_size)
-                    if rows is None
-                    else rows[b * batch_size : (b + 1) * batch_size]
-                )
-                if X_full is not None:
-                    Xb = X_full
-                elif model.engine == "numba":  # gathered, converted and scaled in one compiled pass
-                    Xb = float_batch(X_epoch, picked, dtype)
-                else:
-                    Xb = as_float_batch(X_epoch[picked], dtype, xp)
-                yb = xp.asarray(y_epoch[picked])
+                Xb, yb, P_teacher = source.batch(b)
                 lr = state.lr_scale * learning_rate(
                     state.step, total_steps, base_lr, config.schedule, warmup, decay_every, config.decay_factor
                 )
 
-                # forward and backward
-                if teacher is None:
-                    loss, Z = model.loss_and_grad(Xb, yb, label_smoothing=config.label_smoothing)
-                else:
-                    P_teacher = None if P_epoch is None else xp.asarray(P_epoch[picked])
-                    loss, Z = distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher)
-                grad_norm = math.sqrt(float(model.grad @ model.grad))
-
-                # divergence guard, before the update: a refused step never reaches the weights
-                reason = detector(loss, grad_norm)
-                if reason is None and lr * max(grad_norm, 1.0) > overflow:
-                    reason = f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights"
-                if reason:
+                # the step; a refused one never reaches the weights
+                step = train_step(
+                    model,
+                    optimizer,
+                    Xb,
+                    yb,
+                    lr,
+                    label_smoothing=config.label_smoothing,
+                    P_teacher=P_teacher,
+                    temperature=config.distill_temperature,
+                    distill_weight=config.distill_weight,
+                    clip_norm=config.clip_norm,
+                    check=refuse,
+                    before_update=before_update,
+                )
+                loss, grad_norm = step.loss, step.grad_norm
+                if step.refused:
+                    reason = step.refused
                     report = divergence_report(model, Xb, epoch, state.step + 1, b + 1, loss, grad_norm, lr, reason)
                     if config.on_diverge == "recover" and state.lr_scale > 1e-6:
                         state.lr_scale /= 2
@@ -255,18 +221,14 @@ def train_loop(
                     report["kept"] = guard.restore(state.step, loss, model)
                     raise DivergenceError(report_line(report), report)
 
-                # update
-                if config.clip_norm:
-                    clip_grad_norm(model.grad, config.clip_norm)
-                guard.before_update(state.step, loss, lr * grad_norm)
-                optimizer.step(model.theta, model.grad, lr)
+                # the constraints and the average, on the updated weights
                 if constrained:
                     max_norm_(constrained, config.max_norm)
                 if ema is not None:
                     ema.update(model.theta, state.step)
 
                 # bookkeeping
-                correct = int((Z.argmax(axis=1) == yb).sum())
+                correct = int((step.Z.argmax(axis=1) == yb).sum())
                 state.step += 1
                 state.batch = b + 1
                 state.epoch_loss += loss * yb.shape[0]
@@ -298,6 +260,101 @@ def train_loop(
         yield result
         if should_stop and should_stop():
             return
+
+
+class BatchSource:
+    """The batches of every epoch, as the step takes them: floats on the model's device, the
+    labels, and with a teacher its probabilities on the same (augmented) images.
+
+    One of four sources, chosen once from the config:
+
+    - warps (rotation, scale, shear, elastic): each epoch's images warped afresh, in the
+      epoch's order, in one pass (the teacher runs on every batch);
+    - shifts only: each epoch's images shifted, in order, in one pass; a teacher's outputs at
+      every offset are computed once (:func:`teacher_outputs`) and looked up;
+    - several batches, no augmentation: the epoch's order, each batch gathered from the set;
+    - one batch of the whole set, in order: converted to floats once, for every epoch.
+
+    :meth:`start_epoch` draws the epoch's order, then its augmentation, from the epoch's
+    generator; :meth:`batch` returns batch ``b`` of that epoch.
+    """
+
+    def __init__(self, model, config, X, y, image_shape, teacher=None):
+        self.model, self.config, self.X, self.y, self.image_shape = model, config, X, y, image_shape
+        self.teacher, self.temperature = teacher, config.distill_temperature
+        n = X.shape[0]
+        self.batch_size = n if config.batch_size == "full" else min(config.batch_size, n)
+        self.batches = steps_per_epoch(n, config.batch_size)
+        self.warps = config.warps()
+        self.shift = config.augment_shift
+        self.kind = (
+            "warps" if self.warps else "shifts" if self.shift else "shuffled" if self.batches > 1 else "whole set"
+        )
+        # distillation without warps: the teacher's outputs for every image at every
+        # whole-pixel offset are computed once, so each step only looks them up
+        self.P_cache = (
+            None
+            if teacher is None or self.warps
+            else teacher_outputs(teacher, X, image_shape, self.shift, self.temperature, model.dtype)
+        )
+        self.X_epoch = None  # the epoch's augmented images, the buffer reused from epoch to epoch
+        self.y_epoch = self.rows = self.P_epoch = None
+
+    def start_epoch(self, rng):
+        """Draw this epoch's order (when the batches are shuffled), then its augmentation, from ``rng``."""
+        X, y, config, kind = self.X, self.y, self.config, self.kind
+        order = rng.permutation(X.shape[0]) if kind != "whole set" else None
+        if kind == "warps":
+            self.X_epoch = random_warps(
+                X,
+                self.image_shape,
+                rng,
+                rotate=config.augment_rotate,
+                scale=config.augment_scale,
+                shear=config.augment_shear,
+                shift=config.augment_shift,
+                elastic_alpha=config.elastic_alpha,
+                elastic_sigma=config.elastic_sigma,
+                index=order,
+                out=self.X_epoch,
+            )
+            self.y_epoch, self.rows = y[order], None
+        elif kind == "shifts":
+            self.X_epoch, offsets = random_shifts(
+                X, self.image_shape, self.shift, rng, index=order, out=self.X_epoch, return_offsets=True
+            )
+            self.y_epoch, self.rows = y[order], None
+            if self.P_cache is not None:  # (n, k): the teacher's output for each shifted image
+                side = 2 * self.shift + 1
+                self.P_epoch = self.P_cache[(offsets[:, 0] + self.shift) * side + offsets[:, 1] + self.shift, order]
+        elif kind == "shuffled":
+            self.X_epoch, self.y_epoch, self.rows = X, y, order  # gathered batch by batch: no copy of the set
+            self.P_epoch = None if self.P_cache is None else self.P_cache[0]
+        elif self.X_epoch is None:  # the whole set: floats once, for every epoch
+            self.X_epoch = as_float_batch(X, self.model.dtype, self.model.xp)
+            self.y_epoch, self.rows = y, None
+            self.P_epoch = None if self.P_cache is None else self.P_cache[0]
+
+    def batch(self, b):
+        """Batch ``b`` of the epoch: ``(Xb, yb, P_teacher)``, floats in [0, 1] (n, d) on the
+        model's device, labels (n,), the teacher's probabilities (n, k) or None without one."""
+        model, xp = self.model, self.model.xp
+        size = self.batch_size
+        picked = slice(b * size, (b + 1) * size) if self.rows is None else self.rows[b * size : (b + 1) * size]
+        if self.kind == "whole set":
+            Xb = self.X_epoch
+        elif model.engine == "numba":  # gathered, converted and scaled in one compiled pass
+            Xb = float_batch(self.X_epoch, picked, model.dtype)
+        else:
+            Xb = as_float_batch(self.X_epoch[picked], model.dtype, xp)
+        yb = xp.asarray(self.y_epoch[picked])
+        if self.P_epoch is not None:
+            P_teacher = xp.asarray(self.P_epoch[picked])
+        elif self.teacher is not None:
+            P_teacher = teacher_probabilities(self.teacher, Xb, self.temperature, model.dtype)
+        else:
+            P_teacher = None
+        return Xb, yb, P_teacher
 
 
 class StepGuard:
@@ -347,26 +404,13 @@ def execution(config, layer_sizes, n_train):
     return {"engine": resolve_engine(config), "threads": choose_threads(layer_sizes, batch, config.threads)}
 
 
-def distilled_loss_and_grad(model, teacher, Xb, yb, config, P_teacher=None):
-    """Like ``model.loss_and_grad``, with the teacher's softened outputs on the same batch
-    (``P_teacher`` if already known) as a second target (see
-    :func:`steadynet.functional.distillation_cross_entropy`)."""
-    T = config.distill_temperature
-    if P_teacher is None:
-        P_teacher = softmax(teacher.forward(Xb) / T).astype(model.dtype, copy=False)  # (n, k)
-    Z = model.forward(Xb, training=True)
-    loss, dZ = distillation_cross_entropy(Z, yb, P_teacher, T, config.distill_weight, config.label_smoothing)
-    model.backward(dZ)
-    return loss, Z
-
-
-def teacher_outputs(teacher, X, image_shape, config, dtype, chunk=8192):
-    """The teacher's probabilities at the distillation temperature for every training image
-    at every whole-pixel offset the shifts can draw: shape (offsets, n, n_classes), offset
-    code ``(dy + s) * (2s + 1) + (dx + s)`` as :func:`random_shifts` numbers them
-    (one offset, 0, without shifts). Costs ``(2s + 1)**2`` forward passes of the teacher
-    over the set, once, instead of one per step."""
-    s, T = config.augment_shift, config.distill_temperature
+def teacher_outputs(teacher, X, image_shape, shift, temperature, dtype, chunk=8192):
+    """The teacher's probabilities at ``temperature`` for every training image at every
+    whole-pixel offset up to ``shift`` (``s``) that the shifts can draw: shape
+    (offsets, n, n_classes), offset code ``(dy + s) * (2s + 1) + (dx + s)`` as
+    :func:`random_shifts` numbers them (one offset, 0, without shifts). Costs
+    ``(2s + 1)**2`` forward passes of the teacher over the set, once, instead of one per step."""
+    s, T = shift, temperature
     offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
     P = np.empty((len(offsets), X.shape[0], teacher.n_classes), dtype=dtype)
     for code, (dy, dx) in enumerate(offsets):
@@ -383,8 +427,10 @@ def rng_state_of(seed, epoch):
 
 
 def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason):
-    """What went wrong at a refused step: where, why, and the first tensor that went
-    non-finite in the order the forward and backward passes computed them (if any did)."""
+    """What went wrong at a refused step: where, why (``reason``, the check's
+    :class:`~steadynet.diagnostics.divergence.Refusal`), and the first tensor that went
+    non-finite in the order the forward and backward passes computed them; if none did, what
+    the check found exploding (``reason.kind``)."""
     xp = model.xp
     checked = [("input batch", Xb)]
     checked += [
@@ -395,8 +441,8 @@ def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason
     checked += [("loss", xp.asarray(loss))]
     checked += [(f"gradient d{name}", g) for name, g in reversed(list(model.grads.items()))]
     first = next((name for name, a in checked if not bool(xp.isfinite(a).all())), None)
-    if first is None:  # finite but exploding
-        first = "gradient norm" if "gradient" in reason else "weights" if "overflow" in reason else "loss"
+    if first is None:  # finite but exploding: what the check found exploding (a plain str blames the loss)
+        first = getattr(reason, "kind", "loss")
     norms = {name: float(xp.linalg.norm(p)) for name, p in model.params.items()}
     return {
         "epoch": epoch,
@@ -406,7 +452,7 @@ def divergence_report(model, Xb, epoch, step, batch, loss, grad_norm, lr, reason
         "grad_norm": grad_norm,
         "learning_rate": lr,
         "first": first,
-        "reason": reason,
+        "reason": str(reason),
         "weight_norms": norms,
     }
 

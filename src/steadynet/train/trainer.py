@@ -2,7 +2,7 @@
 
 What a run folder holds, and the rules for a new run's folder (refused if it holds anything
 unless ``overwrite=True``; paths in the config stored resolved), are in :mod:`steadynet.runs`;
-checkpoints are written by :func:`write_checkpoint`.
+checkpoints are written by :mod:`.checkpoint`.
 
 ``metrics.json``::
 
@@ -14,12 +14,19 @@ checkpoints are written by :func:`write_checkpoint`.
      "divergence": {...} (if diverged)}
 
 ``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record.
+
+This module owns the order of a run. ``_train`` reads top to bottom as labelled stages (the
+config: new run or resume; data and the validation split; model and optimiser; the run
+folder; train; the final weights and the test) over the :func:`~.loop.train_loop`
+generator, whose steps and epochs go to small consumers: :class:`EarlyStopping` (the best
+epoch and the one early-stopping rule), :class:`CheckpointWriter`, :class:`MetricsWriter`,
+:class:`Display` (progress and notices) and the health monitor. Checkpoint files are
+:mod:`.checkpoint`'s, signals :mod:`.signals`', a step :mod:`.step`'s.
 """
 
 import importlib.util
 import os
 import platform
-import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -27,38 +34,30 @@ from contextlib import nullcontext
 import numpy as np
 
 from .._version import __version__
-from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import Dataset, load_data
 from ..data.dataset import check_labels_count_from_zero
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
-from ..errors import ConfigError, ModelFileError, SteadynetError
+from ..errors import ConfigError, ModelFileError
 from ..model import MLP
 from ..optim import make_optimizer
-from ..persistence import (
-    CHECKPOINT_FORMAT,
-    FileWriteError,
-    load_arrays,
-    load_model,
-    model_from,
-    save_arrays,
-    save_model,
-)
+from ..persistence import FileWriteError, load_model, save_model
 from ..progress import ProgressBar, epoch_line, in_notebook
-from ..runs import MODEL_FILE, RunFolder, RunFolderLock, resolved_path, write_json
+from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
+from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
 from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
+from .signals import Interrupted, StopRequest, install_signal_handlers, restore_signal_handlers
 from .weights import WeightAverage
 
 
-class Interrupted(SteadynetError):
-    """Training was stopped by SIGINT/SIGTERM; a checkpoint was written."""
-
-
 class RunResult(dict):
-    """What :func:`train` returns: the ``metrics.json`` dict, plus the model as ``.model``."""
+    """What :func:`train` returns: the ``metrics.json`` dict, plus the trained model as ``.model``
+    (None until the run completes)."""
 
-    model = None
+    def __init__(self, *args, model=None, **fields):
+        super().__init__(*args, **fields)
+        self.model = model
 
 
 def split_validation(data, val_size, seed):
@@ -131,7 +130,7 @@ def train(
     RunResult
         The ``metrics.json`` dict; the trained model is ``result.model``.
     """
-    stop = {"requested": False}
+    stop = StopRequest()
     previous_handlers = install_signal_handlers(stop, out) if handle_signals else None
     try:
         with RunFolderLock(out):
@@ -144,19 +143,11 @@ def train(
 
 
 def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_step, on_epoch, plots, overrides):
-    """The body of :func:`train`; ``stop["requested"]`` is set by the signal handlers."""
-    notebook = in_notebook() and not quiet
-    if progress is None:
-        progress = notebook
-    bar = None if quiet else ProgressBar(config.epochs if config else None) if progress is True else (progress or None)
-    user_log = (log or (lambda line: print(line, file=sys.stderr)) if notebook else log) if not quiet else None
+    """The body of :func:`train`, in stages; ``stop`` (a :class:`StopRequest`) is set by the signal handlers."""
+    display = Display(progress, log, quiet, config.epochs if config else None)
+    log = display.log
 
-    def log(line):
-        if user_log:
-            if bar:
-                bar.clear()  # a notice goes above the live line, never into it
-            user_log(line)
-
+    # the config: new run or resume
     checkpoint, resumed_from = None, None
     if resume:
         if out is None:
@@ -178,8 +169,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         config = config.replace(data=os.fspath(data))
         data = None
     config = config.replace(data=resolved_path(config.data), teacher=resolved_path(config.teacher))
-    if bar is not None and bar.epochs is None:
-        bar.epochs = config.epochs
+    display.set_epochs(config.epochs)
 
     # data and the validation split
     if data is None or isinstance(data, (str, os.PathLike)):
@@ -198,89 +188,39 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     teacher = load_teacher(config, data) if config.teacher else None
 
-    # model and optimiser
-    model = MLP(
-        (data.n_features, *config.hidden, data.n_classes),
-        config.activation,
-        init=config.init,
-        dropout=config.dropout,
-        input_dropout=config.input_dropout,
-        dtype=config.dtype,
-        seed=config.seed,
-        device=config.device,
-    )
+    # model and optimiser, and where a resumed run left them
+    model = MLP.from_config(config, data.n_features, data.n_classes)
     optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
     ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
-    state, history, best = LoopState(), [], {"epoch": None, "val_accuracy": -1.0}
+    state, history, best, changed = LoopState(), [], Best(), {}
     if checkpoint:
-        state, history, best = restore_checkpoint(
-            checkpoint, model, optimizer, config, steps_per_epoch(X.shape[0], config.batch_size), log, ema
-        )
-        if state.epoch >= config.epochs and RunFolder(out).completed():
-            raise ConfigError(
-                f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
-                f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2})."
-            )
-        if state.epoch >= config.epochs:  # stopped after its last epoch, before its model and test were written
-            log(
-                f"resuming {out}: its {config.epochs} epochs are trained; writing the model, the test result "
-                f"and the metrics it did not get to"
-            )
-        changed = {
-            k: [getattr(resumed_from, k), getattr(config, k)]
-            for k in RESUME_CHANGES
-            if getattr(resumed_from, k) != getattr(config, k)
-        }
-        log(
-            f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
-            + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items())
-        )
-
-    def save_checkpoint(name="last.npz"):
-        if ckpt_dir:
-            write_checkpoint(os.path.join(ckpt_dir, name), model, optimizer, state, history, best, config, ema)
+        batches = steps_per_epoch(X.shape[0], config.batch_size)
+        state, history, best = restore_checkpoint(checkpoint, model, optimizer, config, batches, log, ema)
+        changed = check_resume_position(out, resumed_from, config, state, log)
+    stopping = EarlyStopping(config.patience, best)
 
     # the run folder: a checkpoint comes first, so a run killed at any later moment can resume
-    ckpt_dir = None
+    checkpoints = CheckpointWriter(out, model, optimizer, state, history, stopping, config, ema)
     if out is not None:
-        ckpt_dir = os.path.join(out, "checkpoints")
         try:
-            os.makedirs(ckpt_dir, exist_ok=True)
+            os.makedirs(checkpoints.folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot create the run folder there ({exc.strerror or exc}).") from None
         if not checkpoint:
-            save_checkpoint()
+            checkpoints.write_last()
+        run = RunFolder(out)
         description = run_description(config, data, model)
-        if checkpoint and os.path.exists(os.path.join(out, "config.json")):
-            description = RunFolder(out).record_resume(description, changed, state)
-        write_json(os.path.join(out, "config.json"), description)
-
-    metrics = RunResult(
-        config=config.to_dict(), status="running", epochs=history, best_epoch=best["epoch"], train_seconds=None
+        if checkpoint and os.path.exists(run.config_path):
+            description = run.record_resume(description, changed, state)
+        write_json(run.config_path, description)
+    metrics = MetricsWriter(
+        out,
+        RunResult(config=config.to_dict(), status="running", epochs=history, best_epoch=best.epoch, train_seconds=None),
     )
     # layer health, sampled a few steps per epoch; a distilled loss is not compared with ln(k)
     monitor = HealthMonitor(model, plain_loss=not config.teacher)
 
-    def step_hook(info):
-        monitor.on_step(info)
-        if bar:
-            bar.on_step(info)
-        if on_step:
-            on_step(info)
-        # the last batch of an epoch is followed by the epoch's own checkpoint
-        if (
-            config.checkpoint_every_steps
-            and info.step % config.checkpoint_every_steps == 0
-            and info.batch < info.batches
-        ):
-            save_checkpoint()
-
-    def resume_hint(exc):
-        return FileWriteError(
-            f"{exc} Training stopped; once the problem is fixed, `steadynet train "
-            f"--resume {out}` continues from the last checkpoint written."
-        )
-
+    # train
     started = time.perf_counter()
     try:
         for result in train_loop(
@@ -293,76 +233,47 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             X_val=X_val,
             y_val=y_val,
             state=state,
-            on_step=step_hook,
-            should_stop=lambda: stop["requested"],
+            on_step=each(monitor.on_step, display.on_step, on_step, checkpoints.on_step),
+            should_stop=stop,
             log=log,
             ema=ema,
             teacher=teacher,
         ):
             history.append(dict(result.to_dict(), health=monitor.on_epoch(result)))
-            for warning in history[-1]["health"]["warnings"]:
-                log(f"warning: epoch {result.epoch}: {warning}")
-            if bar:
-                bar.on_epoch(result)
-            else:
-                log(epoch_line(result, config.epochs))
+            display.on_epoch(result, history[-1]["health"]["warnings"], config.epochs)
             if on_epoch:
                 on_epoch(result)
-            improved = result.val_accuracy is not None and result.val_accuracy > best["val_accuracy"]
-            if improved:  # the weights validated: the average, when there is one
-                best = {
-                    "epoch": result.epoch,
-                    "val_accuracy": result.val_accuracy,
-                    "theta": model.xp.copy(model.theta if ema is None else ema.theta),
-                }
-                if ckpt_dir:
-                    with ema.applied(model) if ema is not None else nullcontext():
-                        save_model(os.path.join(ckpt_dir, "best.npz"), model, epoch=result.epoch)
-            save_checkpoint()
-            if out is not None:
-                metrics.update(best_epoch=best["epoch"], train_seconds=time.perf_counter() - started)
-                write_json(os.path.join(out, "metrics.json"), metrics)
-            if config.patience and best["epoch"] is not None and result.epoch - best["epoch"] >= config.patience:
+            if stopping.observe(result, model.theta if ema is None else ema.theta):
+                checkpoints.write_best(result.epoch)  # the weights validated: the average, when there is one
+            checkpoints.write_last()
+            metrics.write(best_epoch=stopping.best.epoch, train_seconds=time.perf_counter() - started)
+            if stopping.stopped(result.epoch):
                 log(
                     f"early stopping: no better validation accuracy for {config.patience} epochs; "
-                    f"keeping epoch {best['epoch']}"
+                    f"keeping epoch {stopping.best.epoch}"
                 )
                 break
     except FileWriteError as exc:
-        raise resume_hint(exc) from None
+        raise resume_hint(exc, out) from None
     except DivergenceError as exc:
         exc.report = explain_divergence(exc.report, model, config, X, monitor.recent)
         log(format_causes(exc.report))
         # the last line names the change the first-ranked cause calls for
         first = exc.report["causes"][0]
         exc.args = (report_line(exc.report, f"Most likely {first['cause']}: {first['fix']}."),)
-        metrics.update(status="diverged", divergence=exc.report)
-        if out is not None:
-            write_json(os.path.join(out, "divergence.json"), exc.report)
-            save_model(
-                os.path.join(out, "last_finite.npz"),
-                model,
-                step=exc.report.get("kept", {}).get("step", exc.report["step"]),
-            )
-            write_json(os.path.join(out, "metrics.json"), metrics)
+        metrics.diverged(exc.report, model)
         raise
     finally:
-        if bar:
-            bar.close()
+        display.close()
     train_seconds = time.perf_counter() - started
 
-    if (
-        stop["requested"]
-        and state.epoch < config.epochs
-        and not (config.patience and best["epoch"] and state.epoch - best["epoch"] >= config.patience)
-    ):
-        metrics.update(status="interrupted", train_seconds=train_seconds)
+    # stopped by a signal before the run's end (not by early stopping): a checkpoint to resume from
+    if stop.requested and state.epoch < config.epochs and not stopping.stopped(state.epoch):
         try:
-            save_checkpoint()
-            if out is not None:
-                write_json(os.path.join(out, "metrics.json"), metrics)
+            checkpoints.write_last()
+            metrics.write(status="interrupted", train_seconds=train_seconds)
         except FileWriteError as exc:
-            raise resume_hint(exc) from None
+            raise resume_hint(exc, out) from None
         where = f"epoch {state.epoch + 1}, batch {state.batch + 1}" if state.batch else f"epoch {state.epoch + 1}"
         raise Interrupted(
             f"training interrupted; checkpoint written, resume at {where} with `steadynet train --resume {out}`."
@@ -370,37 +281,213 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
             else "training interrupted."
         )
 
-    # the averaged weights are the model; early stopping keeps the best epoch's weights
+    # the final weights and the test: the averaged weights are the model; early stopping keeps
+    # the best epoch's weights
     if ema is not None:
         model.theta[...] = ema.theta
-    if config.patience and best.get("theta") is not None:
-        model.theta[...] = best["theta"]
-
-    # test
+    if config.patience and stopping.best.theta is not None:
+        model.theta[...] = stopping.best.theta
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test) if len(data.y_test) else (None, None)
     classification = test_classification(model, data)
-    metrics.update(
+    result = metrics.metrics
+    result.update(
         status="completed",
-        best_epoch=best["epoch"],
+        best_epoch=stopping.best.epoch,
         test_loss=test_loss,
         test_accuracy=test_acc,
         per_class_accuracy=per_class_accuracy(model, data),
         classification=classification,
         train_seconds=train_seconds,
     )
+    result.model = model
     if out is not None:
-        save_model(os.path.join(out, MODEL_FILE), model, epoch=state.epoch)
-        write_json(os.path.join(out, "metrics.json"), metrics)
+        save_model(RunFolder(out).model_path, model, epoch=state.epoch)
+        metrics.write()
         if plots and importlib.util.find_spec("matplotlib") is None:
             log("plots skipped: matplotlib is not installed (pip install 'steadynet[plot]')")
         elif plots:
             from ..report import write_run_plots
 
-            log(f"drawing the plots into {os.path.join(out, 'plots')} ...")
-
+            log(f"drawing the plots into {RunFolder(out).plots_dir} ...")
             write_run_plots(out, model=model, data=data, log=log)
-    metrics.model = model
-    return metrics
+    return result
+
+
+def check_resume_position(out, resumed_from, config, state, log):
+    """A resumed run's position against its (possibly changed) config: refuse a finished run
+    that is not extended, and say where it resumes and what changed; returns the changes,
+    ``{setting: [before, after]}``."""
+    if state.epoch >= config.epochs and RunFolder(out).completed():
+        raise ConfigError(
+            f"--resume {out}: the run already finished its {config.epochs} epochs; to train "
+            f"it further pass a larger --epochs (e.g. --epochs {config.epochs * 2})."
+        )
+    if state.epoch >= config.epochs:  # stopped after its last epoch, before its model and test were written
+        log(
+            f"resuming {out}: its {config.epochs} epochs are trained; writing the model, the test result "
+            f"and the metrics it did not get to"
+        )
+    changed = {
+        k: [getattr(resumed_from, k), getattr(config, k)]
+        for k in RESUME_CHANGES
+        if getattr(resumed_from, k) != getattr(config, k)
+    }
+    log(
+        f"resuming {out} at epoch {state.epoch + 1}, step {state.step + 1}"
+        + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items())
+    )
+    return changed
+
+
+def resume_hint(exc, out):
+    """A failed write, with how to continue once the problem is fixed."""
+    return FileWriteError(
+        f"{exc} Training stopped; once the problem is fixed, `steadynet train "
+        f"--resume {out}` continues from the last checkpoint written."
+    )
+
+
+# ------------------------------------------------------------------------- the run's consumers
+
+
+def each(*consumers):
+    """One callable that passes its argument to each of ``consumers`` in turn (None skipped)."""
+    consumers = [c for c in consumers if c is not None]
+
+    def call(info):
+        for consumer in consumers:
+            consumer(info)
+
+    return call
+
+
+class EarlyStopping:
+    """The best epoch by validation accuracy (:class:`Best`), and the one rule that ends a
+    run early: ``patience`` epochs without a better validation accuracy (0: never).
+
+    :meth:`stopped` is asked after every epoch, to end the loop, and after an interrupt, to
+    tell a run that had reached its early stop from one to resume.
+    """
+
+    def __init__(self, patience, best=None):
+        self.patience = patience
+        self.best = best if best is not None else Best()
+
+    def observe(self, result, theta):
+        """Record an epoch's validation accuracy; when it is the best so far, keep a copy of
+        the weights it validated (``theta``) and return True."""
+        if result.val_accuracy is None or not result.val_accuracy > self.best.val_accuracy:
+            return False
+        self.best = Best(result.epoch, result.val_accuracy, theta.copy())
+        return True
+
+    def stopped(self, epoch):
+        """Whether a run with ``epoch`` epochs completed has reached its early stop."""
+        return bool(self.patience) and self.best.epoch is not None and epoch - self.best.epoch >= self.patience
+
+
+class CheckpointWriter:
+    """The run's checkpoints in ``out/checkpoints`` (``folder``): ``last.npz``, everything
+    needed to resume exactly (:func:`write_checkpoint`; at the start, after every epoch, every
+    ``config.checkpoint_every_steps`` steps if set, and on interrupt), and ``best.npz``, the
+    model of the best validation accuracy so far. Without a run folder it writes nothing."""
+
+    def __init__(self, out, model, optimizer, state, history, stopping, config, ema=None):
+        self.run = None if out is None else RunFolder(out)
+        self.folder = None if out is None else self.run.checkpoints_dir
+        self.model, self.optimizer, self.state, self.history = model, optimizer, state, history
+        self.stopping, self.config, self.ema = stopping, config, ema
+
+    def write_last(self):
+        if self.folder:
+            write_checkpoint(
+                self.run.last_checkpoint,
+                self.model,
+                self.optimizer,
+                self.state,
+                self.history,
+                self.stopping.best,
+                self.config,
+                self.ema,
+            )
+
+    def write_best(self, epoch):
+        """The model as validated at ``epoch`` (with the averaged weights, when averaging)."""
+        if self.folder:
+            with self.ema.applied(self.model) if self.ema is not None else nullcontext():
+                save_model(self.run.best_checkpoint, self.model, epoch=epoch)
+
+    def on_step(self, info):
+        """Every ``checkpoint_every_steps`` steps; the last batch of an epoch is followed by the
+        epoch's own checkpoint."""
+        every = self.config.checkpoint_every_steps
+        if every and info.step % every == 0 and info.batch < info.batches:
+            self.write_last()
+
+
+class MetricsWriter:
+    """``metrics.json`` (the module docstring's contract): ``metrics``, the :class:`RunResult`,
+    updated and rewritten after every epoch and at the end; on divergence also
+    ``divergence.json`` and ``last_finite.npz``. Without a run folder only the dict is updated."""
+
+    def __init__(self, out, metrics):
+        self.run, self.metrics = (None if out is None else RunFolder(out)), metrics
+
+    def write(self, **changes):
+        self.metrics.update(changes)
+        if self.run is not None:
+            write_json(self.run.metrics_path, self.metrics)
+
+    def diverged(self, report, model):
+        """The divergence ``report``, and the last finite weights ``model`` holds."""
+        self.metrics.update(status="diverged", divergence=report)
+        if self.run is not None:
+            write_json(self.run.divergence_path, report)
+            save_model(
+                self.run.last_finite_path,
+                model,
+                step=report.get("kept", {}).get("step", report["step"]),
+            )
+            self.write()
+
+
+class Display:
+    """What the person running the run sees: the progress display (``bar``) and the notices
+    (:meth:`log`), from :func:`train`'s ``progress``, ``log`` and ``quiet``."""
+
+    def __init__(self, progress, log, quiet, epochs):
+        notebook = in_notebook() and not quiet
+        if progress is None:
+            progress = notebook
+        self.bar = None if quiet else ProgressBar(epochs) if progress is True else (progress or None)
+        self.user_log = (log or (lambda line: print(line, file=sys.stderr)) if notebook else log) if not quiet else None
+
+    def set_epochs(self, epochs):
+        if self.bar is not None and self.bar.epochs is None:
+            self.bar.epochs = epochs
+
+    def log(self, line):
+        if self.user_log:
+            if self.bar:
+                self.bar.clear()  # a notice goes above the live line, never into it
+            self.user_log(line)
+
+    def on_step(self, info):
+        if self.bar:
+            self.bar.on_step(info)
+
+    def on_epoch(self, result, warnings, epochs):
+        """An epoch's health warnings, then its line (or the progress display's update)."""
+        for warning in warnings:
+            self.log(f"warning: epoch {result.epoch}: {warning}")
+        if self.bar:
+            self.bar.on_epoch(result)
+        else:
+            self.log(epoch_line(result, epochs))
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
 
 
 def test_classification(model, data):
@@ -485,171 +572,3 @@ def check_resume_changes(overrides, out):
             f"--config {RunFolder(out).config_path} to vary the others)."
         )
     return {k: v for k, v in overrides.items() if v is not None}
-
-
-# ------------------------------------------------------------------------- checkpoints
-
-
-def write_checkpoint(path, model, optimizer, state, history, best, config, ema=None):
-    """Everything needed to continue exactly: weights, optimiser state, loop state, RNGs.
-
-    Arrays: the parameters, ``optim.<name>`` (the optimiser's step count and state arrays,
-    and ``optim.ema``, the moving average of the weights, when there is one) and
-    ``best.theta`` (the best epoch's weights, for early stopping). JSON: the config, the
-    :class:`LoopState` (epoch, step, batch, data-order RNG state, running sums), the metrics so
-    far (``history``), the best epoch and the dropout RNG state.
-    """
-    arrays = dict(model.state_dict())
-    arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
-    if ema is not None:
-        arrays["optim.ema"] = to_numpy(ema.theta)
-    if best.get("theta") is not None:
-        arrays["best.theta"] = to_numpy(best["theta"])
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "model": model.config(),
-        "config": config.to_dict(),
-        "state": dict(state.__dict__),
-        "history": history,
-        "best": {"epoch": best["epoch"], "val_accuracy": best["val_accuracy"]},
-        "dropout_rng": dropout_rng_state(model),
-    }
-    save_arrays(path, arrays, meta)
-
-
-def dropout_rng_state(model):
-    """The state of the generator the dropout layers share (NumPy only), or None.
-
-    CuPy's generators cannot export their state, so a run on the GPU resumes with fresh
-    dropout masks: close to, but not bit for bit, the uninterrupted run.
-    """
-    rngs = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
-    if rngs and isinstance(rngs[0], np.random.Generator):
-        return rngs[0].bit_generator.state
-    return None
-
-
-def load_run_for_resume(run_dir):
-    """The config and last checkpoint of a run folder."""
-    path = os.path.join(run_dir, "checkpoints", "last.npz")
-    if not os.path.isfile(path):
-        raise ConfigError(
-            f"--resume {run_dir}: no checkpoint there (expected {path}); if the run was "
-            f"stopped before writing one, start it again."
-        )
-    arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
-    try:
-        config = TrainConfig.from_dict(meta["config"])
-    except (KeyError, ConfigError) as exc:
-        raise ModelFileError(f"{path}: the checkpoint's config is missing or invalid ({exc}).") from None
-    from ..persistence import check_checkpoint_config  # the arrays against the config, before any network is built
-
-    check_checkpoint_config(arrays, meta, path, config.hidden)
-    return config, (arrays, meta, path)
-
-
-def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, ema=None):
-    """Load a checkpoint into ``model``, ``optimizer`` (and ``ema``); return ``(state, history, best)``.
-
-    Every part is checked against the run being resumed, so that a checkpoint that does not
-    belong to it (or was forged) is refused here with :class:`ModelFileError` rather than
-    failing later inside the loop.
-    """
-    arrays, meta, path = checkpoint
-    restored = model_from(arrays, meta, path, model.device)
-    if restored.layer_sizes != model.layer_sizes:
-        raise ModelFileError(
-            f"{path}: the checkpoint holds a {'-'.join(map(str, restored.layer_sizes))} "
-            f"network, but the data now calls for {'-'.join(map(str, model.layer_sizes))}; "
-            f"was the data file changed since the run started?"
-        )
-
-    def check(ok, what):
-        if not ok:
-            raise ValueError(what)
-
-    try:
-        model.theta[...] = restored.theta
-        # the optimiser: a step count and, once it has stepped, every state array
-        optim_state = {k[len("optim.") :]: v for k, v in arrays.items() if k.startswith("optim.")}
-        t = optim_state.get("t")
-        check(t is not None and t.shape == () and t.dtype.kind in "iu" and int(t) >= 0, "optim.t must be a count")
-        for name in optimizer.state_names if int(t) else ():
-            a = optim_state.get(name)
-            check(
-                a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
-                f"optim.{name} must be finite, of shape {model.theta.shape}",
-            )
-        optimizer.load_state_dict(optim_state, model.theta)
-        if ema is not None:
-            a = optim_state.get("ema")
-            check(
-                a is not None and a.shape == model.theta.shape and bool(np.isfinite(a).all()),
-                f"optim.ema must be finite, of shape {model.theta.shape}",
-            )
-            ema.theta[...] = model.xp.asarray(a, dtype=model.dtype)
-        # the loop's position and its random-number generators
-        state = LoopState(**meta["state"])
-        ints = (state.epoch, state.step, state.batch, state.epoch_correct, state.epoch_seen)
-        check(all(isinstance(v, int) and v >= 0 for v in ints), "epoch/step/batch counters must be integers >= 0")
-        check(state.epoch <= config.epochs and state.batch < batches, "the position is past the run's end")
-        check(
-            all(isinstance(v, (int, float)) for v in (state.epoch_loss, state.lr_scale)) and state.lr_scale > 0,
-            "epoch_loss and lr_scale must be numbers",
-        )
-        if state.rng_state is not None:
-            np.random.default_rng().bit_generator.state = state.rng_state
-        dropout = [layer.rng for layer in model.layers if hasattr(layer, "rng")]
-        if dropout and meta.get("dropout_rng"):
-            dropout[0].bit_generator.state = meta["dropout_rng"]  # one generator, shared by the layers
-        elif dropout and log:
-            log(
-                "note: dropout masks after this resume are drawn afresh (the checkpoint holds no "
-                "dropout RNG state), so they differ from the uninterrupted run's"
-            )
-        # the metrics so far and the best epoch
-        history, best = meta["history"], dict(meta["best"])
-        check(isinstance(history, list) and all(isinstance(h, dict) for h in history), "history must be a list")
-        check(
-            (best["epoch"] is None or isinstance(best["epoch"], int))
-            and isinstance(best["val_accuracy"], (int, float)),
-            "best must hold an epoch and an accuracy",
-        )
-        best_theta = arrays.get("best.theta")
-        check(best_theta is None or best_theta.shape == model.theta.shape, "best.theta must be shaped like theta")
-        best["theta"] = None if best_theta is None else model.xp.asarray(best_theta, dtype=model.dtype)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelFileError(f"{path}: not a usable checkpoint for this run ({type(exc).__name__}: {exc}).") from None
-    return state, history, best
-
-
-# ------------------------------------------------------------------------- signals
-
-
-def install_signal_handlers(stop, out=None):
-    """SIGINT/SIGTERM set ``stop["requested"]``; a second SIGINT raises :class:`Interrupted` at
-    once, wherever the run is: every file is written atomically, so none is left half-written."""
-
-    def handler(signum, frame):
-        if stop["requested"] and signum == signal.SIGINT:
-            where = f": resume with `steadynet train --resume {out}`" if out else ""
-            raise Interrupted(f"stopped at once by a second Ctrl-C; the last checkpoint written is intact{where}.")
-        stop["requested"] = True
-        print(
-            f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint "
-            f"(Ctrl-C again to quit at once)",
-            file=sys.stderr,
-        )
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread
-            pass
-    return previous
-
-
-def restore_signal_handlers(previous):
-    for sig, h in previous.items():
-        signal.signal(sig, h)
