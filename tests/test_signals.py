@@ -15,6 +15,7 @@ from conftest import make_blobs
 from steadynet import load
 from steadynet.data.npz import write_npz
 from steadynet.persistence import CHECKPOINT_FORMAT, load_arrays
+from steadynet.runs import RunFolder
 
 # 1,800 training images of 8x8 pixels, 113 steps per epoch: a couple of seconds in all, with
 # everything that has state switched on (Adam, dropout, shifts, step checkpoints)
@@ -39,6 +40,9 @@ SETTINGS = [
     "5",
     "--quiet",
 ]
+# the random-kill test's run: ten times as long, so that on a fast machine its nine kills still
+# land before its end (20 epochs train in under a second once NumPy and the data are loaded)
+LONG_SETTINGS = [("200" if prev == "--epochs" else a) for prev, a in zip([None, *SETTINGS], SETTINGS)]
 ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
@@ -55,21 +59,24 @@ def start(args, stderr=subprocess.PIPE):
     )
 
 
-def start_run(data_file, out):
+def start_run(data_file, out, settings=SETTINGS):
     """Start the run, or resume it when it has a checkpoint to resume from."""
     if os.path.exists(os.path.join(out, "checkpoints", "last.npz")):
         return start(["--resume", out, "--quiet"])
-    return start(["--data", data_file, "--out", out, *SETTINGS])
+    return start(["--data", data_file, "--out", out, *settings])
+
+
+def uninterrupted(data_file, out, settings):
+    """The weights of the run done straight."""
+    proc = start(["--data", data_file, "--out", out, *settings])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return load(out).theta
 
 
 @pytest.fixture(scope="module")
 def reference(data_file, tmp_path_factory):
-    """The weights of the uninterrupted run."""
-    out = str(tmp_path_factory.mktemp("ref") / "run")
-    proc = start(["--data", data_file, "--out", out, *SETTINGS])
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    return load(out).theta
+    return uninterrupted(data_file, str(tmp_path_factory.mktemp("ref") / "run"), SETTINGS)
 
 
 def check_run_folder(out):
@@ -148,24 +155,29 @@ def test_second_ctrl_c_exits_at_once_without_corrupting_anything(data_file, refe
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_loses_the_run(data_file, reference, tmp_path):
+def test_sigkill_at_random_moments_never_loses_the_run(data_file, tmp_path):
+    reference = uninterrupted(data_file, str(tmp_path / "straight"), LONG_SETTINGS)
     out = str(tmp_path / "run")
     rng = np.random.default_rng(2024)
     steps, kills = [], 0
     while kills < 9:
-        proc = start_run(data_file, out)
+        proc = start_run(data_file, out, LONG_SETTINGS)
         try:
             proc.wait(timeout=rng.uniform(0.3, 1.2))  # a random moment: start-up, a step, a write
-            break  # the run finished before this kill
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             kills += 1
+        else:
+            assert proc.returncode == 0, proc.communicate()[1]
         steps.append(check_run_folder(out))
-    finish(out)
+        if RunFolder(out).completed():  # finished before this kill (or as it came): nothing to resume
+            break
+    else:
+        finish(out)
 
-    assert kills >= 5
+    assert kills >= 5, steps
     assert steps == sorted(steps)  # never lost a checkpoint
     assert sum(s > 0 for s in steps) >= 3  # most kills landed in the middle of training
-    assert check_run_folder(out) == 20 * 113
+    assert check_run_folder(out) == 200 * 113
     assert np.array_equal(load(out).theta, reference)
