@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ConfigError, SteadynetError
 from .functional import LEAKY_SLOPE
+from .persistence import atomic_write, load_model
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17
@@ -115,8 +116,6 @@ def export_onnx(model, path, input_scale=1.0):
     Returns a dict describing what was written: ``path``, ``bytes``, ``inputs``, ``classes``,
     ``opset``, ``input_scale``.
     """
-    from .persistence import atomic_write, load_model
-
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     proto = to_onnx(model, input_scale)

@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
+from .data.dataset import as_float_batch
 from .errors import ConfigError
+from .functional import LEAKY_SLOPE, softmax_cross_entropy
 
 ENGINES = ("auto", "numpy", "numba")
 INSTALL_HINT = 'pip install "steadynet[fast]" (numba and SciPy)'
@@ -138,8 +140,6 @@ def loss_and_grad(X, y, Ws, bs, dWs, dbs, As, activation):
     loss : float
     Z : ndarray of shape (n, n_classes), the logits.
     """
-    from .functional import LEAKY_SLOPE, softmax_cross_entropy
-
     X, y = np.ascontiguousarray(X), np.asarray(y, dtype=np.int64)
     c = X.dtype.type
     loss, Z, bad = _compiled()["loss_and_grad"](
@@ -170,8 +170,6 @@ def float_batch(X, picked, dtype):
     picked : slice or ndarray of shape (m,) of row indices
     dtype : numpy.dtype, float32 or float64
     """
-    from .data.dataset import as_float_batch
-
     if X.dtype != np.uint8 or X.ndim != 2 or not X.flags.c_contiguous:
         return as_float_batch(X[picked], dtype)
     if isinstance(picked, slice):

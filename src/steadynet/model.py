@@ -10,6 +10,7 @@ prefix slice ``theta[:n_weights]``.
 
 import numpy as np
 
+from . import kernels
 from .backend import get_array_module, to_numpy
 from .data.dataset import as_float_batch
 from .errors import ConfigError
@@ -237,8 +238,6 @@ class MLP:
         """:meth:`loss_and_grad` as one compiled call (:func:`steadynet.kernels.loss_and_grad`).
         The hidden activations go to arrays kept per batch size, which the Activation layers
         then cache as ``A``, as on the NumPy path (health monitor, divergence report)."""
-        from . import kernels
-
         n = X.shape[0]
         hidden = self._hidden_buffers.get(n)
         if hidden is None:

@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from . import blas
-from .backend import array_module_of
+from . import blas, kernels
+from .backend import array_module_of, to_numpy
 from .errors import ConfigError
 
 # Elements per block of the update: each of an update's passes (Adam makes seven) then finds
@@ -154,8 +154,6 @@ class Optimizer:
 
     def state_dict(self):
         """Step count and state arrays (NumPy) for checkpoints."""
-        from .backend import to_numpy
-
         state = {"t": np.array(self.t)}
         if self._buf is not None:
             state.update({name: to_numpy(getattr(self, name)).copy() for name in self.state_names})
@@ -186,8 +184,6 @@ class SGD(Optimizer):
         self.axpby(-lr, grad, 1.0, theta, buf)
 
     def _fused_step(self, lr, theta, grad):
-        from . import kernels
-
         kernels.sgd_step(theta, grad, lr, self.n_weights, self.weight_decay)
 
 
@@ -229,8 +225,6 @@ class Momentum(Optimizer):
             self.axpby(-lr, v, 1.0, theta, buf)
 
     def _fused_step(self, lr, theta, grad):
-        from . import kernels
-
         kernels.momentum_step(theta, grad, self.v, lr, self.momentum, self.nesterov, self.n_weights, self.weight_decay)
 
 
@@ -288,8 +282,6 @@ class Adam(Optimizer):
         self.axpby(-lr * root_bc2 / bc1, buf, 1.0, theta, buf)
 
     def _fused_step(self, lr, theta, grad):
-        from . import kernels
-
         kernels.adam_step(
             theta,
             grad,

@@ -37,8 +37,9 @@ import zipfile
 
 import numpy as np
 
-from .errors import ModelFileError, SteadynetError
-from .model import count_params, param_shapes
+from .data.limits import regular_file
+from .errors import ConfigError, ModelFileError, SteadynetError
+from .model import MLP, count_params, param_shapes
 
 
 class FileWriteError(SteadynetError):
@@ -237,8 +238,6 @@ def load_arrays(path, expected_format):
     ``expected_format`` is a format (``MODEL_FORMAT``, ``CHECKPOINT_FORMAT``) or a tuple of the
     formats accepted.
     """
-    from .data.limits import regular_file
-
     path = os.fspath(path)
     regular_file(path, "model or checkpoint file (.npz)", ModelFileError)  # never a FIFO or /dev/zero
     try:
@@ -328,9 +327,6 @@ def model_from(arrays, meta, path, device="cpu"):
     The architecture in ``meta`` is checked against the arrays, one by one, before the model
     is built, so a forged description cannot make this allocate more than the file holds.
     """
-    from .errors import ConfigError
-    from .model import MLP
-
     params = {k: v for k, v in arrays.items() if not k.startswith(("optim.", "best."))}
     check_params_fit(params, stored_layer_sizes(meta, path), path)
     try:

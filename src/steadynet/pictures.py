@@ -15,7 +15,9 @@ import os
 import numpy as np
 
 from .backend import to_numpy
-from .errors import ConfigError, DataFormatError, SteadynetError
+from .data.limits import regular_file
+from .errors import ConfigError, DataFormatError, ModelFileError, SteadynetError
+from .persistence import load_model
 
 SIDE = 28  # MNIST's field, (28, 28)
 BOX = 20  # the digit is scaled to fit BOX x BOX inside the field
@@ -248,7 +250,6 @@ def load_image(path):
         raise SteadynetError(
             "reading images needs Pillow, which is not installed; install it with `pip install steadynet[images]`."
         ) from None
-    from .data.limits import regular_file
 
     path = os.fspath(path)
     size = regular_file(path, "image file")  # a FIFO is never opened, a device never read
@@ -335,9 +336,6 @@ def predict_images(model, images, top=3, errors="raise"):
     ModelFileError
         If the model's outputs are not finite (weights so large that they overflow).
     """
-    from .errors import ModelFileError
-    from .persistence import load_model
-
     if errors not in ("raise", "report"):
         raise ConfigError(f"errors must be 'raise' or 'report', got {errors!r}.")
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "the model"

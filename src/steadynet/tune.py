@@ -37,8 +37,13 @@ import sys
 import time
 
 from .config import TrainConfig, option_flag
+from .data import Dataset, load_data
 from .errors import ConfigError, SteadynetError
+from .persistence import atomic_write
+from .report import STYLE, esc, png_data_uri, table
 from .runs import RunFolder, write_json
+from .train import DivergenceError, Interrupted, train
+from .viz import figure_png
 
 INSTALL_HINT = "steadynet tune needs Optuna: pip install 'steadynet[tune]'"
 
@@ -359,8 +364,6 @@ def tune(
         else:
             run_worker_processes(out, spec, workers, log)
     except KeyboardInterrupt:
-        from .train import Interrupted
-
         raise Interrupted(
             f"search interrupted; every finished trial is kept in the study, continue it with "
             f"`steadynet tune --resume {out}`."
@@ -384,8 +387,6 @@ def read_spec(out):
 
 def write_spec(out, spec):
     """``study.json``; a storage URL's password is never written."""
-    from .persistence import atomic_write
-
     saved = dict(spec)
     if spec.get("storage"):
         redacted = redact(spec["storage"])
@@ -491,9 +492,6 @@ def retry_unfinished(study, spec, optuna, log):
 def run_worker(out, spec, study, optuna, worker=0, log=None):
     """Run trials in this process until the study holds ``spec["trials"]`` finished ones or
     ``spec["timeout"]`` seconds pass."""
-    from .data import Dataset, load_data
-    from .train import DivergenceError, train
-
     log = log or (lambda line: None)
     goal = spec.get("trials")
     if goal and count(study, FINISHED, optuna) >= goal:
@@ -700,8 +698,6 @@ def study_figures(study, optuna):
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from .viz import figure_png
-
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     varied = {k for t in complete for k in t.params if len({repr(u.params.get(k)) for u in complete}) > 1}
     plots = [
@@ -754,9 +750,6 @@ def study_figures(study, optuna):
 
 def write_study_report(out, study, summary, optuna):
     """``out/report.html``: the study on one self-contained page (plots embedded)."""
-    from .persistence import atomic_write
-    from .report import STYLE, esc, png_data_uri, table
-
     figures = study_figures(study, optuna)
     trials = study.get_trials(deepcopy=False)
     names = sorted({k for t in trials for k in t.params})

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import DataFormatError, SteadynetError
 from .metrics import confident_mistakes
+from .persistence import atomic_write
 
 DPI = 100
 FIGSIZE = {  # (width, height) in inches
@@ -78,8 +79,6 @@ def figure_png(fig):
 
 def save_figure(fig, path):
     """Write ``fig`` as a PNG to ``path``, atomically."""
-    from .persistence import atomic_write
-
     png = figure_png(fig)
     atomic_write(path, lambda f: f.write(png))
     return path

@@ -17,6 +17,7 @@ import sys
 from .. import __version__
 from ..config import option_flag, option_metadata
 from ..errors import SteadynetError
+from ..train import Interrupted
 
 # subcommand name -> module in steadynet.cli
 COMMANDS = {
@@ -109,8 +110,6 @@ def main(argv=None):
     try:
         return args.run(args) or 0
     except SteadynetError as exc:
-        from ..train import Interrupted
-
         print(f"steadynet {args.command}: error: {exc.render(option_flag)}", file=sys.stderr)
         return EXIT_INTERRUPTED if isinstance(exc, Interrupted) else EXIT_ERROR
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """``steadynet compare``: overlay the learning curves of several runs."""
 
+from ..report import write_compare
 from .app import add_common, print_json
 
 
@@ -17,8 +18,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..report import write_compare
-
     path = write_compare(args.run_dirs, args.out)
     if args.json:
         print_json({"plot": path})

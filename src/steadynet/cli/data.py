@@ -2,6 +2,9 @@
 
 import sys
 
+from ..data.fetch import fetch
+from ..data.tools import convert, describe, show
+from ..errors import ConfigError
 from .app import Parser, print_json
 
 MAX_SHOW = 400  # images in one grid: 20x20 is already too small to read on most screens
@@ -80,8 +83,6 @@ def log(line):
 
 
 def run_fetch(args):
-    from ..data.fetch import fetch
-
     path = fetch(args.name, out=args.out, timeout=args.timeout, log=log)
     if args.json:
         print_json({"name": args.name, "path": path})
@@ -91,8 +92,6 @@ def run_fetch(args):
 
 
 def run_info(args):
-    from ..data.tools import describe
-
     report = describe(args.path)
     if args.json:
         print_json(report)
@@ -138,8 +137,6 @@ def checksum_line(c):
 
 
 def run_convert(args):
-    from ..data.tools import convert
-
     result = convert(args.src, args.dst, args.fmt, log=log)
     if args.json:
         print_json(result)
@@ -152,9 +149,6 @@ def run_convert(args):
 
 
 def run_show(args):
-    from ..data.tools import show
-    from ..errors import ConfigError
-
     if not 1 <= args.n <= MAX_SHOW:  # checked before the data is read: 3,000 took 89 s and 1.3 GB
         raise ConfigError(
             f"--n must be 1 to {MAX_SHOW} (a {int(MAX_SHOW**0.5)}x{int(MAX_SHOW**0.5)} grid), got {args.n}."

@@ -2,6 +2,8 @@
 
 import sys
 
+from ..diagnostics.doctor import doctor
+from ..errors import ConfigError
 from .app import add_common, print_json
 from .options import add_config_options, config_from_args
 
@@ -31,9 +33,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..diagnostics.doctor import doctor
-    from ..errors import ConfigError
-
     if args.samples < 32:
         raise ConfigError(f"--samples must be at least 32, got {args.samples}.")
     result = doctor(

@@ -1,6 +1,9 @@
 """``steadynet evaluate``: test accuracy, per-class accuracy, and precision, recall and F1 per
 class of a trained model, a run folder or one of its checkpoints."""
 
+from ..data import check_compatible, load_data
+from ..metrics import classification_report, format_classification_report
+from ..runs import RunFolder
 from .app import add_common, print_json
 
 
@@ -28,8 +31,6 @@ def open_model(path):
     (MLP, str, str or None): the model, the file it came from, and the data set the run was
     trained on when the files say so.
     """
-    from ..runs import RunFolder
-
     model, path, meta = RunFolder(path).load_model(prefer="best")
     # the data: the config.json of the run the file belongs to, else the checkpoint's own config
     run = RunFolder.containing(path)
@@ -41,8 +42,6 @@ def open_model(path):
 
 def run_standardised(path):
     """Whether the run that ``path`` belongs to was trained on standardised inputs."""
-    from ..runs import RunFolder
-
     run = RunFolder.containing(path)
     return run is not None and run.standardised()
 
@@ -54,9 +53,6 @@ def evaluate(model_path, data=None):
     ``test_accuracy``, ``per_class_accuracy`` and ``classification`` (precision, recall and F1
     per class and their macro means, see :func:`steadynet.metrics.classification_report`).
     """
-    from ..data import check_compatible, load_data
-    from ..metrics import classification_report
-
     model, used, run_data = open_model(model_path)
     data = data or run_data or "mnist"
     dataset = load_data(data, standardised=run_standardised(model_path))
@@ -75,8 +71,6 @@ def evaluate(model_path, data=None):
 
 
 def run(args):
-    from ..metrics import format_classification_report
-
     result = evaluate(args.model, args.data)
     if args.json:
         print_json(result)

@@ -1,5 +1,6 @@
 """``steadynet export``: write a trained model as ONNX."""
 
+from ..export import export_onnx
 from .app import add_common, print_json
 
 
@@ -25,8 +26,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..export import export_onnx
-
     result = export_onnx(args.model, args.out, input_scale=1.0 / float(args.pixels))
     if args.json:
         print_json(result)

@@ -4,7 +4,12 @@ import os
 import sys
 
 from ..config import choices_of, parse_hidden
+from ..data import load_data
+from ..diagnostics import check_model_gradients
+from ..errors import ConfigError, DataFormatError
+from ..model import MLP
 from .app import add_common, print_json
+from .evaluate import open_model
 
 
 def add_parser(sub):
@@ -68,12 +73,6 @@ def gradcheck(
 ):
     """Gradient check of a saved model, or of a fresh one, on the first ``batch`` training
     samples of ``data`` (default: the run's own data set, else mnist). Returns a :class:`GradCheckResult`."""
-    from ..data import load_data
-    from ..diagnostics import check_model_gradients
-    from ..errors import ConfigError, DataFormatError
-    from ..model import MLP
-    from .evaluate import open_model
-
     if batch < 1 or per_tensor < 1:
         raise ConfigError(f"--batch-size and --per-tensor must be >= 1, got {batch} and {per_tensor}.")
     if model_path is not None:

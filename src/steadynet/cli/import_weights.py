@@ -7,6 +7,9 @@ import re
 import numpy as np
 
 from ..config import choices_of
+from ..errors import ConfigError, ModelFileError
+from ..model import MLP
+from ..persistence import read_members, save_model
 from .app import add_common, print_json
 
 WEIGHT_NAME = re.compile(r"^(?:w|weight|weights)_?(\d+)$", re.I)
@@ -54,8 +57,6 @@ def add_parser(sub):
 
 def pair_arrays(arrays, where):
     """``[(W, b), ...]`` in layer order from the names in ``arrays``, and how they were named."""
-    from ..errors import ModelFileError
-
     weights = {int(m.group(1)): a for k, a in arrays.items() if (m := WEIGHT_NAME.match(k))}
     biases = {int(m.group(1)): a for k, a in arrays.items() if (m := BIAS_NAME.match(k))}
     if weights:
@@ -101,10 +102,6 @@ def import_weights(path, activation, *, layout="auto", dtype="float32"):
     -------
     (MLP, dict): the model and what was read (``names``, ``layout``, ``layer_sizes``).
     """
-    from ..errors import ConfigError, ModelFileError
-    from ..model import MLP
-    from ..persistence import read_members
-
     where = os.fspath(path)
     if not os.path.isfile(where):
         raise ModelFileError(f"{where}: no such file.")
@@ -147,8 +144,6 @@ def import_weights(path, activation, *, layout="auto", dtype="float32"):
 
 
 def run(args):
-    from ..persistence import save_model
-
     model, info = import_weights(args.weights, args.activation, layout=args.layout, dtype=args.dtype)
     out = args.out or os.path.splitext(args.weights)[0] + "-steadynet.npz"
     save_model(out, model, imported_from=os.path.abspath(args.weights), import_layout=info["layout"])

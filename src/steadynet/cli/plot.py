@@ -2,6 +2,7 @@
 
 import sys
 
+from ..report import write_run_plots
 from .app import add_common, print_json
 
 
@@ -20,8 +21,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..report import write_run_plots
-
     written = write_run_plots(args.run_dir, data=args.data, out=args.out, log=lambda line: print(line, file=sys.stderr))
     if args.json:
         print_json({"plots": written})

@@ -1,5 +1,7 @@
 """``steadynet predict``: classify photos or scans of digits."""
 
+from ..errors import ConfigError
+from ..pictures import predict_images
 from .app import add_common, print_json
 
 
@@ -23,9 +25,6 @@ def run(args):
     """Classify every image; a bad one gets an error line on stderr where its result would be,
     the others are still printed, and the exit status is 1 if any image failed."""
     import sys
-
-    from ..errors import ConfigError
-    from ..pictures import predict_images
 
     if args.top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {args.top}.")

@@ -1,5 +1,6 @@
 """``steadynet report``: one self-contained HTML page about a run."""
 
+from ..report import write_report
 from .app import add_common, print_json
 
 
@@ -18,8 +19,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..report import write_report
-
     path = write_report(args.run_dir, out=args.out, data=args.data)
     if args.json:
         print_json({"report": path})

@@ -2,6 +2,7 @@
 
 import sys
 
+from ..web.server import make_server
 from .app import add_common
 
 
@@ -30,8 +31,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..web.server import make_server
-
     server = make_server(
         args.model, data=args.data, host=args.host, port=args.port, log=lambda line: print(line, file=sys.stderr)
     )

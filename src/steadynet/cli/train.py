@@ -10,6 +10,9 @@ import time
 
 from ..config import option_fields, option_flags
 from ..errors import ConfigError
+from ..progress import ProgressBar, summary_table, terminal_width
+from ..train import train
+from ..web.server import make_server
 from .app import add_common, print_json
 from .options import add_config_options, config_from_args
 
@@ -63,9 +66,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..progress import ProgressBar, summary_table, terminal_width
-    from ..train import train
-
     def log(line):
         print(line, file=sys.stderr, flush=True)
 
@@ -98,8 +98,6 @@ def run(args):
     def start_server(info):
         # the run's first checkpoint is written before the first step: there is a model to show
         if args.serve and not server:
-            from ..web.server import make_server
-
             server["page"] = make_server(out, log=log).start()
             log(f"live page of this run at {server['page'].url}")
 

@@ -4,7 +4,9 @@ import os
 import sys
 import time
 
+from ..errors import ConfigError
 from ..presets import PRESETS
+from ..tune import redact, tune
 from .app import add_common, print_json
 
 
@@ -75,9 +77,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..errors import ConfigError
-    from ..tune import redact, tune
-
     def log(line):
         print(line, file=sys.stderr, flush=True)
 

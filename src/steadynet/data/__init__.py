@@ -18,8 +18,12 @@ import os
 from importlib import import_module
 
 from ..errors import DataFormatError
+from .csv import CSV_SUFFIXES
 from .dataset import Dataset, check_compatible, make_dataset
 from .fetch import REGISTRY, cached_path, fetch
+from .idx import is_idx_folder
+from .images import is_image_folder
+from .limits import regular_file
 
 __all__ = [
     "Dataset",
@@ -66,10 +70,6 @@ def detect_format(path):
     Files are told apart by their first bytes (HDF5 and ZIP signatures), CSV by its suffix;
     folders by what they hold (IDX files, CSV files, or class/split sub-folders).
     """
-    from .csv import CSV_SUFFIXES
-    from .idx import is_idx_folder
-    from .images import is_image_folder
-
     if os.path.isdir(path):
         if is_idx_folder(path):
             return "idx-folder"
@@ -82,7 +82,6 @@ def detect_format(path):
             f"file, or image sub-folders train/<label>/ or <label>/; found "
             f"{sorted(os.listdir(path))[:8]}."
         )
-    from .limits import regular_file
 
     regular_file(path)  # a FIFO would block the open below, a device never end
     with open(path, "rb") as f:

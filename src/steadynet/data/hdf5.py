@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from ..errors import DataFormatError
-from .dataset import make_dataset
+from .dataset import make_dataset, unit_floats_as_uint8
 from .limits import check_expansion, regular_file
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -25,8 +25,6 @@ def read_hdf5_arrays(path):
 
     Returns ``(arrays, names, notices)`` as :func:`steadynet.data.read_arrays` does."""
     import h5py
-
-    from .dataset import unit_floats_as_uint8
 
     regular_file(path, "HDF5 file")  # never a FIFO or a device
     try:

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataFormatError
+from .dataset import make_dataset
 from .limits import MAX_EXPANSION, check_expansion, regular_file
 
 IDX_TYPES: dict[int, np.dtype] = {
@@ -161,8 +162,6 @@ def read_idx_arrays(folder):
 
 def read_idx_folder(folder):
     """Read the four IDX files of a folder into a :class:`Dataset`."""
-    from .dataset import make_dataset
-
     arrays, names, _ = read_idx_arrays(folder)
     return make_dataset(*arrays.values(), source=str(folder), keys=tuple(names.values()))
 

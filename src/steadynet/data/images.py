@@ -24,6 +24,8 @@ import re
 import numpy as np
 
 from ..errors import DataFormatError
+from ..pictures import grey_of
+from .limits import check_expansion, regular_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image of a data set; far beyond any MNIST-like image
@@ -84,7 +86,6 @@ def read_images(items, notices):
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DataFormatError("reading image folders needs Pillow: pip install pillow") from None
-    from .limits import check_expansion, regular_file
 
     stored = sum(regular_file(path, "image file") for path, _ in items)  # bytes on disk, all files
     x, converted = None, set()
@@ -133,8 +134,6 @@ def read_images(items, notices):
 def grey_uint8(im, path):
     """One Pillow image as (h, w) uint8 grey: 8-bit grey as it is, 16-bit grey scaled by 255/65535
     (not clipped), transparency filled as :func:`steadynet.pictures.grey_of` does, colour as luminance."""
-    from ..pictures import grey_of
-
     if im.mode == "L":
         return np.asarray(im)
     if im.mode in ("I", "I;16", "I;16B", "I;16L"):

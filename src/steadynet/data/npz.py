@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataFormatError
+from ..persistence import zip_member_extents
 from .dataset import make_dataset
 from .limits import check_expansion, regular_file
 
@@ -61,8 +62,6 @@ def read_npz_arrays(path):
     """The four arrays of an NPZ data set, as stored, never unpickling anything.
 
     Returns ``(arrays, names, notices)`` as :func:`steadynet.data.read_arrays` does."""
-    from ..persistence import zip_member_extents
-
     path = os.fspath(path)
     regular_file(path)
     try:

@@ -8,6 +8,9 @@ from ..errors import DataFormatError
 from ..viz import plot_samples, save_figure
 from . import FORMATS, detect_format, load_data, read_arrays, resolve, writer
 from .dataset import make_dataset
+from .fetch import REGISTRY, array_sha256, file_hash
+from .hdf5 import stored_layout
+from .idx import find_idx_files
 
 # the suffixes that imply an output format (convert writes every format in FORMATS)
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz"}
@@ -48,8 +51,6 @@ def describe(spec):
         "notices": notices + data.notices,
     }
     if fmt == "hdf5":  # the HDF5 reader hands back float pixels k/255 as uint8: ask the file
-        from .hdf5 import stored_layout
-
         stored = stored_layout(path)
     else:
         stored = {k: (a.dtype, a.shape) for k, a in arrays.items() if a is not None}
@@ -78,8 +79,6 @@ def describe(spec):
 def dataset_hashes(data):
     """SHA-256 of each array as MNIST's files hold it (uint8 pixels and labels), or None where
     the data cannot be stored that way (float pixels off the 0-255 grid, labels above 255)."""
-    from .fetch import array_sha256
-
     hashes = {}
     for key in ("x_train", "y_train", "x_test", "y_test"):
         a = getattr(data, key)
@@ -99,8 +98,6 @@ def match_known(data):
         ``found`` their hashes) or "unknown" (no array matches); ``name``: the registered set;
         ``sha256``: the arrays' hashes.
     """
-    from .fetch import REGISTRY
-
     hashes = dataset_hashes(data)
     best = None
     for name, spec in REGISTRY.items():
@@ -127,9 +124,6 @@ def match_known_files(folder):
     ``name``, ``md5`` (per key). Re-compressed files differ from the published ones even when
     the arrays are equal (gzip stores a time stamp), which is why arrays are compared too.
     """
-    from .fetch import REGISTRY, file_hash
-    from .idx import find_idx_files
-
     md5 = {k: file_hash(p, "md5") for k, p in find_idx_files(folder).items()}
     for name, spec in REGISTRY.items():
         same = [k for k, h in spec.file_md5.items() if md5.get(k) == h]

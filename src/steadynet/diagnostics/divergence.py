@@ -15,6 +15,8 @@ from collections import deque
 import numpy as np
 
 from ..backend import to_numpy
+from ..config import DEFAULT_FULL_BATCH_LEARNING_RATE, DEFAULT_LEARNING_RATE
+from ..data.dataset import as_float_batch
 from ..init import init_rms
 from ..layers import Activation
 from .health import unit_fractions
@@ -175,8 +177,6 @@ def rank_causes(report, config, evidence):
     list of dict
         ``{"cause", "score", "evidence", "fix"}``, sorted by decreasing score.
     """
-    from ..config import DEFAULT_FULL_BATCH_LEARNING_RATE, DEFAULT_LEARNING_RATE
-
     inputs, units, init, steps = (evidence[k] for k in ("inputs", "units", "init", "steps"))
     lr = config.resolved_learning_rate()  # the configured rate; report["learning_rate"] is scheduled
     table = DEFAULT_FULL_BATCH_LEARNING_RATE if config.batch_size == "full" else DEFAULT_LEARNING_RATE
@@ -271,8 +271,6 @@ def explain_divergence(report, model, config, X, recent=None, max_samples=512):
         ``report`` plus ``norm_history`` (the recent steps) and ``causes``
         (:func:`rank_causes`); the input dict is not modified.
     """
-    from ..data.dataset import as_float_batch
-
     Xs = as_float_batch(np.asarray(X[:max_samples]), model.dtype)
     # the accepted steps, then the refused one
     history = list(recent or []) + [{k: report.get(k) for k in ("step", "epoch", "loss", "grad_norm", "learning_rate")}]

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..config import TrainConfig
+from ..data import load_data
 from ..data.dataset import as_float_batch
 from ..model import MLP
 from ..optim import make_optimizer
@@ -110,8 +111,6 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     -------
     DoctorResult
     """
-    from ..data import load_data
-
     log = log or (lambda line: None)
     config = (config or TrainConfig()).validate()
     if data is None:

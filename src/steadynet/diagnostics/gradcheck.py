@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend import to_numpy
+from ..data.dataset import as_float_batch
 from ..errors import ConfigError
+from ..functional import softmax_cross_entropy
+from ..model import MLP, check_input
+from .userparams import UserParams
 
 # per-tensor relative error ||g - n|| / max(||g||, ||n||) limits: (pass below, warn below).
 # A float32 backprop carries ~1e-7 relative rounding per operation, which sums over a batch.
@@ -296,8 +301,6 @@ def check_gradients(
     ConfigError
         If ``params`` or ``grads`` cannot be read as arrays, one per parameter.
     """
-    from .userparams import UserParams
-
     if params is None or (hasattr(params, "__len__") and len(params) == 0):
         raise ConfigError("check_gradients: params must be a non-empty dict of arrays, got an empty one.")
     if isinstance(params, dict):
@@ -750,11 +753,6 @@ def check_model_gradients(model, X, y, *, max_per_tensor=100, label_smoothing=0.
     -------
     GradCheckResult
     """
-    from ..backend import to_numpy
-    from ..data.dataset import as_float_batch
-    from ..functional import softmax_cross_entropy
-    from ..model import MLP, check_input
-
     X = check_input(X, model.n_inputs)
     y = np.asarray(y)
     config = {**model.config(), "dropout": 0.0, "input_dropout": 0.0}

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .userparams import bias_like
+
 ACTIVATIONS = {
     "sigmoid": lambda Z: 0.5 * (1 + np.tanh(0.5 * Z)),
     "tanh": np.tanh,
@@ -138,8 +140,6 @@ class Network:
 
 def pair_layers(names, arrays):
     """``[(W name, b name or None), ...]`` in layer order, from the parameters' names and shapes."""
-    from .userparams import bias_like
-
     layers, pending = [], None
     for name in names:
         a = arrays[name]

@@ -40,11 +40,14 @@ from ..data.dataset import check_labels_count_from_zero
 from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
 from ..errors import ConfigError, ModelFileError
+from ..metrics import classification_report
 from ..model import MLP
 from ..optim import make_optimizer
 from ..persistence import FileWriteError, load_model, save_model
 from ..progress import ProgressBar, epoch_line, in_notebook
+from ..report import write_run_plots
 from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
+from ..threads import describe
 from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
 from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
 from .signals import Interrupted, StopRequest, install_signal_handlers, restore_signal_handlers
@@ -306,8 +309,6 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if plots and importlib.util.find_spec("matplotlib") is None:
             log("plots skipped: matplotlib is not installed (pip install 'steadynet[plot]')")
         elif plots:
-            from ..report import write_run_plots
-
             log(f"drawing the plots into {RunFolder(out).plots_dir} ...")
             write_run_plots(out, model=model, data=data, log=log)
     return result
@@ -492,8 +493,6 @@ class Display:
 
 def test_classification(model, data):
     """Precision, recall and F1 per class on the test set (:func:`steadynet.metrics.classification_report`)."""
-    from ..metrics import classification_report
-
     if not len(data.y_test):
         return None
     return classification_report(data.y_test, model.predict(data.x_test), model.n_classes)
@@ -549,8 +548,6 @@ def run_description(config, data, model):
 
 def execution_record(config, data, model):
     """How the steps ran: ``{"engine": "numba" or "numpy", "threads": {"used", "blas"}}``."""
-    from ..threads import describe
-
     how = execution(config, model.layer_sizes, max(int(data.x_train.shape[0]) - config.val_size, 1))
     return {"engine": how["engine"], "threads": describe(how["threads"])}
 
