@@ -14,7 +14,7 @@ import pytest
 
 from steadynet import viz
 from steadynet.data.npz import write_npz
-from steadynet.metrics import confident_mistakes
+from steadynet.metrics import confident_mistakes, confusion_matrix
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -147,7 +147,7 @@ def test_confusion_matrix_matches_sklearn():
 
     rng = np.random.default_rng(0)
     y, pred = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
-    np.testing.assert_array_equal(viz.confusion_matrix(y, pred, 5), sk_confusion(y, pred, labels=range(5)))
+    np.testing.assert_array_equal(confusion_matrix(y, pred, 5), sk_confusion(y, pred, labels=range(5)))
     fig = viz.plot_confusion(y, pred, 5)
     assert fig.axes[0].get_xlabel() == "predicted class" and fig.axes[0].get_ylabel() == "true class"
     assert f"accuracy {(y == pred).mean():.2%}" in fig.get_suptitle()

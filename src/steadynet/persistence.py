@@ -397,6 +397,6 @@ def load_model(path, device="cpu"):
 
 def run_data_spec(path):
     """The data set a run folder was trained on (from its ``config.json``), or None."""
-    from .runs import RunFolder
+    from .runs import RunFolder  # runs reads and writes through this module
 
     return RunFolder(path).data_spec()

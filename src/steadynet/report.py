@@ -17,7 +17,9 @@ import json
 import math
 import os
 
+from .data import Dataset, load_data
 from .errors import ConfigError, DataFormatError
+from .persistence import atomic_write
 from .runs import RunFolder
 from .viz import (
     RUN_PLOTS,
@@ -329,8 +331,6 @@ def write_report(run_dir, out=None, model=None, data=None):
     -------
     str, the path written.
     """
-    from .persistence import atomic_write
-
     out = out or RunFolder(run_dir).report_path
     page = render_report(run_dir, model, data).encode("utf-8")
     folder = os.path.dirname(os.path.abspath(out))
@@ -345,8 +345,6 @@ def write_report(run_dir, out=None, model=None, data=None):
 def run_data(description, data):
     """The data set to draw test-set plots from: ``data`` (a Dataset, a name or a path), else
     the run's own data set (``description``: its ``config.json``). Returns ``(Dataset or None, why not)``."""
-    from .data import Dataset, load_data
-
     if isinstance(data, Dataset):
         return data, None
     if data is None:

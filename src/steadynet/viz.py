@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .errors import DataFormatError, SteadynetError
-from .metrics import confident_mistakes
+from .metrics import confident_mistakes, confusion_matrix
 from .persistence import atomic_write
 
 DPI = 100
@@ -222,13 +222,6 @@ def plot_samples(X, y, image_shape, n=25, title=None, figsize=None):
         ax.set_title(f"label {int(label)}", fontsize=10)
     fig.suptitle(title or "Sample training images and their labels", fontsize=13)
     return fig
-
-
-def confusion_matrix(y_true, y_pred, n_classes):
-    """Counts ``C[i, j]`` of images of true class ``i`` predicted as ``j``; shape (k, k), int64."""
-    C = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(C, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return C
 
 
 def plot_confusion(y_true, y_pred, n_classes, title=None):
