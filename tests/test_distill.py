@@ -100,9 +100,9 @@ def test_student_learns_from_the_teacher_and_weight_zero_ignores_it(teacher_run)
 def test_teacher_that_does_not_fit_the_data_is_refused(tmp_path):
     other = tmp_path / "other"
     train(data=make_blobs(n_features=25), out=str(other), epochs=1, hidden=(3,), val_size=100, augment_shift=0)
-    with pytest.raises(ConfigError, match=r"--teacher .*other: a 25-3-3 network, but the data calls for 16 inputs"):
+    with pytest.raises(ConfigError, match=r"^teacher .*other: a 25-3-3 network, but the data calls for 16 inputs"):
         train(data=make_blobs(), teacher=str(other), **SMALL)
-    with pytest.raises(ConfigError, match=r"--teacher: .*missing: no such model file or run folder"):
+    with pytest.raises(ConfigError, match=r"^teacher: .*missing: no such model file or run folder"):
         train(data=make_blobs(), teacher=str(tmp_path / "missing"), **SMALL)
 
 

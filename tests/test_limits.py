@@ -135,7 +135,7 @@ def test_config_file_that_is_not_an_object_is_refused():
 
 def test_out_that_is_a_file_is_refused(tmp_path, small):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match=r"--out .*file: cannot create the run folder there"):
+    with pytest.raises(ConfigError, match=r"^out .*file: cannot create the run folder there"):
         train(data=small, out=str(tmp_path / "file"), epochs=1, val_size=50)
 
 

@@ -245,7 +245,7 @@ def test_a_finished_run_is_extended_by_a_larger_epochs_and_the_change_is_recorde
 
 
 def test_resume_refuses_a_folder_without_checkpoint(tmp_path):
-    with pytest.raises(ConfigError, match=r"--resume .*: no checkpoint there"):
+    with pytest.raises(ConfigError, match=r"^resume .*: no checkpoint there"):
         train(None, str(tmp_path), resume=True)
 
 

@@ -72,7 +72,7 @@ def test_overwrite_replaces_a_run_and_leaves_other_files(data, tmp_path):
 def test_a_folder_being_written_by_another_run_is_refused(data, tmp_path):
     out = tmp_path / "run"
     with RunFolderLock(str(out)):  # what a running `steadynet train --out run` holds
-        with pytest.raises(ConfigError, match=r"--out .*run: another run is writing this folder right now"):
+        with pytest.raises(ConfigError, match=r"^out .*run: another run is writing this folder right now"):
             train(FAST, str(out), data=data, overwrite=True)
         with pytest.raises(ConfigError, match=r"another run is writing this folder"):
             train(None, str(out), data=data, resume=True)

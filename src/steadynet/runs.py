@@ -312,7 +312,9 @@ class RunFolder:
         out = self.path
         if not os.path.isdir(out):
             if os.path.exists(out):
-                raise ConfigError(f"--out {out}: is a file, not a folder; choose a folder for the run.")
+                raise ConfigError(
+                    "{out} {path}: is a file, not a folder; choose a folder for the run.", field="out", path=out
+                )
             return
         present = sorted(set(os.listdir(out)) - {LOCK_FILE})
         if not present:
@@ -385,8 +387,10 @@ class RunFolderLock:
                 except OSError:
                     f.close()
                     raise ConfigError(
-                        f"--out {self.out}: another run is writing this folder right now; wait "
-                        f"for it to finish or choose a new folder."
+                        "{out} {path}: another run is writing this folder right now; wait "
+                        "for it to finish or choose a new folder.",
+                        field="out",
+                        path=self.out,
                     ) from None
                 # the holder before us may have removed the file between our open and our lock
                 if os.path.exists(path) and os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
@@ -394,7 +398,10 @@ class RunFolderLock:
                 f.close()
         except OSError as exc:
             raise ConfigError(
-                f"--out {self.out}: cannot create the run folder there ({exc.strerror or exc})."
+                "{out} {path}: cannot create the run folder there ({why}).",
+                field="out",
+                path=self.out,
+                why=exc.strerror or exc,
             ) from None
         self.file = f
         return self

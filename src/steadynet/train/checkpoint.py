@@ -18,6 +18,7 @@ from ..backend import to_numpy
 from ..config import TrainConfig
 from ..errors import ConfigError, ModelFileError
 from ..persistence import CHECKPOINT_FORMAT, check_checkpoint_config, load_arrays, model_from, save_arrays
+from ..runs import RunFolder
 from .loop import LoopState
 
 
@@ -73,11 +74,14 @@ def dropout_rng_state(model):
 
 def load_run_for_resume(run_dir):
     """The config and last checkpoint of a run folder."""
-    path = os.path.join(run_dir, "checkpoints", "last.npz")
+    path = RunFolder(run_dir).last_checkpoint
     if not os.path.isfile(path):
         raise ConfigError(
-            f"--resume {run_dir}: no checkpoint there (expected {path}); if the run was "
-            f"stopped before writing one, start it again."
+            "{resume} {run_dir}: no checkpoint there (expected {path}); if the run was "
+            "stopped before writing one, start it again.",
+            field="resume",
+            run_dir=run_dir,
+            path=path,
         )
     arrays, meta = load_arrays(path, CHECKPOINT_FORMAT)
     try:

@@ -154,7 +154,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     checkpoint, resumed_from = None, None
     if resume:
         if out is None:
-            raise ConfigError("resume needs the run folder (--resume RUN_DIR).")
+            raise ConfigError("{resume} needs {out}, the folder of the run to continue.", field="resume")
         if config is not None:
             raise ConfigError(
                 "resume continues a run with its own config; pass only the settings "
@@ -208,7 +208,12 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         try:
             os.makedirs(checkpoints.folder, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"--out {out}: cannot create the run folder there ({exc.strerror or exc}).") from None
+            raise ConfigError(
+                "{out} {path}: cannot create the run folder there ({why}).",
+                field="out",
+                path=out,
+                why=exc.strerror or exc,
+            ) from None
         if not checkpoint:
             checkpoints.write_last()
         run = RunFolder(out)
@@ -514,11 +519,15 @@ def load_teacher(config, data):
     try:
         teacher = load_model(config.teacher, device=config.device)
     except ModelFileError as exc:
-        raise ConfigError(f"--teacher: {exc}") from None
+        raise ConfigError("{teacher}: {why}", field="teacher", why=exc) from None
     if (teacher.n_inputs, teacher.n_classes) != (data.n_features, data.n_classes):
         raise ConfigError(
-            f"--teacher {config.teacher}: a {'-'.join(map(str, teacher.layer_sizes))} network, "
-            f"but the data calls for {data.n_features} inputs and {data.n_classes} classes."
+            "{teacher} {path}: a {sizes} network, but the data calls for {n_features} inputs and {n_classes} classes.",
+            field="teacher",
+            path=config.teacher,
+            sizes="-".join(map(str, teacher.layer_sizes)),
+            n_features=data.n_features,
+            n_classes=data.n_classes,
         )
     return teacher
 

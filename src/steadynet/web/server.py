@@ -134,7 +134,7 @@ class Server:
         except ImportError:
             raise SteadynetError(WEB_EXTRA_MISSING) from None
         if not 0 <= int(port) <= 65535:
-            raise ConfigError(f"--port must be 0 (any free port) to 65535, got {port}.")
+            raise ConfigError("{port} must be 0 (any free port) to 65535, got {value}.", field="port", value=port)
         try:
             self.sock = socket.create_server(
                 (host, int(port)), family=socket.AF_INET6 if ":" in host else socket.AF_INET
