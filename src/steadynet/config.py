@@ -187,6 +187,12 @@ class TrainConfig:
         0.0, "elastic distortion strength in pixels (0: off; Simard et al.: 34)", "augmentation"
     )
     elastic_sigma: float = setting(4.0, "elastic distortion smoothness in pixels", "augmentation")
+    augment_trial: int = setting(
+        0,
+        "first train this many epochs at each augmentation level up to the one set (none, shifts, affine, "
+        "elastic) and keep the strongest that does not lower validation accuracy (0: off; steadynet/train/trial.py)",
+        "augmentation",
+    )
     max_norm: float | None = setting(
         None, "cap each hidden unit's incoming weight vector at this L2 norm (default: no cap)", "regularisation"
     )
@@ -365,6 +371,18 @@ class TrainConfig:
             "augment_shift",
             "an integer from 0 to 8 (pixels)",
             self.augment_shift,
+        )
+        need(
+            is_int(self.augment_trial) and 0 <= self.augment_trial <= 100,
+            "augment_trial",
+            "an integer from 0 to 100 (epochs)",
+            self.augment_trial,
+        )
+        need(
+            not self.augment_trial or self.val_size > 0,
+            "augment_trial",
+            "0 without a validation split (val_size 0): the trial compares validation accuracies",
+            self.augment_trial,
         )
         for name in ("augment_rotate", "augment_shear"):
             need(

@@ -47,6 +47,7 @@ LAST_FINITE_FILE = "last_finite.npz"
 PLOTS_DIR = "plots"
 REPORT_FILE = "report.html"
 LOCK_FILE = ".lock"
+KEPT_ON_RESUME = ("augmentation_trial",)  # config.json's records of the run's start, carried over by a resume
 # what a run writes: an overwrite removes these (and nothing else); any of them marks a folder as a run's
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, CHECKPOINTS_DIR, PLOTS_DIR, DIVERGENCE_FILE, LAST_FINITE_FILE)
 
@@ -350,11 +351,13 @@ class RunFolder:
         try:
             with open(self.config_path, encoding="utf-8") as f:
                 previous = json.load(f)
-            resumes = list(previous.get("resumes", [])) if isinstance(previous, dict) else []
+            previous = previous if isinstance(previous, dict) else {}
         except (OSError, ValueError):
-            resumes = []
+            previous = {}
+        resumes = list(previous.get("resumes", []))
         resumes.append({"epoch": state.epoch, "step": state.step, "changed": changed, "command": sys.argv})
-        return dict(description, resumes=resumes)
+        kept = {k: previous[k] for k in KEPT_ON_RESUME if k in previous and k not in description}
+        return dict(description, **kept, resumes=resumes)
 
 
 class RunFolderLock:

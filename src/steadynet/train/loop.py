@@ -24,10 +24,12 @@ from ..errors import NonFiniteError
 from ..functional import softmax
 from ..kernels import float_batch, resolve_engine
 from ..kernels import load as load_kernels
+from ..model import MLP
+from ..optim import make_optimizer
 from ..schedules import learning_rate
 from ..threads import blas_threads, choose_threads
 from .step import teacher_probabilities, train_step
-from .weights import hidden_weights, max_norm_
+from .weights import WeightAverage, hidden_weights, max_norm_
 
 
 @dataclass
@@ -87,6 +89,15 @@ class LoopState:
 
 def steps_per_epoch(n, batch_size):
     return 1 if batch_size == "full" else math.ceil(n / batch_size)
+
+
+def build(config, n_features, n_classes):
+    """What a run trains: the model (its initial weights from ``config.seed``), its optimiser,
+    and the moving average of its weights when ``config.ema_decay`` asks for one (else None)."""
+    model = MLP.from_config(config, n_features, n_classes)
+    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
+    ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
+    return model, optimizer, ema
 
 
 def train_loop(

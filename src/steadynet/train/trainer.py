@@ -41,17 +41,15 @@ from ..diagnostics.divergence import explain_divergence, format_causes
 from ..diagnostics.health import HealthMonitor
 from ..errors import ConfigError, ModelFileError
 from ..metrics import classification_report
-from ..model import MLP
-from ..optim import make_optimizer
 from ..persistence import FileWriteError, load_model, save_model
 from ..progress import ProgressBar, epoch_line, in_notebook
 from ..report import write_run_plots
 from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
 from ..threads import describe
 from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
-from .loop import DivergenceError, LoopState, execution, report_line, steps_per_epoch, train_loop
+from .loop import DivergenceError, LoopState, build, execution, report_line, steps_per_epoch, train_loop
 from .signals import Interrupted, StopRequest, install_signal_handlers, restore_signal_handlers
-from .weights import WeightAverage
+from .trial import choose_augmentation
 
 
 class RunResult(dict):
@@ -191,10 +189,20 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     teacher = load_teacher(config, data) if config.teacher else None
 
+    # the augmentation, when asked: chosen on the validation split (a resumed run keeps its choice)
+    trial = None
+    if config.augment_trial:
+        chosen = choose_augmentation(
+            config, X, y, X_val, y_val, data.image_shape, data.n_features, data.n_classes, log, should_stop=stop
+        )
+        if chosen is None:
+            raise Interrupted(
+                "training interrupted during the augmentation trial, before any checkpoint; start it again."
+            )
+        config, trial = chosen
+
     # model and optimiser, and where a resumed run left them
-    model = MLP.from_config(config, data.n_features, data.n_classes)
-    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
-    ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
+    model, optimizer, ema = build(config, data.n_features, data.n_classes)
     state, history, best, changed = LoopState(), [], Best(), {}
     if checkpoint:
         batches = steps_per_epoch(X.shape[0], config.batch_size)
@@ -217,7 +225,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if not checkpoint:
             checkpoints.write_last()
         run = RunFolder(out)
-        description = run_description(config, data, model)
+        description = run_description(config, data, model, trial)
         if checkpoint and os.path.exists(run.config_path):
             description = run.record_resume(description, changed, state)
         write_json(run.config_path, description)
@@ -532,9 +540,10 @@ def load_teacher(config, data):
     return teacher
 
 
-def run_description(config, data, model):
-    """``config.json``: the resolved config, plus what a reader needs to interpret the run."""
-    return {
+def run_description(config, data, model, trial=None):
+    """``config.json``: the resolved config, plus what a reader needs to interpret the run
+    (with ``trial``, the augmentation trial's record, :func:`.trial.choose_augmentation`)."""
+    description = {
         "steadynet_version": __version__,
         "config": config.to_dict(),
         "learning_rate": config.resolved_learning_rate(),
@@ -553,6 +562,9 @@ def run_description(config, data, model):
         "command": sys.argv,
         "execution": execution_record(config, data, model),
     }
+    if trial is not None:
+        description["augmentation_trial"] = trial
+    return description
 
 
 def execution_record(config, data, model):
