@@ -58,9 +58,12 @@ def test_unknown_preset_is_refused():
 def test_run_folder_records_the_preset(tmp_path):
     config = TrainConfig.from_preset("seed", epochs=1, val_size=100, data="blobs")
     train(config, str(tmp_path / "run"), data=make_blobs())
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    description = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved, trial = description["config"], description["augmentation_trial"]
     assert saved["preset"] == "seed" and saved["ema_decay"] == PRESETS["seed"]["ema_decay"]
-    assert TrainConfig.from_dict(saved) == config
+    # what was trained: the preset, with the augmentation its trial chose
+    chosen = next(level["settings"] for level in trial["levels"] if level["name"] == trial["chosen"])
+    assert TrainConfig.from_dict(saved) == config.replace(augment_trial=0, **chosen)
 
 
 def test_resume_refuses_a_preset(tmp_path):

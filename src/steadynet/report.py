@@ -282,6 +282,27 @@ def render_report(run_dir, model=None, data=None):
         out.append("<h2>Test accuracy per class</h2>")
         out.append(table(("class", "accuracy"), list(enumerate(metrics["per_class_accuracy"]))))
 
+    # the augmentation trial: what each level scored on the validation split, and the choice
+    trial = description.get("augmentation_trial")
+    if isinstance(trial, dict) and isinstance(trial.get("levels"), list):
+        out.append("<h2>Augmentation trial</h2>")
+        out.append(
+            f"<p class=note>Before training, {esc(trial.get('epochs'))} epochs at each level of augmentation; "
+            f"kept: <b>{esc(trial.get('chosen'))}</b>, {esc(trial.get('rule'))}.</p>"
+        )
+        rows = [
+            (level.get("name"), level.get("val_accuracy"), level.get("seconds"))
+            for level in trial["levels"]
+            if isinstance(level, dict)
+        ]
+        out.append(
+            table(
+                ("level", "val_accuracy", "seconds"),
+                rows,
+                ["best" if r[0] == trial.get("chosen") else "" for r in rows],
+            )
+        )
+
     # configuration
     out.append("<h2>Configuration</h2>")
     resolved = description.get("learning_rate")
