@@ -1,12 +1,24 @@
 """Accuracy of each preset over several seeds: mean and spread of validation and test accuracy.
 
-Runs ``steadynet train --preset NAME --seed S`` for every preset and seed named, one after
-the other (never side by side: the training times are part of the result), reads each run's
-``metrics.json`` and prints a Markdown table: per preset, the validation and test accuracy of
-every seed, their mean and spread (min-max), and the training time.
+Runs ``steadynet train --preset NAME --seed S --data D`` for every preset, seed and data set
+named, one after the other (never side by side: the training times are part of the result),
+reads each run's ``metrics.json`` and ``config.json`` and prints a Markdown table: per data
+set and preset, the validation and test accuracy of every seed, their mean and spread
+(min-max), the augmentation each run's trial chose (``augment_trial``, see
+steadynet/train/trial.py) and the time: training, and of it the trial.
 
-Run: ``python benchmarks/presets.py`` (all presets, seeds 0-2: about 50 minutes on a 2-core
-machine, `best` takes 45 of them) or ``--presets seed fast --seeds 0 1 2``. Runs that already
+The data sets: ``mnist`` and three proxies for MNIST-like data that is not digits, made from
+MNIST and written once as NPZ files into ``--out``:
+
+- ``mnist-permuted``: every image's pixels in one fixed random order (seed 123), so that
+  neighbouring pixels are unrelated and any shift or warp destroys the signal;
+- ``mnist-rot90``: every image turned 90 degrees, digits no one writes;
+- ``mnist-inverted``: 255 - pixel, dark strokes on a white ground, which shifts and warps
+  pad with black.
+
+Run: ``python benchmarks/presets.py`` (all presets, seeds 0-2, on MNIST: about 55 minutes on a
+2-core machine, `best` takes 48 of them), ``--presets seed fast --seeds 0 1 2``, or
+``--data mnist mnist-permuted mnist-rot90 mnist-inverted`` (four times as long). Runs that already
 finished in ``--out`` are read, not run again, so an interrupted series can be continued.
 Results: docs/accuracy.md and the README.
 """
@@ -18,10 +30,32 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
+
+from steadynet.data import load_data, make_dataset
+from steadynet.data.npz import write_npz
 from steadynet.presets import PRESETS
 
+PROXIES = {
+    "mnist-permuted": lambda X: X[:, np.random.default_rng(123).permutation(X.shape[1])],
+    "mnist-rot90": lambda X: np.ascontiguousarray(np.rot90(X.reshape(-1, 28, 28), 1, axes=(1, 2))).reshape(-1, 784),
+    "mnist-inverted": lambda X: 255 - X,
+}
 
-def run_preset(preset, seed, out):
+
+def data_file(name, folder):
+    """The data set ``name`` as ``steadynet train --data`` takes it: mnist, or a proxy's NPZ file."""
+    if name == "mnist":
+        return name
+    path = os.path.join(folder, name + ".npz")
+    if not os.path.exists(path):
+        d = load_data("mnist")
+        os.makedirs(folder, exist_ok=True)
+        write_npz(path, make_dataset(PROXIES[name](d.x_train), d.y_train, PROXIES[name](d.x_test), d.y_test))
+    return path
+
+
+def run_preset(preset, seed, out, data="mnist"):
     """Train one preset with one seed into ``out`` (unless done already); return its metrics."""
     metrics_path = os.path.join(out, "metrics.json")
     if os.path.exists(metrics_path):
@@ -38,6 +72,8 @@ def run_preset(preset, seed, out):
         preset,
         "--seed",
         str(seed),
+        "--data",
+        data,
         "--out",
         out,
         "--no-plots",
@@ -49,6 +85,15 @@ def run_preset(preset, seed, out):
         return json.load(f)
 
 
+def trial_of(out):
+    """``(chosen level or "-", seconds the trial took)`` from a run folder's config.json."""
+    with open(os.path.join(out, "config.json")) as f:
+        trial = json.load(f).get("augmentation_trial")
+    if not trial:
+        return "-", 0.0
+    return trial["chosen"], sum(level["seconds"] for level in trial["levels"])
+
+
 def percent(values):
     """'mean% (min-max)' over the seeds, e.g. '97.58% (97.51-97.62)'."""
     values = [100 * v for v in values]
@@ -57,22 +102,27 @@ def percent(values):
     return f"{statistics.mean(values):.2f}% ({min(values):.2f}-{max(values):.2f})"
 
 
+def seconds_range(values):
+    return f"{min(values):.0f}-{max(values):.0f} s" if len(values) > 1 else f"{values[0]:.0f} s"
+
+
 def table(results, seeds):
-    """Markdown table: one row per preset, mean (min-max) over the seeds."""
+    """Markdown table: one row per data set and preset, mean (min-max) over the seeds."""
     lines = [
-        "| preset | seeds | val acc, mean (min-max) | test acc, mean (min-max) "
-        "| test acc per seed | training time per run |",
-        "|---|---|---|---|---|---|",
+        "| data | preset | seeds | val acc, mean (min-max) | test acc, mean (min-max) "
+        "| test acc per seed | augmentation chosen | training time per run (of it, the trial) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for preset, runs in results.items():
-        val = [m["epochs"][-1]["val_accuracy"] for m in runs]
-        test = [m["test_accuracy"] for m in runs]
-        seconds = [m["train_seconds"] for m in runs]
+    for (data, preset), runs in results.items():
+        val = [m["epochs"][-1]["val_accuracy"] for m, _ in runs]
+        test = [m["test_accuracy"] for m, _ in runs]
+        trial = [t for _, t in runs]
+        seconds = [m["train_seconds"] + t[1] for m, t in runs]
         per_seed = ", ".join(f"{100 * t:.2f}%" for t in test)
-        time_range = f"{min(seconds):.0f}-{max(seconds):.0f} s" if len(seconds) > 1 else f"{seconds[0]:.0f} s"
+        chosen = ", ".join(name for name, _ in trial)
         lines.append(
-            f"| `{preset}` | {' '.join(map(str, seeds))} | {percent(val)} | {percent(test)} "
-            f"| {per_seed} | {time_range} |"
+            f"| {data} | `{preset}` | {' '.join(map(str, seeds))} | {percent(val)} | {percent(test)} "
+            f"| {per_seed} | {chosen} | {seconds_range(seconds)} ({seconds_range([t[1] for t in trial])}) |"
         )
     return "\n".join(lines)
 
@@ -81,22 +131,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--data", nargs="+", default=["mnist"], choices=["mnist", *PROXIES])
     parser.add_argument(
         "--out", default="runs/presets", help="folder for the runs, one per preset and seed (default runs/presets)"
     )
     args = parser.parse_args(argv)
     results = {}
-    for preset in args.presets:
-        results[preset] = []
-        for seed in args.seeds:
-            metrics = run_preset(preset, seed, os.path.join(args.out, f"{preset}-seed{seed}"))
-            results[preset].append(metrics)
-            print(
-                f"{preset} seed {seed}: val {metrics['epochs'][-1]['val_accuracy']:.4f} "
-                f"test {metrics['test_accuracy']:.4f} in {metrics['train_seconds']:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    for data in args.data:
+        path = data_file(data, args.out)
+        for preset in args.presets:
+            results[data, preset] = []
+            for seed in args.seeds:
+                name = f"{preset}-seed{seed}" if data == "mnist" else f"{data}-{preset}-seed{seed}"
+                out = os.path.join(args.out, name)
+                metrics = run_preset(preset, seed, out, path)
+                results[data, preset].append((metrics, trial_of(out)))
+                print(
+                    f"{data} {preset} seed {seed}: val {metrics['epochs'][-1]['val_accuracy']:.4f} "
+                    f"test {metrics['test_accuracy']:.4f} in {metrics['train_seconds']:.1f} s, "
+                    f"augmentation {trial_of(out)[0]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(table(results, args.seeds))
 
 
