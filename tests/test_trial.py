@@ -137,6 +137,19 @@ def test_resume_keeps_the_choice_and_runs_no_second_trial(tmp_path):
     assert np.array_equal(resumed.model.theta, straight.model.theta)
 
 
+def test_without_augmentation_there_is_nothing_to_try(tmp_path):
+    lines = []
+    train(
+        data=bumps(),
+        out=str(tmp_path / "run"),
+        log=lines.append,
+        **dict(WARPED, augment_shift=0, augment_rotate=0.0, augment_shear=0.0, elastic_alpha=0.0),
+    )
+    trial, config = trial_of(tmp_path / "run")
+    assert trial["levels"] == [] and trial["chosen"] == "none" and config["augment_trial"] == 0
+    assert not any("augmentation trial" in line for line in lines)
+
+
 def test_a_trial_needs_a_validation_split():
     with pytest.raises(ConfigError, match=r"^augment_trial must be 0 without a validation split"):
         TrainConfig(augment_trial=2, val_size=0).validate()

@@ -284,7 +284,7 @@ def render_report(run_dir, model=None, data=None):
 
     # the augmentation trial: what each level scored on the validation split, and the choice
     trial = description.get("augmentation_trial")
-    if isinstance(trial, dict) and isinstance(trial.get("levels"), list):
+    if isinstance(trial, dict) and isinstance(trial.get("levels"), list) and trial["levels"]:
         out.append("<h2>Augmentation trial</h2>")
         out.append(
             f"<p class=note>Before training, {esc(trial.get('epochs'))} epochs at each level of augmentation; "

@@ -90,6 +90,9 @@ def choose_augmentation(config, X, y, X_val, y_val, image_shape, n_features, n_c
         "chosen"}``, for ``config.json``.
     """
     levels = augmentation_levels(config)
+    if len(levels) == 1:  # no augmentation configured: nothing to compare
+        record = {"epochs": config.augment_trial, "rule": "no augmentation configured", "levels": [], "chosen": "none"}
+        return config.replace(augment_trial=0), record
     tried = []
     for name, settings in levels:
         short = trial_config(config, settings)
