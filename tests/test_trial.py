@@ -82,7 +82,8 @@ def test_where_moving_pixels_destroys_the_class_the_trial_picks_no_augmentation(
     # the run trained with the choice, and says so; the trial is not run again by a resume
     assert config["augment_shift"] == 0 and config["elastic_alpha"] == 0 and config["augment_trial"] == 0
     assert result["config"] == config
-    assert any(line.startswith("augmentation trial: chose none") for line in lines)
+    assert any(line.startswith("augmentation trial: keeping none (within") for line in lines)
+    assert all(len(line) <= 79 for line in lines if line.startswith("augmentation trial"))  # an 80-column terminal
     page = open(write_report(str(tmp_path / "run")), encoding="utf-8").read()
     assert ">Augmentation trial</h2>" in page and "kept: <b>none</b>" in page
 

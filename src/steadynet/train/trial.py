@@ -114,16 +114,13 @@ def choose_augmentation(config, X, y, X_val, y_val, image_shape, n_features, n_c
             }
         )
         if log:
-            log(f"augmentation trial: {name} {result.val_accuracy:.4f} validation accuracy after {short.epochs} epochs")
+            log(f"augmentation trial: {name:7s} val acc {result.val_accuracy:.4f} after {short.epochs} epochs")
     best = max(t["val_accuracy"] for t in tried)
     p = min(best, 1 - 0.5 / len(y_val))  # a perfect score still has the error of half a sample
     margin = TOLERANCE_SE * math.sqrt(p * (1 - p) / len(y_val))
     chosen = next(t for t in reversed(tried) if t["val_accuracy"] >= best - margin)
     if log:
-        log(
-            f"augmentation trial: chose {chosen['name']} (the strongest level within {margin:.4f} "
-            f"of the best, {best:.4f})"
-        )
+        log(f"augmentation trial: keeping {chosen['name']} (within {margin:.4f} of the best, {best:.4f})")
     record = {
         "epochs": config.augment_trial,
         "rule": f"the strongest level within {TOLERANCE_SE:g} standard errors ({margin:.4f}) of the best",
