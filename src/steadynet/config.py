@@ -192,6 +192,7 @@ class TrainConfig:
         "first train this many epochs at each augmentation level up to the one set (none, shifts, affine, "
         "elastic) and keep the strongest that does not lower validation accuracy (0: off; steadynet/train/trial.py)",
         "augmentation",
+        metavar="EPOCHS",
     )
     max_norm: float | None = setting(
         None, "cap each hidden unit's incoming weight vector at this L2 norm (default: no cap)", "regularisation"
