@@ -4,8 +4,9 @@
 through it, and ``evaluate``, ``plot``, ``report``, ``serve`` and ``tune`` read through it. A
 run folder holds:
 
-- ``config.json``: the resolved configuration, the data set's description and versions, and
-  each resume's changes (``"resumes"``);
+- ``config.json``: the resolved configuration, the data set's description and versions, the
+  augmentation trial's levels and choice (``"augmentation_trial"``, :mod:`steadynet.train.trial`),
+  and each resume's changes (``"resumes"``);
 - ``metrics.json``: per-epoch metrics and the final test accuracy (the contract is in
   :mod:`steadynet.train.trainer`);
 - ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
