@@ -53,7 +53,10 @@ class ExplosionDetector:
 
     - its loss exceeds ``100 ln(k)`` (the true class gets probability below ``e^-100k``: the
       logits have blown up, whatever came before), or
-    - its gradient norm exceeds ``factor`` times the running median of the accepted steps, or
+    - its gradient norm exceeds ``factor`` times the running median of the accepted steps (or,
+      once the network fits its batches and that median has fallen far below the gradients of
+      the run's first ``window`` steps, ``factor`` times a tenth of their median: a hard batch
+      late in a run that fits the training set is not an explosion), or
     - its loss exceeds ``loss_factor`` times the lower of its running median and the first
       loss, and ``2 ln(k)`` (worse than guessing after training had brought it down).
 
@@ -73,6 +76,7 @@ class ExplosionDetector:
         self.grad_norms = deque(maxlen=window)
         self.losses = deque(maxlen=window)
         self.first_loss = None
+        self.early_grad_norm = None  # the median gradient norm of the first `window` accepted steps
         self._medians = None  # (grad norm, loss) medians, refreshed every few steps
         self._refresh = 0
 
@@ -94,7 +98,7 @@ class ExplosionDetector:
                 self._medians = (median(self.grad_norms), median(self.losses))
             self._refresh = (self._refresh + 1) % 8
             g_med, l_med = self._medians
-            if grad_norm > self.factor * g_med:
+            if grad_norm > self.factor * max(g_med, 0.1 * (self.early_grad_norm or 0.0)):
                 return Refusal(
                     f"gradient norm {grad_norm:.3g} is {grad_norm / g_med:.0f}x its running median {g_med:.3g}",
                     "gradient norm",
@@ -106,6 +110,8 @@ class ExplosionDetector:
             self.first_loss = loss
         self.grad_norms.append(grad_norm)
         self.losses.append(loss)
+        if self.early_grad_norm is None and len(self.grad_norms) == self.grad_norms.maxlen:
+            self.early_grad_norm = median(self.grad_norms)
         return None
 
 
