@@ -8,9 +8,7 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, ImageFilter  # noqa: E402
 
 import steadynet  # noqa: E402
-from steadynet.data.dataset import as_float_batch  # noqa: E402
 from steadynet.errors import ConfigError, DataFormatError  # noqa: E402
-from steadynet.optim import make_optimizer  # noqa: E402
 from steadynet.pictures import load_image, predict_images, preprocess_digit, resample_matrix  # noqa: E402
 
 
@@ -147,21 +145,6 @@ def test_predict_images_needs_an_mnist_shaped_model():
 
 
 # ---------------------------------------------------------------------------- real images
-
-
-@pytest.fixture(scope="module")
-def digit_model(mnist):
-    """784-128-10 ReLU, 2 epochs of Adam on 20,000 MNIST training images (about 94% test)."""
-    model = steadynet.MLP((784, 128, 10), "relu", seed=0)
-    optimizer = make_optimizer("adam", model.n_weights)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        order = rng.permutation(20_000)
-        for start in range(0, 20_000, 100):
-            idx = order[start : start + 100]
-            model.loss_and_grad(as_float_batch(mnist.x_train[idx], model.dtype), mnist.y_train[idx])
-            optimizer.step(model.theta, model.grad, 1e-3)
-    return model
 
 
 def render(digit, rng):
