@@ -382,7 +382,7 @@ class TrainConfig:
         need(
             not self.augment_trial or self.val_size > 0,
             "augment_trial",
-            "0 without a validation split (val_size 0): the trial compares validation accuracies",
+            "0 without a validation split: the trial compares validation accuracies",
             self.augment_trial,
         )
         for name in ("augment_rotate", "augment_shear"):
