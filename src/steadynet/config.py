@@ -29,6 +29,8 @@ from .presets import PRESETS
 from .schedules import SCHEDULES
 from .threads import threads_setting
 
+CENTRE_INPUTS = ("auto", "on", "off")  # steadynet/train/centring.py
+
 # the learning rate each optimiser starts from when none is given
 DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
 # full-batch gradient descent (the seed's mode) takes larger steps: one step per epoch
@@ -125,6 +127,14 @@ class TrainConfig:
         "[0, 1] as they are instead of refusing them",
         "data",
         flags=("--standardised-inputs", "--standardized-inputs"),
+    )
+    centre_inputs: str = setting(
+        "auto",
+        "train the first layer as if each input feature had mean 0 (steadynet/train/centring.py); auto: "
+        "when the inputs' mean exceeds their spread, as on a light ground",
+        "data",
+        flags=("--centre-inputs", "--center-inputs"),
+        choices=CENTRE_INPUTS,
     )
     hidden: tuple = setting(
         (30,), "hidden layer widths, comma-separated, e.g. 30 or 512,256", "network", parse=parse_hidden
@@ -309,6 +319,12 @@ class TrainConfig:
         need(isinstance(self.data, str) and self.data != "", "data", "a path or a registered name", self.data)
         need(
             isinstance(self.standardised_inputs, bool), "standardised_inputs", "true or false", self.standardised_inputs
+        )
+        need(
+            one_of(self.centre_inputs, CENTRE_INPUTS),
+            "centre_inputs",
+            f"one of {list(CENTRE_INPUTS)}",
+            self.centre_inputs,
         )
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         need(

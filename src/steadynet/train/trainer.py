@@ -46,6 +46,7 @@ from ..progress import ProgressBar, epoch_line, in_notebook
 from ..report import write_run_plots
 from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
 from ..threads import describe
+from .centring import centring
 from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
 from .loop import DivergenceError, LoopState, build, execution, report_line, steps_per_epoch, train_loop
 from .signals import Interrupted, StopRequest, install_signal_handlers, restore_signal_handlers
@@ -189,11 +190,26 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     X, y, X_val, y_val = split_validation(data, config.val_size, config.seed)
     teacher = load_teacher(config, data) if config.teacher else None
 
+    # input centring: the per-feature mean of the training split, when the setting asks for it
+    input_mean, centring_record = centring(config.centre_inputs, X)
+    if input_mean is not None and not resume:
+        log(f"centring the inputs (mean {centring_record['mean']:.3f}, std {centring_record['std']:.3f})")
+
     # the augmentation, when asked: chosen on the validation split (a resumed run keeps its choice)
     trial = None
     if config.augment_trial:
         chosen = choose_augmentation(
-            config, X, y, X_val, y_val, data.image_shape, data.n_features, data.n_classes, log, should_stop=stop
+            config,
+            X,
+            y,
+            X_val,
+            y_val,
+            data.image_shape,
+            data.n_features,
+            data.n_classes,
+            log,
+            should_stop=stop,
+            input_mean=input_mean,
         )
         if chosen is None:
             raise Interrupted(
@@ -202,7 +218,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         config, trial = chosen
 
     # model and optimiser, and where a resumed run left them
-    model, optimizer, ema = build(config, data.n_features, data.n_classes)
+    model, optimizer, ema = build(config, data.n_features, data.n_classes, input_mean)
     state, history, best, changed = LoopState(), [], Best(), {}
     if checkpoint:
         batches = steps_per_epoch(X.shape[0], config.batch_size)
@@ -225,7 +241,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         if not checkpoint:
             checkpoints.write_last()
         run = RunFolder(out)
-        description = run_description(config, data, model, trial)
+        description = run_description(config, data, model, trial, centring_record)
         if checkpoint and os.path.exists(run.config_path):
             description = run.record_resume(description, changed, state)
         write_json(run.config_path, description)
@@ -540,9 +556,10 @@ def load_teacher(config, data):
     return teacher
 
 
-def run_description(config, data, model, trial=None):
+def run_description(config, data, model, trial=None, centring_record=None):
     """``config.json``: the resolved config, plus what a reader needs to interpret the run
-    (with ``trial``, the augmentation trial's record, :func:`.trial.choose_augmentation`)."""
+    (with ``trial``, the augmentation trial's record, :func:`.trial.choose_augmentation`;
+    with ``centring_record``, whether the inputs were centred and why, :func:`.centring.centring`)."""
     description = {
         "steadynet_version": __version__,
         "config": config.to_dict(),
@@ -562,6 +579,8 @@ def run_description(config, data, model, trial=None):
         "command": sys.argv,
         "execution": execution_record(config, data, model),
     }
+    if centring_record is not None:
+        description["input_centring"] = centring_record
     if trial is not None:
         description["augmentation_trial"] = trial
     return description

@@ -65,7 +65,9 @@ def trial_config(config, settings):
     )
 
 
-def choose_augmentation(config, X, y, X_val, y_val, image_shape, n_features, n_classes, log=None, should_stop=None):
+def choose_augmentation(
+    config, X, y, X_val, y_val, image_shape, n_features, n_classes, log=None, should_stop=None, input_mean=None
+):
     """Run the trials and pick a level (see the module docstring).
 
     Parameters
@@ -78,6 +80,8 @@ def choose_augmentation(config, X, y, X_val, y_val, image_shape, n_features, n_c
     log : callable(str), optional
     should_stop : callable() -> bool, optional
         Checked after every step of the trials; when it returns True, so does this, with None.
+    input_mean : ndarray of shape (n_features,), optional
+        The run's input centring (:mod:`steadynet.train.centring`), which the trials share.
 
     Returns
     -------
@@ -96,7 +100,7 @@ def choose_augmentation(config, X, y, X_val, y_val, image_shape, n_features, n_c
     tried = []
     for name, settings in levels:
         short = trial_config(config, settings)
-        model, optimizer, ema = build(short, n_features, n_classes)
+        model, optimizer, ema = build(short, n_features, n_classes, input_mean)
         started = time.perf_counter()
         result = None
         for result in train_loop(
