@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import make_blobs
-from steadynet import MLP, train
+from steadynet import MLP, TrainConfig, train
 from steadynet.data import make_dataset
+from steadynet.diagnostics import doctor
 from steadynet.optim import OPTIMIZERS, make_optimizer
 from steadynet.train import centring as centring_module
 from steadynet.train.centring import CentredFirstLayer, centring, input_statistics
@@ -114,6 +115,26 @@ def test_a_centred_run_resumes_exactly(tmp_path):
     train(data=data, out=out, centre_inputs="on", optimizer="adam", learning_rate=0.01, **dict(RUN, epochs=2))
     resumed = train(None, out, data=data, resume=True, epochs=3)
     assert np.array_equal(resumed.model.theta, straight.model.theta)
+
+
+def test_doctor_steps_as_the_run_would_centred_on_a_light_ground():
+    config = TrainConfig(data="light", hidden=(8,), activation="relu", val_size=0)
+
+    def check(result, name):
+        return next(c for c in result.checks if c.name == name)
+
+    centred, raw = (
+        doctor(config, light_ground(), n_samples=400),
+        doctor(config.replace(centre_inputs="off"), light_ground(), n_samples=400),
+    )
+    assert "training centres the first layer" in check(centred, "input scale").message
+    assert "centres" not in check(raw, "input scale").message
+    # the overfit check's steps took the centred path (same start, same batch, other weights)
+    assert (
+        check(centred, "overfit one batch").values["final_loss"] != check(raw, "overfit one batch").values["final_loss"]
+    )
+    dark = doctor(config, dark_strokes(), n_samples=400)
+    assert "centres" not in check(dark, "input scale").message
 
 
 def test_centring_rescues_relu_on_inverted_mnist(mnist):

@@ -3,7 +3,8 @@
 Each check runs on a few thousand training samples in seconds and returns ``ok``, ``warn`` or
 ``fail`` with what it measured and what to change:
 
-1. input scale: pixels as the network sees them are in [0, 1];
+1. input scale: pixels as the network sees them are in [0, 1] (and whether training centres
+   the first layer on them, as on a light ground: ``steadynet.train.centring``);
 2. label balance: every class is present, none dwarfs another;
 3. initial loss: close to ``ln(k)`` with the configured initialisation, few saturated units;
 4. gradient check: steadynet's backprop against central differences on a small batch, and the
@@ -23,7 +24,8 @@ from ..config import TrainConfig
 from ..data import load_data
 from ..data.dataset import as_float_batch
 from ..model import MLP
-from ..optim import make_optimizer
+from ..train.centring import centred_start_, centring
+from ..train.loop import run_optimizer
 from ..train.step import train_step
 from .divergence import Refusal, non_finite, unit_evidence
 from .gradcheck import check_model_gradients
@@ -125,22 +127,26 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     k = data.n_classes
     batch = n_train if config.batch_size == "full" else config.batch_size
     lr = config.resolved_learning_rate() * (batch if summed_gradients else 1)
+    input_mean, centring_record = centring(config.centre_inputs, X)  # the sample's mean, as training's
 
-    def new_model():  # the configured network, without dropout, on the CPU
-        return MLP.from_config(config, data.n_features, k, dropout=0.0, input_dropout=0.0, device="cpu")
+    def new_model():  # the configured network as a run starts it, without dropout, on the CPU
+        model = MLP.from_config(config, data.n_features, k, dropout=0.0, input_dropout=0.0, device="cpu")
+        if input_mean is not None:
+            centred_start_(model, input_mean)
+        return model
 
     checks = []
     log("doctor: input scale and labels")
-    checks.append(check_inputs(X, data.x_train.dtype, data.notices))
+    checks.append(check_inputs(X, data.x_train.dtype, data.notices, centring_record))
     checks.append(check_labels(data.y_train, k))
     log("doctor: initial loss")
     checks.append(check_initial_loss(new_model(), X, y))
     log("doctor: gradient check")
     checks.append(check_gradient(new_model(), X[:8], y[:8], summed_gradients, batch))
     log("doctor: overfit one batch")
-    checks.append(check_overfit(new_model(), X[:32], y[:32], config, lr))
+    checks.append(check_overfit(new_model(), X[:32], y[:32], config, lr, input_mean))
     log("doctor: learning-rate range test")
-    lr_check, suggested = check_learning_rate(new_model(), X, y, config, lr, summed_gradients)
+    lr_check, suggested = check_learning_rate(new_model(), X, y, config, lr, summed_gradients, input_mean)
     checks.append(lr_check)
     return DoctorResult(checks, lr, suggested)
 
@@ -148,8 +154,9 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
 # ------------------------------------------------------------------------------ checks
 
 
-def check_inputs(X, stored_dtype, notices=()):
-    """The scale of the inputs the network will see, and how the file stored them."""
+def check_inputs(X, stored_dtype, notices=(), centring_record=None):
+    """The scale of the inputs the network will see, how the file stored them, and whether
+    training centres them (``centring_record``, from :func:`steadynet.train.centring.centring`)."""
     lo, hi, mean, std = float(X.min()), float(X.max()), float(X.mean()), float(X.std())
     values = {"min": lo, "max": hi, "mean": mean, "std": std, "stored_dtype": str(stored_dtype)}
     seen = f"inputs range {lo:.3g} to {hi:.3g} (mean {mean:.3g}, std {std:.3g})"
@@ -159,6 +166,10 @@ def check_inputs(X, stored_dtype, notices=()):
         seen += f"; the file held {scaled[0].split(': ', 1)[-1]}"
     elif stored_dtype == np.uint8:
         seen += "; the file held 0-255 uint8 pixels, scaled to [0, 1] per batch"
+    if centring_record and centring_record["centred"]:
+        values["centred"] = True
+        why = "as asked" if centring_record["setting"] == "on" else "its mean is above its spread, as on a light ground"
+        seen += f"; training centres the first layer on them ({why}; --centre-inputs)"
     if hi > 1.5 or lo < -1.5:
         return Check(
             "input scale",
@@ -254,10 +265,11 @@ def check_gradient(model, X, y, summed_gradients, batch):
     return Check("gradient check", "ok", seen, values=values)
 
 
-def sgd_steps(model, X, y, config, lr, steps):
-    """Train ``model`` on the fixed batch ``(X, y)`` for ``steps`` steps at constant ``lr``;
-    returns the losses (stops at the first non-finite one)."""
-    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
+def sgd_steps(model, X, y, config, lr, steps, input_mean=None):
+    """Train ``model`` on the fixed batch ``(X, y)`` for ``steps`` steps at constant ``lr``, with
+    the run's optimiser (centred on ``input_mean`` when given); returns the losses (stops at the
+    first non-finite one)."""
+    optimizer = run_optimizer(config, model, input_mean)
     Xd, yd = model.xp.asarray(X), model.xp.asarray(y)
     losses = []
     for _ in range(steps):
@@ -268,8 +280,8 @@ def sgd_steps(model, X, y, config, lr, steps):
     return losses
 
 
-def check_overfit(model, X, y, config, lr, steps=150):
-    losses = sgd_steps(model, X, y, config, lr, steps)
+def check_overfit(model, X, y, config, lr, input_mean=None, steps=150):
+    losses = sgd_steps(model, X, y, config, lr, steps, input_mean)
     final = losses[-1]
     acc = (
         float((to_numpy(model.forward(model.xp.asarray(X))).argmax(axis=1) == y).mean())
@@ -293,10 +305,11 @@ def check_overfit(model, X, y, config, lr, steps=150):
     )
 
 
-def lr_range_test(model, X, y, config, lrs, batch_size=64):
-    """One optimiser step per learning rate in ``lrs`` (increasing), each on the next batch;
-    returns the loss measured before each step, stopping once it explodes."""
-    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
+def lr_range_test(model, X, y, config, lrs, batch_size=64, input_mean=None):
+    """One step of the run's optimiser (centred on ``input_mean`` when given) per learning rate
+    in ``lrs`` (increasing), each on the next batch; returns the loss measured before each step,
+    stopping once it explodes."""
+    optimizer = run_optimizer(config, model, input_mean)
     xp, n = model.xp, X.shape[0]
     losses = []
 
@@ -317,10 +330,10 @@ def lr_range_test(model, X, y, config, lrs, batch_size=64):
     return losses
 
 
-def check_learning_rate(model, X, y, config, lr, summed_gradients, steps=80):
+def check_learning_rate(model, X, y, config, lr, summed_gradients, input_mean=None, steps=80):
     lrs = np.geomspace(1e-4, 1e2, steps)
     batch = 64 if config.batch_size == "full" else min(config.batch_size, 256)
-    losses = np.array(lr_range_test(model, X, y, config, lrs, batch))
+    losses = np.array(lr_range_test(model, X, y, config, lrs, batch, input_mean))
     # smoothed with a short moving average: single batches are noisy
     smooth = np.convolve(losses, np.ones(3) / 3, mode="valid") if len(losses) >= 3 else losses
     best = int(np.argmin(smooth)) + (len(losses) - len(smooth))

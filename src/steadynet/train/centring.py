@@ -14,8 +14,12 @@ training images' mean per feature,
 
 so the optimiser updates ``(W, c)``, whose gradients are those of a network fed centred
 inputs (``dW - outer(mu, db)`` and ``db``), and ``b = c - mu @ W`` is written back after
-each step. The model, its files and everything that reads them see a plain MLP on the raw
-pixels; only the path the weights take changes.
+each step. The run starts where that network starts, ``c`` at its initial value (zero):
+:func:`centred_start_` sets ``b = -mu @ W``, so the first logits are as close together as
+on dark digits (inverted MNIST, 784-100-10 ReLU: initial loss 2.86 from ``b = 0`` against
+ln 10 = 2.30; 5 epochs, seeds 0-2, test 97.69-97.81% against 97.39-97.57%). The model, its
+files and everything that reads them see a plain MLP on the raw pixels; only the path the
+weights take changes.
 """
 
 import numpy as np
@@ -70,6 +74,19 @@ def centring(setting, X):
     centred = setting == "on" or mean > std
     record = {"setting": setting, "mean": round(mean, 4), "std": round(std, 4), "centred": centred}
     return (mu if centred else None), record
+
+
+def centred_start_(model, mu):
+    """Shift the first layer's bias so that ``model`` computes, on raw inputs ``X``, what it
+    would on ``X - mu`` with its initial bias: ``b1 -= mu @ W1`` (in place).
+
+    Parameters
+    ----------
+    model : MLP
+    mu : ndarray of shape (n_inputs,)
+    """
+    W, b = model.params["W1"], model.params["b1"]
+    b -= model.xp.asarray(mu, dtype=model.dtype) @ W
 
 
 class CentredFirstLayer:

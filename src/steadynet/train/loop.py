@@ -28,7 +28,7 @@ from ..model import MLP
 from ..optim import make_optimizer
 from ..schedules import learning_rate
 from ..threads import blas_threads, choose_threads
-from .centring import CentredFirstLayer
+from .centring import CentredFirstLayer, centred_start_
 from .step import teacher_probabilities, train_step
 from .weights import WeightAverage, hidden_weights, max_norm_
 
@@ -95,14 +95,21 @@ def steps_per_epoch(n, batch_size):
 def build(config, n_features, n_classes, input_mean=None):
     """What a run trains: the model (its initial weights from ``config.seed``), its optimiser,
     and the moving average of its weights when ``config.ema_decay`` asks for one (else None).
-    With ``input_mean`` (n_features,) the optimiser updates the first layer as if the inputs
-    were centred on it (:mod:`steadynet.train.centring`)."""
+    With ``input_mean`` (n_features,) the model starts, and the optimiser updates its first
+    layer, as if the inputs were centred on it (:mod:`steadynet.train.centring`)."""
     model = MLP.from_config(config, n_features, n_classes)
-    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
     if input_mean is not None:
-        optimizer = CentredFirstLayer(optimizer, model, input_mean)
+        centred_start_(model, input_mean)
+    optimizer = run_optimizer(config, model, input_mean)
     ema = WeightAverage(model.theta, config.ema_decay) if config.ema_decay else None
     return model, optimizer, ema
+
+
+def run_optimizer(config, model, input_mean=None):
+    """The optimiser ``config`` names for ``model``; with ``input_mean`` (n_features,) it steps
+    the first layer in centred coordinates (:class:`steadynet.train.centring.CentredFirstLayer`)."""
+    optimizer = make_optimizer(config.optimizer, model.n_weights, config.weight_decay, config.momentum)
+    return optimizer if input_mean is None else CentredFirstLayer(optimizer, model, input_mean)
 
 
 def train_loop(
