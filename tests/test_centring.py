@@ -137,6 +137,25 @@ def test_doctor_steps_as_the_run_would_centred_on_a_light_ground():
     assert "centres" not in check(dark, "input scale").message
 
 
+def test_doctor_names_a_light_ground_as_the_cause_of_a_high_first_loss():
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # white images with one dark bar whose place is the class
+        y = rng.integers(0, 10, n)
+        X = np.ones((n, 64), np.float32)
+        for c in range(10):
+            X[y == c, 6 * c : 6 * c + 4] = 0.2
+        return X, y
+
+    data = make_dataset(*draw(600), *draw(200))
+    config = TrainConfig(data="bars", hidden=(100,), activation="relu", val_size=0)
+    raw = doctor(config.replace(centre_inputs="off"), data, n_samples=400).checks[2]
+    centred = doctor(config, data, n_samples=400).checks[2]
+    assert raw.name == "initial loss" and raw.status == "fail" and "--centre-inputs" in raw.fix
+    assert "uniform" not in raw.fix  # the init is the one ReLU is designed for: not the cause
+    assert centred.status == "ok" and centred.values["initial_loss"] < raw.values["initial_loss"] - 0.5
+
+
 def test_centring_rescues_relu_on_inverted_mnist(mnist):
     """Measured on 20,000 inverted MNIST images, one epoch of 784-100-10 ReLU at the default
     learning rate, seeds 0-2: 89.5-90.2% centred, 11.7-61.8% as they are (seed 1: 11.7%)."""

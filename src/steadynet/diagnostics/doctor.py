@@ -23,6 +23,7 @@ from ..backend import to_numpy
 from ..config import TrainConfig
 from ..data import load_data
 from ..data.dataset import as_float_batch
+from ..init import INIT_FOR_ACTIVATION
 from ..model import MLP
 from ..train.centring import centred_start_, centring
 from ..train.loop import run_optimizer
@@ -140,7 +141,7 @@ def doctor(config=None, data=None, *, n_samples=2000, summed_gradients=False, lo
     checks.append(check_inputs(X, data.x_train.dtype, data.notices, centring_record))
     checks.append(check_labels(data.y_train, k))
     log("doctor: initial loss")
-    checks.append(check_initial_loss(new_model(), X, y))
+    checks.append(check_initial_loss(new_model(), X, y, centred=input_mean is not None))
     log("doctor: gradient check")
     checks.append(check_gradient(new_model(), X[:8], y[:8], summed_gradients, batch))
     log("doctor: overfit one batch")
@@ -216,7 +217,9 @@ def check_labels(y, k):
     return Check("label balance", "ok", seen, values=values)
 
 
-def check_initial_loss(model, X, y):
+def check_initial_loss(model, X, y, centred=False):
+    """The loss of the network as a run starts it (``centred``: its first layer centred on the
+    inputs' mean), against chance, and what to change when it starts far from chance."""
     loss = float(model.evaluate(X, y)[0])
     chance = math.log(model.n_classes)
     units = unit_evidence(model, X[:512])
@@ -226,16 +229,32 @@ def check_initial_loss(model, X, y):
     if stuck > 0.5:
         seen += f"; {stuck:.0%} of the hidden units start saturated or dead"
     if loss > chance + 0.5 or stuck > 0.5:
-        return Check(
-            "initial loss",
-            "fail",
-            seen,
-            "use --init glorot_uniform for sigmoid/tanh or he_normal for "
-            "ReLU (the defaults): uniform [0, 1) weights are all positive and far too large, so every "
-            "hidden unit saturates and the logits start far apart",
-            values,
-        )
+        return Check("initial loss", "fail", seen, initial_loss_fix(model, X, centred), values)
     return Check("initial loss", "ok", seen, values=values)
+
+
+def initial_loss_fix(model, X, centred):
+    """What to change when the network starts far from chance, from the likeliest cause."""
+    designed = INIT_FOR_ACTIVATION.get(model.activation)
+    if designed and model.init != designed:
+        why = (
+            ": uniform [0, 1) weights are all positive and far too large, so every hidden unit "
+            "saturates and the logits start far apart"
+            if model.init == "uniform_01"
+            else ""
+        )
+        return f"use --init {designed} for {model.activation} (the default){why}"
+    mean, std = float(X.mean()), float(X.std())
+    if not centred and mean > std:
+        return (
+            f"the inputs share a large common part (mean {mean:.3g} above their spread {std:.3g}, as on "
+            f"a light ground): train with --centre-inputs auto or on, which starts and steps the first "
+            f"layer as if every input had mean 0"
+        )
+    return (
+        f"the init is the one {model.activation} is designed for, so look at the inputs (the input-scale "
+        f"check above) and at the depth: standardise features of very different scales, or try fewer layers"
+    )
 
 
 def check_gradient(model, X, y, summed_gradients, batch):
