@@ -7,9 +7,11 @@ import pytest
 from steadynet.data.augment import (
     elastic_fields,
     gaussian_matrix,
+    ground,
     random_affine_matrices,
     random_shifts,
     random_warps,
+    shift_images,
     warp,
 )
 
@@ -236,6 +238,26 @@ def test_one_pass_of_shifts_in_epoch_order_equals_gathering_then_shifting():
 
 
 @pytest.mark.mnist
+# ------------------------------------------------------------------ the ground
+
+
+def test_what_moves_into_the_frame_is_the_images_ground():
+    dark = images(40)  # MNIST-like: ink in the centre, black frame
+    light = 255 - dark  # dark ink on white
+    assert ground(dark, SHAPE) == 0 and ground(light, SHAPE) == 255 and ground(light, SHAPE).dtype == np.uint8
+    assert ground(1.0 - images(40, dtype=np.float32), SHAPE) == np.float32(1.0)
+    rng = np.random.default_rng(0)
+    moved = random_shifts(light, SHAPE, 2, rng, fill=ground(light, SHAPE)).reshape(-1, 28, 28)
+    assert (moved[:, :2].min(), moved[:, -2:].min(), moved[:, :, :2].min(), moved[:, :, -2:].min()) == (255,) * 4
+    for dy, dx in ((2, -1), (-3, 3)):  # each shift is the reference shift of the inverse, inverted
+        expected = 255 - np.stack([shifted(x, dy, dx) for x in dark])
+        np.testing.assert_array_equal(shift_images(light, SHAPE, dy, dx, fill=255), expected)
+    A = random_affine_matrices(np.random.default_rng(1), 40, rotate=30, scale=0.2, shift=3)
+    warped_light = warp(light, SHAPE, A, fill=255)
+    np.testing.assert_allclose(warped_light.astype(int), 255 - warp(dark, SHAPE, A).astype(int), atol=1)
+    assert not np.array_equal(warp(light, SHAPE, A), warped_light)  # zeros would have drawn a black border
+
+
 def test_digits_stay_learnable_under_the_strongest_preset_warps(mnist):
     """On real digits, the warps of ``--preset best`` keep what each digit is: a network
     trained only on warped images reads plain test digits, and warped ones, well (warps that

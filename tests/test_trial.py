@@ -83,7 +83,8 @@ def test_where_moving_pixels_destroys_the_class_the_trial_picks_no_augmentation(
     assert trial["chosen"] == "none"
     accuracies = {level["name"]: level["val_accuracy"] for level in trial["levels"]}
     assert list(accuracies) == ["none", "shifts", "affine", "elastic"]
-    assert accuracies["none"] > max(accuracies["shifts"], accuracies["affine"], accuracies["elastic"]) + 0.1
+    # clearly, not by noise: over 2 standard errors at 300 validation images (moved pixels fill with the ground, 0.5 here)
+    assert accuracies["none"] > max(accuracies["shifts"], accuracies["affine"], accuracies["elastic"]) + 0.02
     # the run trained with the choice, and says so; the trial is not run again by a resume
     assert config["augment_shift"] == 0 and config["elastic_alpha"] == 0 and config["augment_trial"] == 0
     assert result["config"] == config

@@ -4,6 +4,10 @@ Two families: whole-pixel shifts (:func:`random_shifts`, a slice copy per offset
 free), and warps that resample the image (:func:`random_warps`: rotation, scale, shear,
 sub-pixel translation and elastic distortion, by bilinear interpolation). All of them take
 every random number from the ``rng`` they are given, so a seed fixes the result.
+
+What moves into the frame from outside is the images' ground (:func:`ground`): black for
+MNIST's digits, white for dark ink on a light ground, so a shifted or warped image never
+gains a border its kind of image does not have.
 """
 
 import math
@@ -11,8 +15,27 @@ import math
 import numpy as np
 
 
-def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_offsets=False):
-    """Shift each image by a random whole number of pixels, filling with zeros.
+def ground(X, image_shape, n=10_000):
+    """The images' ground: the median of the pixels on the frame of the first ``n`` images.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, h * w), uint8 or float
+    image_shape : (h, w)
+
+    Returns
+    -------
+    scalar of ``X``'s dtype: 0 for MNIST (every digit sits on black), 255 for its inverse.
+    """
+    h, w = image_shape
+    images = X[:n].reshape(-1, h, w)
+    frame = np.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
+    value = np.median(frame) if frame.size else 0
+    return np.asarray(np.rint(value) if np.issubdtype(X.dtype, np.integer) else value).astype(X.dtype)[()]
+
+
+def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_offsets=False, fill=0):
+    """Shift each image by a random whole number of pixels, filling with ``fill`` (the ground).
 
     Each image gets its own offsets ``(dy, dx)``, drawn uniformly from
     ``[-max_shift, max_shift]``. The work is grouped by offset: one slice copy per distinct
@@ -33,6 +56,8 @@ def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_o
         Receives the result (must not overlap ``X``).
     return_offsets : bool, default=False
         Also return the offsets drawn.
+    fill : scalar, default=0
+        The value of the pixels that move in from outside the frame (:func:`ground`).
 
     Returns
     -------
@@ -44,7 +69,7 @@ def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_o
     index = np.arange(X.shape[0]) if index is None else index
     m, side = index.shape[0], 2 * max_shift + 1
     out = np.empty((m, X.shape[1]), dtype=X.dtype) if out is None else out
-    out.fill(0)
+    out.fill(fill)
     offsets = rng.integers(-max_shift, max_shift + 1, size=(m, 2))  # (m, 2): dy, dx
     codes = (offsets[:, 0] + max_shift) * side + (offsets[:, 1] + max_shift)
     order = np.argsort(codes, kind="stable")
@@ -63,11 +88,11 @@ def random_shifts(X, image_shape, max_shift, rng, index=None, out=None, return_o
     return (out, offsets) if return_offsets else out
 
 
-def shift_images(X, image_shape, dy, dx):
-    """Every image of ``X`` (n, h * w) moved down ``dy`` rows and right ``dx`` columns, zero
-    filled: the same offset for all, as :func:`random_shifts` moves each image."""
+def shift_images(X, image_shape, dy, dx, fill=0):
+    """Every image of ``X`` (n, h * w) moved down ``dy`` rows and right ``dx`` columns, filled
+    with ``fill``: the same offset for all, as :func:`random_shifts` moves each image."""
     h, w = image_shape
-    out = np.zeros_like(X)
+    out = np.full_like(X, fill)
     out.reshape(-1, h, w)[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = X.reshape(-1, h, w)[
         :, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
     ]
@@ -137,10 +162,10 @@ def random_affine_matrices(rng, n, rotate=0.0, scale=0.0, shear=0.0, shift=0.0):
     return A
 
 
-def warp(X, image_shape, A, D=None, out=None):
+def warp(X, image_shape, A, D=None, out=None, fill=0):
     """Resample each image at the source points of an affine map plus a displacement field.
 
-    Bilinear interpolation, computed in float32; points outside the image read zero. Output pixel ``(r, c)`` of
+    Bilinear interpolation, computed in float32; points outside the image read ``fill``. Output pixel ``(r, c)`` of
     image ``i`` takes the input at ``A[i, :, :2] @ (r - r0, c - c0) + (r0, c0) + A[i, :, 2]
     + D[i, :, r, c]``, with ``(r0, c0)`` the image centre.
 
@@ -155,6 +180,8 @@ def warp(X, image_shape, A, D=None, out=None):
         Displacements in pixels (row, col), e.g. :func:`elastic_fields`.
     out : ndarray of shape (n, h * w), optional
         Receives the result in its own dtype (an integer dtype is rounded to nearest).
+    fill : scalar, default=0
+        What points outside the image read (:func:`ground`).
 
     Returns
     -------
@@ -163,11 +190,11 @@ def warp(X, image_shape, A, D=None, out=None):
     h, w = image_shape
     n = X.shape[0]
     out = np.empty(X.shape, dtype=X.dtype) if out is None else out
-    # the images with a border of 2 zero pixels (and one more row and column for the
-    # neighbours): every clipped source point then reads zeros outside the image, no masks
+    # the images with a border of 2 ground pixels (and one more row and column for the
+    # neighbours): every clipped source point then reads the ground outside the image, no masks
     H, W = h + 4, w + 4
     pixels = np.uint8 if X.dtype == np.uint8 else np.float32
-    P = np.zeros((n, H + 1, W + 1), dtype=pixels)
+    P = np.full((n, H + 1, W + 1), fill, dtype=pixels)
     P[:, 2 : h + 2, 2 : w + 2] = X.reshape(n, h, w)
     # each pixel with its right, lower and lower-right neighbours, packed into one element
     # (4 uint8 in a uint32, 4 float32 in a complex128): one gather fetches all four, several
@@ -182,7 +209,7 @@ def warp(X, image_shape, A, D=None, out=None):
     if D is not None:
         S += D.reshape(n, 2, h * w)
     R, C = S[:, 0], S[:, 1]  # (n, h * w) each
-    np.clip(R, -1.5, h + 0.5, out=R)  # beyond these, all four neighbours are border zeros
+    np.clip(R, -1.5, h + 0.5, out=R)  # beyond these, all four neighbours are border ground
     np.clip(C, -1.5, w + 0.5, out=C)
     R0, C0 = np.floor(R), np.floor(C)
     R -= R0  # fractional parts: the bilinear weights
@@ -229,6 +256,7 @@ def random_warps(
     out=None,
     chunk=4096,
     n_fields=1024,
+    fill=0,
 ):
     """Random affine (rotation, scale, shear, translation) and elastic warps of many images.
 
@@ -257,6 +285,8 @@ def random_warps(
         Which images to take, in order (e.g. the epoch's permutation); default all.
     out : ndarray of shape (m, h * w), optional
         Receives the result (``X``'s dtype by default).
+    fill : scalar, default=0
+        What moves in from outside the frame (:func:`ground`).
 
     Returns
     -------
@@ -274,5 +304,5 @@ def random_warps(
     for start in range(0, m, chunk):
         part = slice(start, start + chunk)
         D = None if fields is None else fields[pick[part]] * signs[part]
-        warp(X[index[part]], image_shape, A[part], D, out=out[part])
+        warp(X[index[part]], image_shape, A[part], D, out=out[part], fill=fill)
     return out

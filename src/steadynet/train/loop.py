@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import to_numpy
-from ..data.augment import random_shifts, random_warps, shift_images
+from ..data.augment import ground, random_shifts, random_warps, shift_images
 from ..data.dataset import as_float_batch
 from ..diagnostics.divergence import ExplosionDetector, Refusal
 from ..errors import NonFiniteError
@@ -310,6 +310,8 @@ class BatchSource:
         self.batches = steps_per_epoch(n, config.batch_size)
         self.warps = config.warps()
         self.shift = config.augment_shift
+        # what moves into a shifted or warped frame: black behind MNIST's digits, white behind dark ink
+        self.fill = ground(X, image_shape) if self.warps or self.shift else 0
         self.kind = (
             "warps" if self.warps else "shifts" if self.shift else "shuffled" if self.batches > 1 else "whole set"
         )
@@ -318,7 +320,7 @@ class BatchSource:
         self.P_cache = (
             None
             if teacher is None or self.warps
-            else teacher_outputs(teacher, X, image_shape, self.shift, self.temperature, model.dtype)
+            else teacher_outputs(teacher, X, image_shape, self.shift, self.temperature, model.dtype, fill=self.fill)
         )
         self.X_epoch = None  # the epoch's augmented images, the buffer reused from epoch to epoch
         self.y_epoch = self.rows = self.P_epoch = None
@@ -340,11 +342,12 @@ class BatchSource:
                 elastic_sigma=config.elastic_sigma,
                 index=order,
                 out=self.X_epoch,
+                fill=self.fill,
             )
             self.y_epoch, self.rows = y[order], None
         elif kind == "shifts":
             self.X_epoch, offsets = random_shifts(
-                X, self.image_shape, self.shift, rng, index=order, out=self.X_epoch, return_offsets=True
+                X, self.image_shape, self.shift, rng, index=order, out=self.X_epoch, return_offsets=True, fill=self.fill
             )
             self.y_epoch, self.rows = y[order], None
             if self.P_cache is not None:  # (n, k): the teacher's output for each shifted image
@@ -427,18 +430,20 @@ def execution(config, layer_sizes, n_train):
     return {"engine": resolve_engine(config), "threads": choose_threads(layer_sizes, batch, config.threads)}
 
 
-def teacher_outputs(teacher, X, image_shape, shift, temperature, dtype, chunk=8192):
+def teacher_outputs(teacher, X, image_shape, shift, temperature, dtype, chunk=8192, fill=0):
     """The teacher's probabilities at ``temperature`` for every training image at every
     whole-pixel offset up to ``shift`` (``s``) that the shifts can draw: shape
     (offsets, n, n_classes), offset code ``(dy + s) * (2s + 1) + (dx + s)`` as
     :func:`random_shifts` numbers them (one offset, 0, without shifts). Costs
-    ``(2s + 1)**2`` forward passes of the teacher over the set, once, instead of one per step."""
+    ``(2s + 1)**2`` forward passes of the teacher over the set, once, instead of one per step;
+    the shifts fill with ``fill``, the images' ground, as the training batches' do."""
     s, T = shift, temperature
     offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
     P = np.empty((len(offsets), X.shape[0], teacher.n_classes), dtype=dtype)
     for code, (dy, dx) in enumerate(offsets):
         for start in range(0, X.shape[0], chunk):
-            Xc = as_float_batch(shift_images(X[start : start + chunk], image_shape, dy, dx), teacher.dtype, teacher.xp)
+            shifted = shift_images(X[start : start + chunk], image_shape, dy, dx, fill)
+            Xc = as_float_batch(shifted, teacher.dtype, teacher.xp)
             P[code, start : start + chunk] = to_numpy(softmax(teacher.forward(Xc) / T))
     return P
 
