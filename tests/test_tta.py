@@ -1,12 +1,22 @@
 """Test-time augmentation (steadynet/tta.py): the average over an image and its four one-pixel
-shifts, edges repeated; the auto rule (more than one paired standard error on validation)."""
+shifts, edges repeated; the auto rule (more than one paired standard error on validation);
+and the decision recorded in metrics.json, reproducible and kept on resume."""
+
+import json
+import os
+import signal
 
 import numpy as np
 import pytest
 
-from steadynet import MLP
+from conftest import make_blobs
+from steadynet import MLP, TrainConfig, load, train
+from steadynet.data import make_dataset
 from steadynet.data.augment import shift_images_edge
 from steadynet.errors import ConfigError
+from steadynet.progress import summary_table
+from steadynet.report import write_report
+from steadynet.train import Interrupted
 from steadynet.tta import NO_RECORD, OFFSETS, choose_tta, tta_proba, use_tta
 
 
@@ -120,3 +130,127 @@ def test_use_tta_follows_the_record_and_refuses_on_without_images():
         use_tta("on", None, (10,))
     with pytest.raises(ConfigError, match=r"^tta must be one of \['off', 'on', 'auto'\], got 'yes'"):
         use_tta("yes", None, (28, 28))
+
+
+# ---------------------------------------------------------------------------- training runs
+
+
+def bars(n_train=600, n_test=200, seed=0):
+    """10x10 images of one bright bar, horizontal (class 0), vertical (1) or a square (2), at a
+    random place, with a little noise: a shift by a pixel keeps the class."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n):
+        y = rng.integers(0, 3, n)
+        X = rng.uniform(0, 0.1, (n, 10, 10))
+        for i, (r, c) in enumerate(rng.integers(1, 6, (n, 2))):
+            if y[i] == 0:
+                X[i, r + 1, c : c + 4] = 1.0
+            elif y[i] == 1:
+                X[i, r : r + 4, c + 1] = 1.0
+            else:
+                X[i, r : r + 2, c : c + 2] = 1.0
+        return X.reshape(n, 100).astype(np.float32), y
+
+    return make_dataset(*draw(n_train), *draw(n_test))
+
+
+RUN = dict(hidden=(16,), activation="relu", epochs=3, batch_size=32, val_size=150, seed=1, quiet=True)
+
+
+def metrics_of(out):
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def evidence(record):
+    return {k: v for k, v in record.items() if k != "seconds"}
+
+
+def test_off_records_nothing_measured_and_the_presets_take_auto():
+    result = train(data=bars(), **RUN)
+    assert result["tta"] == {"setting": "off", "used": False}
+    assert TrainConfig().tta == "off"
+    assert all(TrainConfig.from_preset(name).tta == "auto" for name in ("seed", "fast", "best"))
+
+
+def test_on_tests_with_the_average_and_keeps_the_plain_result(tmp_path):
+    data = bars()
+    result = train(data=data, out=str(tmp_path / "run"), tta="on", **RUN)
+    tta, model = result["tta"], result.model
+    assert tta["used"] is True and tta["setting"] == "on" and tta["n"] == 150
+    P = tta_proba(model, data.x_test, (10, 10))
+    assert result["test_accuracy"] == pytest.approx(float((P.argmax(1) == data.y_test).mean()), abs=1e-12)
+    assert result["classification"]["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
+    loss, acc = model.evaluate(data.x_test, data.y_test)
+    assert (tta["test_loss_plain"], tta["test_accuracy_plain"]) == pytest.approx((loss, acc), abs=1e-12)
+    assert metrics_of(tmp_path / "run")["tta"] == tta
+    # the model file is the plain model: TTA is a way of reading it, not a change of it
+    assert np.array_equal(load(str(tmp_path / "run")).theta, model.theta)
+    # the summary table and the report say so in one line each
+    table = summary_table(result)
+    assert "with test-time augmentation" in table
+    assert table.splitlines()[-1].startswith("test-time augmentation used (set on): val acc ")
+    page = open(write_report(str(tmp_path / "run")), encoding="utf-8").read()
+    assert "test-time augmentation used (set on)" in page and "the averaged predictions" in page
+
+
+@pytest.mark.parametrize("seed, used", [(1, True), (2, False)])
+def test_auto_decides_on_validation_and_not_used_leaves_the_run_plain(seed, used):
+    """Seed 1: 0.56 -> 0.68 on validation, three standard errors; seed 2: 0.54 both ways."""
+    data = bars()
+    auto = train(data=data, tta="auto", **dict(RUN, seed=seed))
+    off = train(data=data, tta="off", **dict(RUN, seed=seed))
+    tta = auto["tta"]
+    assert tta["used"] is used and tta["rule"].startswith("used when its validation accuracy")
+    assert (tta["val_accuracy_tta"] - tta["val_accuracy_plain"] > tta["se"]) is used
+    assert np.array_equal(auto.model.theta, off.model.theta)  # the decision comes after training
+    if used:
+        assert tta["test_accuracy_plain"] == off["test_accuracy"] and tta["test_loss_plain"] == off["test_loss"]
+        assert auto["test_accuracy"] != off["test_accuracy"]
+    else:  # tested as a plain run is, bit for bit
+        assert (auto["test_accuracy"], auto["test_loss"]) == (off["test_accuracy"], off["test_loss"])
+        assert auto["classification"] == off["classification"] and "test_accuracy_plain" not in tta
+
+
+def test_auto_without_a_validation_split_or_images_is_off_and_says_why():
+    lines = []
+    result = train(data=bars(), tta="auto", log=lines.append, **dict(RUN, val_size=0, quiet=False))
+    assert result["tta"] == {"setting": "auto", "used": False, "reason": "no validation split to decide on"}
+    assert "test-time augmentation not used: no validation split to decide on" in lines
+    flat = make_blobs(n_features=10)  # samples of shape (10,): nothing to shift
+    result = train(data=flat, tta="auto", **dict(RUN, augment_shift=0, val_size=100))
+    assert result["tta"]["used"] is False and "not images" in result["tta"]["reason"]
+    with pytest.raises(ConfigError, match=r"^tta on needs images .*shape \(10,\); use tta off\.$"):
+        train(data=flat, tta="on", **dict(RUN, augment_shift=0, val_size=100))
+
+
+def test_a_preset_run_records_the_decision_reproducibly(tmp_path):
+    data = bars()
+    # the fast preset, shrunk to these tiny images: 0.63 -> 0.71 on validation, 2.5 standard errors
+    config = TrainConfig.from_preset("fast", epochs=4, hidden=(32,), ema_decay=0.9, batch_size=32, val_size=150, seed=4)
+    for name in ("a", "b"):
+        train(config, str(tmp_path / name), data=data, quiet=True)
+    a, b = metrics_of(tmp_path / "a"), metrics_of(tmp_path / "b")
+    assert a["tta"]["setting"] == "auto" and a["tta"]["used"] is True
+    assert evidence(a["tta"]) == evidence(b["tta"])
+    assert a["test_accuracy"] == b["test_accuracy"]
+
+
+def test_a_resumed_run_makes_the_same_decision(tmp_path):
+    data = bars()
+    run = dict(RUN, tta="on", epochs=2)
+    straight = train(data=data, **run)
+    out = str(tmp_path / "run")
+
+    def interrupt(info):
+        if info.step == info.batches + 3:  # in the second epoch
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train(data=data, out=out, handle_signals=True, on_step=interrupt, **run)
+    assert "tta" not in metrics_of(out)  # decided at the end only
+    resumed = train(data=data, out=out, resume=True, quiet=True)
+    assert np.array_equal(resumed.model.theta, straight.model.theta)
+    assert evidence(resumed["tta"]) == evidence(straight["tta"])
+    assert resumed["test_accuracy"] == straight["test_accuracy"]

@@ -7,8 +7,8 @@ run folder holds:
 - ``config.json``: the resolved configuration, the data set's description and versions, the
   augmentation trial's levels and choice (``"augmentation_trial"``, :mod:`steadynet.train.trial`),
   and each resume's changes (``"resumes"``);
-- ``metrics.json``: per-epoch metrics and the final test accuracy (the contract is in
-  :mod:`steadynet.train.trainer`);
+- ``metrics.json``: per-epoch metrics, the final test accuracy and the test-time augmentation
+  decision (``"tta"``, :mod:`steadynet.tta`); the contract is in :mod:`steadynet.train.trainer`;
 - ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
 - ``checkpoints/last.npz`` (at the start, after every epoch, every
   ``checkpoint_every_steps`` steps if set, and on interrupt): everything needed to resume
