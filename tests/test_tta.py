@@ -1,16 +1,20 @@
 """Test-time augmentation (steadynet/tta.py): the average over an image and its four one-pixel
 shifts, edges repeated; the auto rule (more than one paired standard error on validation);
-and the decision recorded in metrics.json, reproducible and kept on resume."""
+the decision recorded in metrics.json, reproducible and kept on resume; and --tta of
+evaluate and predict, which follow the run's choice."""
 
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
 import pytest
 
 from conftest import make_blobs
-from steadynet import MLP, TrainConfig, load, train
+from steadynet import MLP, TrainConfig, load, save, train
+from steadynet.cli.app import main
+from steadynet.cli.evaluate import evaluate
 from steadynet.data import make_dataset
 from steadynet.data.augment import shift_images_edge
 from steadynet.errors import ConfigError
@@ -254,3 +258,92 @@ def test_a_resumed_run_makes_the_same_decision(tmp_path):
     assert np.array_equal(resumed.model.theta, straight.model.theta)
     assert evidence(resumed["tta"]) == evidence(straight["tta"])
     assert resumed["test_accuracy"] == straight["test_accuracy"]
+
+
+# ---------------------------------------------------------------------------- evaluate and predict
+
+
+@pytest.fixture(scope="module")
+def on_disk(tmp_path_factory):
+    """A run with TTA on, trained on 10x10 bars kept in an .npz (so evaluate can reload them)."""
+    folder = tmp_path_factory.mktemp("tta")
+    d = bars()
+    np.savez(folder / "bars.npz", x_train=d.x_train, y_train=d.y_train, x_test=d.x_test, y_test=d.y_test)
+    result = train(data=str(folder / "bars.npz"), out=str(folder / "run"), tta="on", **RUN)
+    return folder, result
+
+
+def test_evaluate_follows_the_run_unless_told(on_disk, tmp_path, capsys):
+    folder, result = on_disk
+    run = str(folder / "run")
+    auto = evaluate(run)
+    assert auto["tta"] == {
+        "setting": "auto",
+        "used": True,
+        "why": "the run's choice",
+        "test_accuracy_plain": result["tta"]["test_accuracy_plain"],
+    }
+    assert auto["test_accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
+    off = evaluate(run, tta="off")
+    assert off["tta"]["used"] is False and off["test_accuracy"] == result["tta"]["test_accuracy_plain"]
+    # a bare copy of the model file has no record: auto is off, on is on
+    shutil.copy(folder / "run" / "model.npz", tmp_path / "model.npz")
+    bare = str(tmp_path / "model.npz")
+    data = str(folder / "bars.npz")
+    assert evaluate(bare, data)["tta"] == {"setting": "auto", "used": False, "why": NO_RECORD}
+    assert evaluate(bare, data, tta="on")["test_accuracy"] == auto["test_accuracy"]
+    # the command line: --json says whether it was used; the text says so in one line
+    assert main(["evaluate", run, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"]["used"] is True
+    assert main(["evaluate", run, "--tta", "off", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"]["used"] is False
+    assert main(["evaluate", run]) == 0
+    out = capsys.readouterr().out
+    assert "with test-time augmentation (the run's choice); " in out and " without" in out
+    assert main(["evaluate", bare, "--data", data]) == 0
+    assert "test-time augmentation" not in capsys.readouterr().out  # a bare model, as before
+
+
+def test_evaluate_tta_on_without_images_is_one_line_naming_the_option(tmp_path, capsys):
+    flat = make_blobs(n_features=10, n_train=300, n_test=60)
+    path = tmp_path / "flat.npz"
+    np.savez(path, x_train=flat.x_train, y_train=flat.y_train, x_test=flat.x_test, y_test=flat.y_test)
+    train(data=str(path), out=str(tmp_path / "run"), **dict(RUN, augment_shift=0, val_size=50, epochs=1))
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), "--tta", "on"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("steadynet evaluate: error: --tta on needs images") and "--tta off" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(SystemExit) as usage:  # not one of the choices: argparse's usage error
+        main(["evaluate", str(tmp_path / "run"), "--tta", "sometimes"])
+    assert usage.value.code == 2 and "--tta: invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def test_predict_follows_the_run_and_says_so_in_json(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    model = MLP((784, 16, 10), "relu", seed=3)
+    model.theta[...] = np.random.default_rng(0).normal(0, 0.3, model.n_params)  # varied outputs
+    save(folder / "model.npz", model)
+    (folder / "config.json").write_text("{}")
+    (folder / "metrics.json").write_text(json.dumps({"tta": {"setting": "auto", "used": True}}))
+    bar = np.full((90, 60), 240, dtype=np.uint8)
+    bar[10:80, 25:35] = 20
+    Image.fromarray(bar).save(tmp_path / "bar.png")
+
+    def predicted(*options):
+        assert main(["predict", str(folder), str(tmp_path / "bar.png"), "--json", *options]) == 0
+        (result,) = json.loads(capsys.readouterr().out)
+        return result
+
+    auto, off, on = predicted(), predicted("--tta", "off"), predicted("--tta", "on")
+    assert auto["tta"] is True and off["tta"] is False and on["tta"] is True
+    assert auto["top"] == on["top"] and auto["top"] != off["top"]
+    (folder / "metrics.json").write_text(json.dumps({"tta": {"setting": "auto", "used": False}}))
+    assert predicted()["tta"] is False
+    assert main(["predict", str(folder), str(tmp_path / "bar.png"), "--tta", "on"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 and "test-time augmentation" in captured.err
