@@ -411,9 +411,10 @@ def summary_table(metrics, max_rows=12, width=None):
         )
         which = f" of epoch {kept}'s model" if kept is not None else ""
         tta = metrics.get("tta") or {}
-        if tta.get("used") and tta.get("test_accuracy_plain") is not None:
-            which += f" with test-time augmentation ({tta['test_accuracy_plain']:.4f} plain)"
-        parts.append(f"test accuracy{which} {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f})")
+        how = f"loss {metrics['test_loss']:.4f}"
+        if tta.get("used") and tta.get("test_accuracy_plain") is not None:  # averaged; the plain result beside it
+            how = f"with test-time augmentation, {tta['test_accuracy_plain']:.4f} plain; {how}"
+        parts.append(f"test accuracy{which} {metrics['test_accuracy']:.4f} ({how})")
     if metrics.get("train_seconds") is not None:
         s = metrics["train_seconds"]
         parts.append(f"{s:.1f}s of training" if s < 60 else f"{format_seconds(s)} of training")

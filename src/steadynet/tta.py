@@ -25,6 +25,12 @@ only when its validation accuracy beats the plain model's by more than one stand
 the paired difference, so a gain that one image more or less would undo does not count. The
 decision and its evidence are recorded in ``metrics.json`` (``"tta"``), where ``evaluate``
 and ``predict`` follow it (:func:`use_tta`). The model file itself never changes.
+
+Measured on MNIST, seed 0: the 784-100-10 run above keeps TTA (val 97.64% -> 97.76%, one
+standard error 0.11 points; test 98.01% -> 98.19%). The fast preset (784-512-10, 25 epochs,
+dropout, weight average) does not: val 98.74% plain, 98.66% averaged, so auto keeps plain
+(test 98.81%; 98.92% with ``--tta on``, which the decision never sees). For that network TTA
+costs 0.40 s per 10,000 images on one core, 0.08 s plain.
 """
 
 import math
