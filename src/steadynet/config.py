@@ -28,6 +28,8 @@ from .optim import OPTIMIZERS
 from .presets import PRESETS
 from .schedules import SCHEDULES
 from .threads import threads_setting
+from .tta import SETTINGS as TTA_SETTINGS
+from .tta import check_images
 
 CENTRE_INPUTS = ("auto", "on", "off")  # steadynet/train/centring.py
 
@@ -204,6 +206,13 @@ class TrainConfig:
         "augmentation",
         metavar="EPOCHS",
     )
+    tta: str = setting(
+        "off",
+        "test-time augmentation: average the probabilities over each image and its 4 one-pixel shifts "
+        "(steadynet/tta.py); auto: where that beats plain on validation by more than a standard error",
+        "augmentation",
+        choices=TTA_SETTINGS,
+    )  # off: a run is tested as it always was; the presets take auto
     max_norm: float | None = setting(
         None, "cap each hidden unit's incoming weight vector at this L2 norm (default: no cap)", "regularisation"
     )
@@ -401,6 +410,7 @@ class TrainConfig:
             "0 without a validation split: the trial compares validation accuracies",
             self.augment_trial,
         )
+        need(one_of(self.tta, TTA_SETTINGS), "tta", f"one of {list(TTA_SETTINGS)}", self.tta)
         for name in ("augment_rotate", "augment_shear"):
             need(
                 is_real(getattr(self, name)) and 0 <= getattr(self, name) <= 45,
@@ -548,7 +558,9 @@ class TrainConfig:
             )
 
     def _validate_augmentation(self, image_shape, source):
-        """Shifts need 2-D images larger than the shift; warps need 2-D images."""
+        """Shifts need 2-D images larger than the shift; warps need 2-D images; so does
+        ``tta`` on (auto means off without them)."""
+        check_images(self.tta, image_shape, source)
         need(
             not self.augment_shift or (len(image_shape) == 2 and self.augment_shift < min(image_shape)),
             "augment_shift",

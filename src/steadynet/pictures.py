@@ -18,6 +18,8 @@ from .backend import to_numpy
 from .data.limits import regular_file
 from .errors import ConfigError, DataFormatError, ModelFileError, SteadynetError
 from .persistence import load_model
+from .runs import recorded_tta
+from .tta import tta_proba, use_tta
 
 SIDE = 28  # MNIST's field, (28, 28)
 BOX = 20  # the digit is scaled to fit BOX x BOX inside the field
@@ -303,7 +305,7 @@ def grey_of(img):
 # ---------------------------------------------------------------------------- prediction
 
 
-def predict_images(model, images, top=3, errors="raise"):
+def predict_images(model, images, top=3, errors="raise", tta="auto"):
     """Classify pictures of digits with an MNIST model.
 
     Parameters
@@ -318,13 +320,17 @@ def predict_images(model, images, top=3, errors="raise"):
         What an image that cannot be read or holds no digit does: raise at once, or take
         its place in the results as ``{"image": ..., "error": "one line"}`` so that the
         other images are still classified.
+    tta : {"auto", "on", "off"}, default="auto"
+        Average the probabilities over each digit and its one-pixel shifts
+        (:mod:`steadynet.tta`): ``auto`` as the run decided for its ``model.npz``, off for a
+        model given as an object or a file without a recorded choice.
 
     Returns
     -------
     list of dict, one per image, in order::
 
         {"image": "digit.png" (or "array 0"), "label": 7,
-         "top": [{"label": 7, "probability": 0.98}, {"label": 1, ...}, ...]}
+         "top": [{"label": 7, "probability": 0.98}, {"label": 1, ...}, ...], "tta": False}
 
     Raises
     ------
@@ -339,13 +345,16 @@ def predict_images(model, images, top=3, errors="raise"):
     if errors not in ("raise", "report"):
         raise ConfigError(f"errors must be 'raise' or 'report', got {errors!r}.")
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "the model"
+    recorded = None
     if isinstance(model, (str, os.PathLike)):
+        recorded = recorded_tta(model)
         model = load_model(model)
     if model.n_inputs != SIDE * SIDE:
         raise ConfigError(
             f"the model takes {model.n_inputs} inputs; predicting on images needs a "
             f"model of 28x28 = 784 inputs, like those trained on MNIST."
         )
+    averaged, _ = use_tta(tta, recorded, (SIDE, SIDE), where)
     names, rows, failed = [], [], {}
     for i, item in enumerate(images):
         name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"array {i}"
@@ -358,7 +367,12 @@ def predict_images(model, images, top=3, errors="raise"):
             if errors == "raise":
                 raise DataFormatError(message) from None
             failed[i] = message
-    P = model.predict_proba(np.stack(rows)) if rows else np.zeros((0, model.n_classes))  # (n_read, n_classes)
+    if not rows:
+        P = np.zeros((0, model.n_classes))
+    elif averaged:
+        P = tta_proba(model, np.stack(rows), (SIDE, SIDE))  # (n_read, n_classes)
+    else:
+        P = model.predict_proba(np.stack(rows))
     if not np.isfinite(P).all():
         raise ModelFileError(
             f"{where}: the model produces non-finite outputs (NaN or infinity) on these "
@@ -373,7 +387,6 @@ def predict_images(model, images, top=3, errors="raise"):
             continue
         p = next(read)
         best = np.argsort(-p, kind="stable")[:k]
-        results.append(
-            {"image": name, "label": int(best[0]), "top": [{"label": int(c), "probability": float(p[c])} for c in best]}
-        )
+        ranked = [{"label": int(c), "probability": float(p[c])} for c in best]
+        results.append({"image": name, "label": int(best[0]), "top": ranked, "tta": averaged})
     return results

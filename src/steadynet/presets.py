@@ -3,7 +3,9 @@
 A preset is a dict of :class:`steadynet.TrainConfig` fields; options given explicitly
 override it, and the run's ``config.json`` records the preset's name (``preset``) beside the
 resolved settings. Every value here was chosen on the validation split (5,000 images held
-out of the training set), never on the test set. ``docs/accuracy.md`` lists what each preset
+out of the training set), never on the test set; ``tta="auto"`` goes further and decides at
+the end of each run, on its own validation split, whether to test with test-time
+augmentation (:mod:`steadynet.tta`). ``docs/accuracy.md`` lists what each preset
 measured, on which machine and in how long.
 """
 
@@ -21,6 +23,7 @@ PRESETS = {
         augment_shift=1,
         ema_decay=0.999,
         augment_trial=3,
+        tta="auto",
     ),
     # the best accuracy in about a minute of training on a 2-core CPU: one wide ReLU layer.
     "fast": dict(
@@ -36,6 +39,7 @@ PRESETS = {
         dropout=0.2,
         ema_decay=0.998,
         augment_trial=2,
+        tta="auto",
     ),
     # the highest accuracy in under 20 minutes on a 2-core CPU: two layers of 800 ReLU units
     # (Simard et al. 2003) with affine and elastic warps, dropout and max-norm
@@ -59,5 +63,6 @@ PRESETS = {
         max_norm=3.0,
         ema_decay=0.9995,
         augment_trial=3,
+        tta="auto",
     ),
 }

@@ -18,6 +18,8 @@ import shutil
 import sys
 import time
 
+from .tta import tta_line
+
 MIN_BAR = 10  # the bar itself keeps at least this many columns
 WARMUP_SECONDS = 0.5  # no rate or time left is shown before this much of an epoch has passed
 
@@ -408,7 +410,11 @@ def summary_table(metrics, max_rows=12, width=None):
             else (epochs[-1]["epoch"] if epochs else None)
         )
         which = f" of epoch {kept}'s model" if kept is not None else ""
-        parts.append(f"test accuracy{which} {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f})")
+        tta = metrics.get("tta") or {}
+        how = f"loss {metrics['test_loss']:.4f}"
+        if tta.get("used") and tta.get("test_accuracy_plain") is not None:  # averaged; the plain result beside it
+            how = f"with test-time augmentation, {tta['test_accuracy_plain']:.4f} plain; {how}"
+        parts.append(f"test accuracy{which} {metrics['test_accuracy']:.4f} ({how})")
     if metrics.get("train_seconds") is not None:
         s = metrics["train_seconds"]
         parts.append(f"{s:.1f}s of training" if s < 60 else f"{format_seconds(s)} of training")
@@ -417,4 +423,6 @@ def summary_table(metrics, max_rows=12, width=None):
         what = d.get("reason") or f"the {d['first']} became non-finite"
         parts.append(f"diverged at epoch {d['epoch']}, step {d['step']}: {what}")
     lines.extend(wrap_parts(parts, " · ", width))
+    if (metrics.get("tta") or {}).get("setting", "off") != "off":  # the decision, on its own line
+        lines.append(tta_line(metrics["tta"]))
     return "\n".join(lines)

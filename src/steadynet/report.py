@@ -21,6 +21,7 @@ from .data import Dataset, load_data
 from .errors import ConfigError, DataFormatError
 from .persistence import atomic_write
 from .runs import RunFolder
+from .tta import tta_line
 from .viz import (
     RUN_PLOTS,
     figure_png,
@@ -237,6 +238,14 @@ def render_report(run_dir, model=None, data=None):
         )
         + "</div>"
     )
+    # test-time augmentation: the decision, and the plain test accuracy where the cards' is averaged
+    tta = metrics.get("tta")
+    if isinstance(tta, dict) and tta.get("setting", "off") != "off":
+        note = tta_line(tta)
+        if tta.get("used") and isinstance(tta.get("test_accuracy_plain"), float):
+            plain = number(tta["test_accuracy_plain"], "percent")
+            note += f"; the test accuracy above is of the averaged predictions ({plain} plain)"
+        out.append(f"<p class=note>{esc(note)}.</p>")
     toc = len(out)  # the table of contents goes here, once the sections are known
 
     # warnings and divergence

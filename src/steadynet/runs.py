@@ -7,8 +7,9 @@ run folder holds:
 - ``config.json``: the resolved configuration, the data set's description and versions, the
   augmentation trial's levels and choice (``"augmentation_trial"``, :mod:`steadynet.train.trial`),
   and each resume's changes (``"resumes"``);
-- ``metrics.json``: per-epoch metrics and the final test accuracy (the contract is in
-  :mod:`steadynet.train.trainer`);
+- ``metrics.json``: per-epoch metrics, the final test accuracy and the test-time augmentation
+  decision (``"tta"``, :mod:`steadynet.tta`, which ``evaluate`` and ``predict`` follow); the
+  contract is in :mod:`steadynet.train.trainer`;
 - ``model.npz``: the trained model (see :mod:`steadynet.persistence`);
 - ``checkpoints/last.npz`` (at the start, after every epoch, every
   ``checkpoint_every_steps`` steps if set, and on interrupt): everything needed to resume
@@ -220,6 +221,16 @@ class RunFolder:
         """Whether the run was trained on standardised inputs (``config.standardised_inputs``)."""
         return bool(self.settings().get("standardised_inputs"))
 
+    def tta(self):
+        """The run's test-time augmentation decision (``metrics.json``'s ``"tta"``,
+        :func:`steadynet.tta.tta_decision`), or None where the run records none (not finished,
+        an older run, an unreadable file)."""
+        try:
+            record = read_json_object(self.metrics_path).get("tta") if os.path.exists(self.metrics_path) else None
+        except ModelFileError:
+            return None
+        return record if isinstance(record, dict) else None
+
     def completed(self):
         """Whether the run got to its end: its model written and its metrics saying so."""
         try:
@@ -359,6 +370,19 @@ class RunFolder:
         resumes.append({"epoch": state.epoch, "step": state.step, "changed": changed, "command": sys.argv})
         kept = {k: previous[k] for k in KEPT_ON_RESUME if k in previous and k not in description}
         return dict(description, **kept, resumes=resumes)
+
+
+def recorded_tta(path):
+    """The test-time augmentation decision recorded for the model at ``path`` (a run folder,
+    or a model file), or None: only a run's ``model.npz`` has one; its checkpoints and bare
+    model files were never measured."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    run = RunFolder.containing(path)
+    if run is None or path != os.path.abspath(run.model_path):
+        return None
+    return run.tta()
 
 
 class RunFolderLock:

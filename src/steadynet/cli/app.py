@@ -97,6 +97,20 @@ def add_common(p, data=True, out=False, seed=False, json_flag=True):
         p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
 
 
+def add_tta(p):
+    """``--tta on|off|auto``, test-time augmentation, for the commands that classify with a
+    model (evaluate, predict); auto follows the run's recorded choice."""
+    from ..tta import SETTINGS
+
+    p.add_argument(
+        "--tta",
+        choices=SETTINGS,
+        default="auto",
+        help="test-time augmentation: average the probabilities over each image and its 4 one-pixel shifts; "
+        "auto follows the run folder's choice (metrics.json), off for a model file without one (default: auto)",
+    )
+
+
 def print_json(obj):
     print(json.dumps(obj, indent=2, default=float))
 

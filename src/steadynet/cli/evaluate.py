@@ -1,10 +1,12 @@
 """``steadynet evaluate``: test accuracy, per-class accuracy, and precision, recall and F1 per
-class of a trained model, a run folder or one of its checkpoints."""
+class of a trained model, a run folder or one of its checkpoints, with or without test-time
+augmentation (``--tta``; by default as the run chose)."""
 
 from ..data import check_compatible, load_data
 from ..metrics import classification_report, format_classification_report
-from ..runs import RunFolder
-from .app import add_common, print_json
+from ..runs import RunFolder, recorded_tta
+from ..tta import NO_RECORD, log_loss, tta_proba, use_tta
+from .app import add_common, add_tta, print_json
 
 
 def add_parser(sub):
@@ -17,6 +19,7 @@ def add_parser(sub):
         "(checkpoints/last.npz, best.npz) is accepted too. The file used is named.",
     )
     p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder, a model .npz file or a checkpoint")
+    add_tta(p)
     add_common(p, data=True)
     p.set_defaults(run=run)
 
@@ -46,19 +49,33 @@ def run_standardised(path):
     return run is not None and run.standardised()
 
 
-def evaluate(model_path, data=None):
+def evaluate(model_path, data=None, tta="auto"):
     """Evaluate a saved model; ``data`` defaults to the run's own data set (or mnist).
 
+    ``tta`` (``"on"``, ``"off"`` or ``"auto"``): whether the predictions are averaged over
+    each image and its one-pixel shifts (:mod:`steadynet.tta`); ``auto`` does as the run
+    decided for its ``model.npz`` and is off for any other file.
+
     Returns a dict: ``model`` (the file used), ``data``, ``n``, ``test_loss``,
-    ``test_accuracy``, ``per_class_accuracy`` and ``classification`` (precision, recall and F1
-    per class and their macro means, see :func:`steadynet.metrics.classification_report`).
+    ``test_accuracy``, ``per_class_accuracy``, ``classification`` (precision, recall and F1
+    per class and their macro means, see :func:`steadynet.metrics.classification_report`) and
+    ``tta`` (``{"setting", "used", "why"}``, with ``test_accuracy_plain`` where used).
     """
     model, used, run_data = open_model(model_path)
     data = data or run_data or "mnist"
     dataset = load_data(data, standardised=run_standardised(model_path))
     check_compatible(dataset, model, used)
+    averaged, why = use_tta(tta, recorded_tta(used), dataset.image_shape, dataset.source)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
-    report = classification_report(dataset.y_test, model.predict(dataset.x_test), model.n_classes)
+    record = {"setting": tta, "used": averaged, "why": why}
+    if averaged:
+        record["test_accuracy_plain"] = acc
+        P = tta_proba(model, dataset.x_test, dataset.image_shape)  # (n_test, k)
+        y_pred = P.argmax(axis=1)
+        loss, acc = log_loss(P, dataset.y_test), float((y_pred == dataset.y_test).mean())
+    else:
+        y_pred = model.predict(dataset.x_test)
+    report = classification_report(dataset.y_test, y_pred, model.n_classes)
     return {
         "model": used,
         "data": data,
@@ -67,11 +84,12 @@ def evaluate(model_path, data=None):
         "test_accuracy": acc,
         "per_class_accuracy": [row["recall"] for row in report["classes"]],
         "classification": report,
+        "tta": record,
     }
 
 
 def run(args):
-    result = evaluate(args.model, args.data)
+    result = evaluate(args.model, args.data, args.tta)
     if args.json:
         print_json(result)
         return 0
@@ -80,6 +98,11 @@ def run(args):
         f"test accuracy {result['test_accuracy']:.4f} on {result['n']} images of {result['data']} "
         f"(loss {result['test_loss']:.4f})"
     )
+    tta = result["tta"]
+    if tta["used"]:
+        print(f"with test-time augmentation ({tta['why']}); {tta['test_accuracy_plain']:.4f} without")
+    elif args.tta != "auto" or tta["why"] != NO_RECORD:
+        print(f"without test-time augmentation ({tta['why']})")
     print("per class (recall is the class's accuracy):")
     print(format_classification_report(result["classification"]))
     return 0

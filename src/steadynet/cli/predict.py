@@ -2,7 +2,7 @@
 
 from ..errors import ConfigError
 from ..pictures import predict_images
-from .app import add_common, print_json
+from .app import add_common, add_tta, print_json
 
 
 def add_parser(sub):
@@ -17,6 +17,7 @@ def add_parser(sub):
     p.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder or a model .npz file (784 inputs)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top", type=int, default=3, help="how many of the most probable classes to show (default 3)")
+    add_tta(p)
     add_common(p, data=False)
     p.set_defaults(run=run)
 
@@ -28,10 +29,12 @@ def run(args):
 
     if args.top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {args.top}.")
-    results = predict_images(args.model, args.images, top=args.top, errors="report")
+    results = predict_images(args.model, args.images, top=args.top, errors="report", tta=args.tta)
     failed = [r for r in results if "error" in r]
     if args.json:
         print_json(results)
+    elif any(r.get("tta") for r in results):
+        print("with test-time augmentation: each image averaged with its 4 one-pixel shifts", file=sys.stderr)
     for r in results:
         if "error" in r:
             print(f"steadynet predict: error: {r['error']}", file=sys.stderr, flush=True)

@@ -99,6 +99,20 @@ def shift_images(X, image_shape, dy, dx, fill=0):
     return out
 
 
+def shift_images_edge(X, image_shape, dy, dx):
+    """Every image of ``X`` (n, h * w) moved down ``dy`` rows and right ``dx`` columns, the
+    vacated rows and columns repeating the edge's pixels (as ``np.pad(mode="edge")``) instead
+    of zeros: an image on a light ground keeps its ground. Same dtype as ``X`` (uint8 stays
+    uint8); used at test time (:mod:`steadynet.tta`), where a black border would be a new input."""
+    h, w = image_shape
+    rows = np.clip(np.arange(h) - dy, 0, h - 1)  # (h,): the source row of each output row
+    cols = np.clip(np.arange(w) - dx, 0, w - 1)  # (w,)
+    # one axis at a time: each take is a C-ordered copy (a 2-D fancy index would give a
+    # transposed layout that a matrix product reads slowly)
+    S = np.take(X.reshape(-1, h, w), rows, axis=1)  # (n, h, w)
+    return np.take(S, cols, axis=2).reshape(X.shape[0], h * w)
+
+
 # ------------------------------------------------------------------- affine and elastic warps
 
 

@@ -11,9 +11,12 @@ checkpoints are written by :mod:`.checkpoint`.
                  "learning_rate", "seconds",
                  "health": {"layers": [...], "warnings": [...], ...}}, ...],
      "best_epoch", "test_loss", "test_accuracy", "per_class_accuracy", "classification", "train_seconds",
-     "divergence": {...} (if diverged)}
+     "tta": {"setting", "used", ...} (once completed), "divergence": {...} (if diverged)}
 
-``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record.
+``health`` is :meth:`steadynet.diagnostics.health.HealthMonitor.on_epoch`'s record. ``tta`` is
+the test-time augmentation decision and its evidence (:func:`steadynet.tta.tta_decision`);
+where it is used, the test results above are those of the averaged predictions and the
+plain ones are kept in it as ``test_loss_plain`` and ``test_accuracy_plain``.
 
 This module owns the order of a run. ``_train`` reads top to bottom as labelled stages (the
 config: new run or resume; data and the validation split; model and optimiser; the run
@@ -46,6 +49,7 @@ from ..progress import ProgressBar, epoch_line, in_notebook
 from ..report import write_run_plots
 from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
 from ..threads import describe
+from ..tta import log_loss, tta_decision, tta_line, tta_proba
 from .centring import centring
 from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
 from .loop import DivergenceError, LoopState, build, execution, report_line, steps_per_epoch, train_loop
@@ -319,17 +323,27 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
         model.theta[...] = ema.theta
     if config.patience and stopping.best.theta is not None:
         model.theta[...] = stopping.best.theta
+    # test-time augmentation: decided on the validation split, then used on the test set or not
+    tta = tta_decision(config.tta, model, X_val, y_val, data.image_shape, data.source)
+    if config.tta != "off":
+        log(tta_line(tta))
     test_loss, test_acc = model.evaluate(data.x_test, data.y_test) if len(data.y_test) else (None, None)
-    classification = test_classification(model, data)
+    y_pred = None  # the test predictions: the model's own unless averaged over shifts
+    if tta["used"] and len(data.y_test):
+        tta.update(test_loss_plain=test_loss, test_accuracy_plain=test_acc)
+        P = tta_proba(model, data.x_test, data.image_shape)  # (n_test, k)
+        y_pred = P.argmax(axis=1)
+        test_loss, test_acc = log_loss(P, data.y_test), float((y_pred == data.y_test).mean())
     result = metrics.metrics
     result.update(
         status="completed",
         best_epoch=stopping.best.epoch,
         test_loss=test_loss,
         test_accuracy=test_acc,
-        per_class_accuracy=per_class_accuracy(model, data),
-        classification=classification,
+        per_class_accuracy=per_class_accuracy(model, data, y_pred),
+        classification=test_classification(model, data, y_pred),
         train_seconds=train_seconds,
+        tta=tta,
     )
     result.model = model
     if out is not None:
@@ -520,18 +534,20 @@ class Display:
             self.bar.close()
 
 
-def test_classification(model, data):
-    """Precision, recall and F1 per class on the test set (:func:`steadynet.metrics.classification_report`)."""
+def test_classification(model, data, y_pred=None):
+    """Precision, recall and F1 per class on the test set (:func:`steadynet.metrics.classification_report`)
+    of the predictions ``y_pred`` (default: the model's own)."""
     if not len(data.y_test):
         return None
-    return classification_report(data.y_test, model.predict(data.x_test), model.n_classes)
+    return classification_report(data.y_test, model.predict(data.x_test) if y_pred is None else y_pred, model.n_classes)
 
 
-def per_class_accuracy(model, data):
-    """Accuracy on the test set of each class, as a list indexed by class (None if absent)."""
+def per_class_accuracy(model, data, y_pred=None):
+    """Accuracy on the test set of each class, as a list indexed by class (None if absent), of
+    the predictions ``y_pred`` (default: the model's own)."""
     if not len(data.y_test):
         return None
-    pred = model.predict(data.x_test)
+    pred = model.predict(data.x_test) if y_pred is None else y_pred
     return [
         float((pred[data.y_test == k] == k).mean()) if (data.y_test == k).any() else None
         for k in range(model.n_classes)
