@@ -94,6 +94,17 @@ def trial_of(out):
     return trial["chosen"], sum(level["seconds"] for level in trial["levels"])
 
 
+def tta_of(metrics):
+    """'used (98.81%)' when the run tested with test-time augmentation (its plain accuracy in
+    brackets), 'not used' when it decided against, '-' for a run that records no decision."""
+    tta = metrics.get("tta")
+    if not tta or tta.get("setting") == "off":
+        return "-"
+    if tta.get("used") and tta.get("test_accuracy_plain") is not None:
+        return f"used ({100 * tta['test_accuracy_plain']:.2f}%)"
+    return "used" if tta.get("used") else "not used"
+
+
 def percent(values):
     """'mean% (min-max)' over the seeds, e.g. '97.58% (97.51-97.62)'."""
     values = [100 * v for v in values]
@@ -110,8 +121,9 @@ def table(results, seeds):
     """Markdown table: one row per data set and preset, mean (min-max) over the seeds."""
     lines = [
         "| data | preset | seeds | val acc, mean (min-max) | test acc, mean (min-max) "
-        "| test acc per seed | augmentation chosen | training time per run (of it, the trial) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| test acc per seed | augmentation chosen | test-time augmentation (plain test acc) "
+        "| training time per run (of it, the trial) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (data, preset), runs in results.items():
         val = [m["epochs"][-1]["val_accuracy"] for m, _ in runs]
@@ -120,9 +132,10 @@ def table(results, seeds):
         seconds = [m["train_seconds"] + t[1] for m, t in runs]
         per_seed = ", ".join(f"{100 * t:.2f}%" for t in test)
         chosen = ", ".join(name for name, _ in trial)
+        tta = ", ".join(tta_of(m) for m, _ in runs)
         lines.append(
             f"| {data} | `{preset}` | {' '.join(map(str, seeds))} | {percent(val)} | {percent(test)} "
-            f"| {per_seed} | {chosen} | {seconds_range(seconds)} ({seconds_range([t[1] for t in trial])}) |"
+            f"| {per_seed} | {chosen} | {tta} | {seconds_range(seconds)} ({seconds_range([t[1] for t in trial])}) |"
         )
     return "\n".join(lines)
 
@@ -149,7 +162,7 @@ def main(argv=None):
                 print(
                     f"{data} {preset} seed {seed}: val {metrics['epochs'][-1]['val_accuracy']:.4f} "
                     f"test {metrics['test_accuracy']:.4f} in {metrics['train_seconds']:.1f} s, "
-                    f"augmentation {trial_of(out)[0]}",
+                    f"augmentation {trial_of(out)[0]}, test-time augmentation {tta_of(metrics)}",
                     file=sys.stderr,
                     flush=True,
                 )
