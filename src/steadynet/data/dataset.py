@@ -313,8 +313,8 @@ def polarity_notice(x, where, notices, sample=10_000):
     if mean > BRIGHT_MEAN:
         notices.append(
             f"{where}: the images are mostly bright (mean pixel {mean:.2f} of 1): dark ink on a light "
-            f"ground, the reverse of MNIST; if so, invert them (1 - x) before training or "
-            f"predicting with a model trained on MNIST."
+            f"ground, the reverse of MNIST; to use a model trained on MNIST, invert them (1 - x) "
+            f"first (training on them as they are is fine: see --centre-inputs)."
         )
 
 
