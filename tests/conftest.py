@@ -1,5 +1,8 @@
 """Shared fixtures: tiny synthetic data for unit tests, real MNIST for the few integration tests."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -9,6 +12,17 @@ from steadynet.data import Dataset
 # generous deadline: CI machines are slow and shared
 settings.register_profile("steadynet", deadline=None, max_examples=50)
 settings.load_profile("steadynet")
+
+
+def interrupt_at(steps, epoch=1):
+    """An ``on_step`` that sends this process SIGINT (Ctrl-C) right after each of ``steps``,
+    counted from the start of epoch ``epoch`` (1: from the run's first step)."""
+
+    def on_step(info):
+        if info.step - (epoch - 1) * info.batches in steps:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_step
 
 
 def make_blobs(n_train=600, n_test=200, n_features=16, n_classes=3, seed=0):

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import make_blobs
+from conftest import interrupt_at, make_blobs
 from steadynet import TrainConfig, load, train
 from steadynet.errors import ConfigError, ModelFileError
 from steadynet.persistence import CHECKPOINT_FORMAT, load_arrays
@@ -62,16 +62,6 @@ def without_seconds(history):
     """The epochs' metrics without wall time and the sampled health record (its update ratios
     span two steps, and a sample that straddles the interruption is not taken again)."""
     return [{k: v for k, v in h.items() if k not in ("seconds", "health")} for h in history]
-
-
-def interrupt_at(steps):
-    """An ``on_step`` that sends this process SIGINT right after each of ``steps``."""
-
-    def on_step(info):
-        if info.step in steps:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    return on_step
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ reproducible, recorded in config.json, the same as setting it by hand, and kept 
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 
-from conftest import make_blobs
+from conftest import interrupt_at, make_blobs
 from steadynet import TrainConfig, load, train
 from steadynet.data import make_dataset
 from steadynet.errors import ConfigError
@@ -128,12 +127,8 @@ def test_resume_keeps_the_choice_and_runs_no_second_trial(tmp_path):
     straight = train(data=data, **WARPED)
     out = str(tmp_path / "run")
 
-    def interrupt(info):
-        if info.step == info.batches + 5:  # in the second epoch
-            os.kill(os.getpid(), signal.SIGINT)
-
     with pytest.raises(Interrupted):
-        train(data=data, out=out, handle_signals=True, on_step=interrupt, **WARPED)
+        train(data=data, out=out, handle_signals=True, on_step=interrupt_at({5}, epoch=2), **WARPED)
     lines = []
     resumed = train(data=data, out=out, resume=True, log=lines.append)
     assert not any("augmentation trial" in line for line in lines)

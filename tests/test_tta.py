@@ -6,12 +6,11 @@ evaluate and predict, which follow the run's choice."""
 import json
 import os
 import shutil
-import signal
 
 import numpy as np
 import pytest
 
-from conftest import make_blobs
+from conftest import interrupt_at, make_blobs
 from steadynet import MLP, TrainConfig, load, save, train
 from steadynet.cli.app import main
 from steadynet.cli.evaluate import evaluate
@@ -247,12 +246,8 @@ def test_a_resumed_run_makes_the_same_decision(tmp_path):
     straight = train(data=data, **run)
     out = str(tmp_path / "run")
 
-    def interrupt(info):
-        if info.step == info.batches + 3:  # in the second epoch
-            os.kill(os.getpid(), signal.SIGINT)
-
     with pytest.raises(Interrupted):
-        train(data=data, out=out, handle_signals=True, on_step=interrupt, **run)
+        train(data=data, out=out, handle_signals=True, on_step=interrupt_at({3}, epoch=2), **run)
     assert "tta" not in metrics_of(out)  # decided at the end only
     resumed = train(data=data, out=out, resume=True, quiet=True)
     assert np.array_equal(resumed.model.theta, straight.model.theta)
