@@ -275,7 +275,7 @@ def test_evaluate_follows_the_run_unless_told(on_disk, tmp_path, capsys):
     assert auto["tta"] == {
         "setting": "auto",
         "used": True,
-        "why": "the run's choice",
+        "reason": "the run's choice",
         "test_accuracy_plain": result["tta"]["test_accuracy_plain"],
     }
     assert auto["test_accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-12)
@@ -285,7 +285,7 @@ def test_evaluate_follows_the_run_unless_told(on_disk, tmp_path, capsys):
     shutil.copy(folder / "run" / "model.npz", tmp_path / "model.npz")
     bare = str(tmp_path / "model.npz")
     data = str(folder / "bars.npz")
-    assert evaluate(bare, data)["tta"] == {"setting": "auto", "used": False, "why": NO_RECORD}
+    assert evaluate(bare, data)["tta"] == {"setting": "auto", "used": False, "reason": NO_RECORD}
     assert evaluate(bare, data, tta="on")["test_accuracy"] == auto["test_accuracy"]
     # the command line: --json says whether it was used; the text says so in one line
     assert main(["evaluate", run, "--json"]) == 0

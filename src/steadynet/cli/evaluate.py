@@ -59,15 +59,15 @@ def evaluate(model_path, data=None, tta="auto"):
     Returns a dict: ``model`` (the file used), ``data``, ``n``, ``test_loss``,
     ``test_accuracy``, ``per_class_accuracy``, ``classification`` (precision, recall and F1
     per class and their macro means, see :func:`steadynet.metrics.classification_report`) and
-    ``tta`` (``{"setting", "used", "why"}``, with ``test_accuracy_plain`` where used).
+    ``tta`` (``{"setting", "used", "reason"}``, with ``test_accuracy_plain`` where used).
     """
     model, used, run_data = open_model(model_path)
     data = data or run_data or "mnist"
     dataset = load_data(data, standardised=run_standardised(model_path))
     check_compatible(dataset, model, used)
-    averaged, why = use_tta(tta, recorded_tta(used), dataset.image_shape, dataset.source)
+    averaged, reason = use_tta(tta, recorded_tta(used), dataset.image_shape, dataset.source)
     loss, acc = model.evaluate(dataset.x_test, dataset.y_test)
-    record = {"setting": tta, "used": averaged, "why": why}
+    record = {"setting": tta, "used": averaged, "reason": reason}
     if averaged:
         record["test_accuracy_plain"] = acc
         P = tta_proba(model, dataset.x_test, dataset.image_shape)  # (n_test, k)
@@ -100,9 +100,9 @@ def run(args):
     )
     tta = result["tta"]
     if tta["used"]:
-        print(f"with test-time augmentation ({tta['why']}); {tta['test_accuracy_plain']:.4f} without")
-    elif args.tta != "auto" or tta["why"] != NO_RECORD:
-        print(f"without test-time augmentation ({tta['why']})")
+        print(f"with test-time augmentation ({tta['reason']}); {tta['test_accuracy_plain']:.4f} without")
+    elif args.tta != "auto" or tta["reason"] != NO_RECORD:
+        print(f"without test-time augmentation ({tta['reason']})")
     print("per class (recall is the class's accuracy):")
     print(format_classification_report(result["classification"]))
     return 0
