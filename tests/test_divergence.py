@@ -65,6 +65,19 @@ def test_a_hard_batch_late_in_a_run_that_fits_its_data_is_not_an_explosion():
     assert "running median" in detect(0.3, 200.0)  # past a hundred times the floor: an explosion still
 
 
+def test_a_resumed_detector_keeps_the_floor_of_the_runs_first_steps():
+    # a run resumed late starts a new detector whose first steps are the fitted network's tiny
+    # gradients (the CI run of 2026-12-03: 0.717 refused as 126x a median of 0.0057); given the
+    # first run's memory it measures the hard batch as the uninterrupted run did
+    late = [(0.0005, 0.0057 * (1 + 0.1 * math.sin(t))) for t in range(64)]
+    fresh, resumed = ExplosionDetector(n_classes=3), ExplosionDetector(n_classes=3, first_loss=1.1, early_grad_norm=8.0)
+    for loss, norm in late:
+        assert fresh(loss, norm) is None and resumed(loss, norm) is None
+    assert "running median" in fresh(0.11, 0.717)
+    assert resumed(0.11, 0.717) is None
+    assert resumed.first_loss == 1.1 and resumed.early_grad_norm == 8.0
+
+
 def test_detector_flags_exploded_logits_at_the_first_step():
     assert "100 ln(k)" in ExplosionDetector(n_classes=10)(300.0, 1.0)
 

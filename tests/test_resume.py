@@ -124,6 +124,8 @@ def test_interrupt_message_names_the_position(data, tmp_path):
     assert metrics["status"] == "interrupted" and len(metrics["epochs"]) == 1
     _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
     assert (meta["state"]["epoch"], meta["state"]["step"], meta["state"]["batch"]) == (1, STEPS_PER_EPOCH + 2, 2)
+    # the explosion detector's memory of the run's first steps (median over 64 of them) travels with it
+    assert meta["state"]["early_grad_norm"] is None  # 15 steps: not yet measured
 
 
 def test_second_ctrl_c_stops_at_once_and_the_run_still_resumes_exactly(data, reference, tmp_path):
@@ -298,3 +300,28 @@ def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_model(data, tmp_
     assert np.array_equal(load(out).theta, first.model.theta)
     assert result["test_accuracy"] == first["test_accuracy"]
     assert any("epochs are trained; writing the model" in line for line in lines)
+
+
+def test_a_resumed_run_measures_spikes_against_its_first_steps(data, tmp_path, monkeypatch):
+    """The explosion detector's floor (the median gradient norm of the run's first 64 steps) is
+    checkpointed: a run resumed late does not take its fitted network's tiny gradients for the
+    run's typical ones (a resumed run was once stopped as diverged by a hard batch)."""
+    from steadynet.diagnostics.divergence import ExplosionDetector
+    from steadynet.train import loop
+
+    out, config = str(tmp_path / "run"), config_of("sgd").replace(epochs=6)
+    with pytest.raises(Interrupted):
+        train(config, out, data=data, handle_signals=True, on_step=interrupt_at({5 * STEPS_PER_EPOCH + 3}))
+    _, meta = load_arrays(os.path.join(out, "checkpoints", "last.npz"), CHECKPOINT_FORMAT)
+    saved = meta["state"]
+    assert saved["early_grad_norm"] > 0 and saved["first_loss"] > 0  # measured over steps 1-64
+    given = []
+
+    class Recording(ExplosionDetector):
+        def __init__(self, *args, **kwargs):
+            given.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "ExplosionDetector", Recording)
+    train(None, out, data=data, resume=True)
+    assert given == [{"first_loss": saved["first_loss"], "early_grad_norm": saved["early_grad_norm"]}]

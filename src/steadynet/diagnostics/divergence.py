@@ -68,15 +68,18 @@ class ExplosionDetector:
     window : int, default=64
         Accepted steps the medians run over.
     loss_factor : float, default=10
+    first_loss, early_grad_norm : float, optional
+        What an earlier part of the same run measured (its first loss, the median gradient
+        norm of its first ``window`` steps), for a run resumed from a checkpoint.
     """
 
-    def __init__(self, n_classes, factor=100.0, window=64, loss_factor=10.0):
+    def __init__(self, n_classes, factor=100.0, window=64, loss_factor=10.0, first_loss=None, early_grad_norm=None):
         self.chance = math.log(n_classes)
         self.factor, self.loss_factor = float(factor), float(loss_factor)
         self.grad_norms = deque(maxlen=window)
         self.losses = deque(maxlen=window)
-        self.first_loss = None
-        self.early_grad_norm = None  # the median gradient norm of the first `window` accepted steps
+        self.first_loss = first_loss
+        self.early_grad_norm = early_grad_norm  # the median gradient norm of the first `window` accepted steps
         self._medians = None  # (grad norm, loss) medians, refreshed every few steps
         self._refresh = 0
 
@@ -106,7 +109,7 @@ class ExplosionDetector:
             ref = min(l_med, self.first_loss)
             if loss > self.loss_factor * ref and loss > 2 * self.chance:
                 return Refusal(f"loss {loss:.3g} is {loss / ref:.0f}x its earlier level {ref:.3g}", "loss")
-        else:
+        elif self.first_loss is None:
             self.first_loss = loss
         self.grad_norms.append(grad_norm)
         self.losses.append(loss)

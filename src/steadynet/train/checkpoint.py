@@ -144,6 +144,10 @@ def restore_checkpoint(checkpoint, model, optimizer, config, batches, log=None, 
             all(isinstance(v, (int, float)) for v in (state.epoch_loss, state.lr_scale)) and state.lr_scale > 0,
             "epoch_loss and lr_scale must be numbers",
         )
+        check(
+            all(v is None or isinstance(v, (int, float)) for v in (state.first_loss, state.early_grad_norm)),
+            "first_loss and early_grad_norm must be numbers or null",
+        )
         if state.rng_state is not None:
             np.random.default_rng().bit_generator.state = state.rng_state
         dropout = [layer.rng for layer in model.layers if hasattr(layer, "rng")]

@@ -86,6 +86,10 @@ class LoopState:
     epoch_correct: int = 0
     epoch_seen: int = 0
     lr_scale: float = 1.0  # lowered by --on-diverge recover
+    # the explosion detector's memory of the run's start (its first loss, the median gradient
+    # norm of its first steps): a resumed run measures late spikes against the same floor
+    first_loss: float | None = None
+    early_grad_norm: float | None = None
 
 
 def steps_per_epoch(n, batch_size):
@@ -164,7 +168,10 @@ def train_loop(
         before the update, so the model keeps the weights of the last accepted step.
     """
     state = state or LoopState()
-    detector = detector or ExplosionDetector(model.n_classes)
+    detector = detector or ExplosionDetector(
+        model.n_classes, first_loss=state.first_loss, early_grad_norm=state.early_grad_norm
+    )
+    remembers = isinstance(detector, ExplosionDetector)
     dtype = model.dtype
     # a step of lr * |grad| beyond this would overflow the weights' dtype (momentum can add
     # up to 1 / (1 - momentum) times the gradient, Adam about 1 / (1 - beta1): margin 100)
@@ -190,6 +197,8 @@ def train_loop(
     def refuse(loss, grad_norm):
         if reason := detector(loss, grad_norm):
             return reason
+        if remembers and state.early_grad_norm is None:  # until the detector has its floor
+            state.first_loss, state.early_grad_norm = detector.first_loss, detector.early_grad_norm
         if lr * max(grad_norm, 1.0) > overflow:
             return Refusal(f"a step of {lr:g} x {grad_norm:.3g} would overflow {dtype.name} weights", "weights")
         return None
