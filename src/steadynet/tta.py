@@ -84,6 +84,21 @@ def tta_proba(model, X, image_shape, offsets=OFFSETS, chunk=CHUNK):
     return P
 
 
+def tta_evaluate(model, X, y, image_shape):
+    """Loss, accuracy and predictions of the averaged probabilities on ``(X, y)``, as
+    :meth:`steadynet.MLP.evaluate` gives them for the plain ones.
+
+    Returns
+    -------
+    loss : float
+    accuracy : float
+    y_pred : ndarray of shape (n,), int
+    """
+    P = tta_proba(model, X, image_shape)  # (n, k)
+    y_pred = P.argmax(axis=1)
+    return log_loss(P, y), float((y_pred == np.asarray(y)).mean()), y_pred
+
+
 def log_loss(P, y):
     """Mean cross-entropy of probabilities ``P`` (n, k) against labels ``y`` (n,), each
     probability clipped at its dtype's eps so that a confident mistake costs a finite loss."""

@@ -5,7 +5,7 @@ augmentation (``--tta``; by default as the run chose)."""
 from ..data import check_compatible, load_data
 from ..metrics import classification_report, format_classification_report
 from ..runs import RunFolder, recorded_tta
-from ..tta import NO_RECORD, log_loss, tta_proba, use_tta
+from ..tta import NO_RECORD, tta_evaluate, use_tta
 from .app import add_common, add_tta, print_json
 
 
@@ -70,9 +70,7 @@ def evaluate(model_path, data=None, tta="auto"):
     record = {"setting": tta, "used": averaged, "reason": reason}
     if averaged:
         record["test_accuracy_plain"] = acc
-        P = tta_proba(model, dataset.x_test, dataset.image_shape)  # (n_test, k)
-        y_pred = P.argmax(axis=1)
-        loss, acc = log_loss(P, dataset.y_test), float((y_pred == dataset.y_test).mean())
+        loss, acc, y_pred = tta_evaluate(model, dataset.x_test, dataset.y_test, dataset.image_shape)
     else:
         y_pred = model.predict(dataset.x_test)
     report = classification_report(dataset.y_test, y_pred, model.n_classes)

@@ -49,7 +49,7 @@ from ..progress import ProgressBar, epoch_line, in_notebook
 from ..report import write_run_plots
 from ..runs import RunFolder, RunFolderLock, resolved_path, write_json
 from ..threads import describe
-from ..tta import log_loss, tta_decision, tta_line, tta_proba
+from ..tta import tta_decision, tta_evaluate, tta_line
 from .centring import centring
 from .checkpoint import Best, load_run_for_resume, restore_checkpoint, write_checkpoint
 from .loop import DivergenceError, LoopState, build, execution, report_line, steps_per_epoch, train_loop
@@ -331,9 +331,7 @@ def _train(config, out, data, resume, overwrite, progress, log, quiet, stop, on_
     y_pred = None  # the test predictions: the model's own unless averaged over shifts
     if tta["used"] and len(data.y_test):
         tta.update(test_loss_plain=test_loss, test_accuracy_plain=test_acc)
-        P = tta_proba(model, data.x_test, data.image_shape)  # (n_test, k)
-        y_pred = P.argmax(axis=1)
-        test_loss, test_acc = log_loss(P, data.y_test), float((y_pred == data.y_test).mean())
+        test_loss, test_acc, y_pred = tta_evaluate(model, data.x_test, data.y_test, data.image_shape)
     result = metrics.metrics
     result.update(
         status="completed",
