@@ -43,7 +43,8 @@ PRESETS = {
     ),
     # the highest accuracy in under 20 minutes on a 2-core CPU: two layers of 800 ReLU units
     # (Simard et al. 2003) with affine and elastic warps, dropout and max-norm
-    # (Srivastava et al. 2014), and an average of the weights.
+    # (Srivastava et al. 2014), an average of the weights, and centred inputs (the first layer
+    # trained as if every pixel had mean 0: 99.49% validation against 99.43% uncentred, 3 seeds).
     "best": dict(
         hidden=(800, 800),
         activation="relu",
@@ -63,6 +64,7 @@ PRESETS = {
         max_norm=3.0,
         ema_decay=0.9995,
         augment_trial=3,
+        centre_inputs="on",
         tta="auto",
     ),
 }
