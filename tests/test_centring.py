@@ -88,6 +88,16 @@ def test_statistics_are_those_of_the_whole_array_in_chunks(monkeypatch):
     assert std == pytest.approx(float(X.astype(np.float64).std()), rel=1e-9)
 
 
+def test_weighted_statistics_count_a_row_of_weight_k_k_times(monkeypatch):
+    X = np.random.default_rng(2).random((300, 5))
+    w = np.random.default_rng(3).integers(0, 4, size=300)
+    monkeypatch.setattr(centring_module, "CHUNK", 64)
+    weighted, repeated = input_statistics(X, w), input_statistics(np.repeat(X, w, axis=0))
+    np.testing.assert_allclose(weighted[0], repeated[0], rtol=1e-12)
+    assert weighted[1:] == pytest.approx(repeated[1:], rel=1e-9)
+    assert input_statistics(X, np.zeros(300))[1:] == input_statistics(X)[1:]  # all zero: unweighted
+
+
 def description_of(out):
     with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
         return json.load(f)

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import steadynet  # noqa: E402
+from conftest import make_blobs  # noqa: E402
 from steadynet.errors import ConfigError  # noqa: E402
 from steadynet.sklearn import MLPClassifier  # noqa: E402
 
@@ -167,6 +168,7 @@ def test_l2_penalty_follows_sklearn_scaling(blobs):
         learning_rate_init=0.1,
         warm_start=True,
         random_state=0,
+        centre_inputs="off",  # the plain step; blobs (mean 0.5, std 0.2) would be centred
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -249,11 +251,59 @@ def test_convergence_warning_when_max_iter_is_reached(blobs):
         (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes must be positive integers"),
         (dict(learning_rate_init=0), "learning_rate_init must be a finite number > 0"),
         (dict(momentum=1.5, solver="sgd"), r"momentum must be in \[0, 1\)"),
+        (dict(centre_inputs="yes"), r"centre_inputs must be one of \['auto', 'on', 'off'\], got 'yes'"),
     ],
 )
 def test_bad_parameters_give_one_line_errors(params, match, blobs):
     with pytest.raises(ConfigError, match=match):
         MLPClassifier(**params).fit(blobs.x_train, blobs.y_train)
+
+
+def light_blobs():
+    d = make_blobs(n_features=64, n_classes=4)
+    return 0.8 + 0.2 * d.x_train, d.y_train, 0.8 + 0.2 * d.x_test, d.y_test  # every value in [0.8, 1]
+
+
+def test_features_on_a_light_ground_are_centred():
+    # Inputs near 1 move every first-layer weight of a unit together; as they are, SGD at
+    # this rate stays near chance (0.27 measured), centred it separates the blobs.
+    X, y, X_test, y_test = light_blobs()
+    params = dict(hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=0.1, max_iter=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = MLPClassifier(**params).fit(X, y)
+        off = MLPClassifier(**params, centre_inputs="off").fit(X, y)
+    assert auto.input_centring_["centred"] and auto.input_centring_["mean"] > 0.8
+    assert off.input_centring_ == {"setting": "off", "centred": False}
+    assert auto.score(X_test, y_test) > 0.95 and off.score(X_test, y_test) < 0.7
+    # the fitted network is a plain MLP on the raw features
+    Z = X_test[:5] @ auto.coefs_[0] + auto.intercepts_[0]
+    H = np.maximum(Z, 0) @ auto.coefs_[1] + auto.intercepts_[1]
+    np.testing.assert_array_equal(auto.predict(X_test[:5]), auto.classes_[H.argmax(axis=1)])
+
+
+def test_a_centred_fit_does_not_see_a_constant_offset_of_the_features(blobs):
+    X, y = blobs.x_train.astype(np.float64), blobs.y_train
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, centre_inputs="on")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        near = MLPClassifier(**params).fit(X, y)
+        far = MLPClassifier(**params).fit(X + 50.0, y)
+    np.testing.assert_allclose(far.loss_curve_, near.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(far.coefs_[0], near.coefs_[0], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(far.predict_proba(X + 50.0), near.predict_proba(X), rtol=1e-5, atol=1e-9)
+
+
+def test_a_pickled_centred_estimator_continues_as_the_original(blobs):
+    X, y = light_blobs()[:2]
+    clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    for _ in range(2):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    again = pickle.loads(pickle.dumps(clf))
+    clf.partial_fit(X, y)
+    again.partial_fit(X, y)
+    assert again.input_centring_["centred"]
+    np.testing.assert_array_equal(again.model_.theta, clf.model_.theta)
 
 
 def test_one_class_is_refused():

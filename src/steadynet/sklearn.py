@@ -12,7 +12,10 @@ validation split.
 Inputs are arbitrary real features: they are used as given (float32 stays float32, anything
 else becomes float64) and, unlike :meth:`steadynet.MLP.predict_proba`, uint8 input is *not*
 divided by 255. Scale features yourself (``StandardScaler``, or ``X / 255`` for pixels), as
-with scikit-learn's own estimator.
+with scikit-learn's own estimator. Features whose mean exceeds their spread (pixels on a light
+ground, unscaled measurements) have the first layer trained as if they were centred
+(``centre_inputs``, :mod:`steadynet.train.centring`): the fitted network still takes ``X``
+as given.
 
 scikit-learn is an optional dependency: ``pip install steadynet[sklearn]``.
 """
@@ -30,9 +33,11 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .config import CENTRE_INPUTS
 from .errors import ConfigError, NonFiniteError, need
 from .model import MLP
 from .optim import SGD, Adam, Momentum
+from .train.centring import CentredFirstLayer, centred_start_, centring
 from .train.step import train_step
 
 # scikit-learn's activation names -> steadynet's (steadynet's own names are accepted too)
@@ -98,6 +103,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Epochs without progress before stopping (or, with "adaptive", lowering the rate).
     max_fun : int, default=15000
         Accepted for compatibility; only scikit-learn's "lbfgs" solver uses it.
+    centre_inputs : {"auto", "on", "off"}, default="auto"
+        Train the first layer as if every feature had mean 0 (a change of the optimiser's
+        coordinates; the model still takes ``X`` as given). "auto" does it when the features'
+        mean exceeds their spread, as for pixels on a light ground. Not in scikit-learn.
 
     Attributes
     ----------
@@ -122,6 +131,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]): views of the model's weights.
     intercepts_ : list of ndarray
         ``intercepts_[i]`` of shape (n_units[i + 1],): views of the model's biases.
+    input_centring_ : dict
+        ``{"setting", "mean", "std", "centred"}``: the centring decision and its evidence.
     n_features_in_ : int
     n_layers_ : int
         Layers, input and output included.
@@ -157,6 +168,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        centre_inputs="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -181,6 +193,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.centre_inputs = centre_inputs
 
     # ------------------------------------------------------------------ public methods
 
@@ -277,7 +290,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         y = np.searchsorted(self.classes_, y)  # (n,) int64
 
         if not continuing:
-            self._initialize(X)
+            self._initialize(X, sample_weight)
         rng = self._random_state
         X_val = y_val = w_val = None
         if self.early_stopping and not incremental:
@@ -326,12 +339,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "an integer >= 1",
             self.n_iter_no_change,
         )
+        need(self.centre_inputs in CENTRE_INPUTS, "centre_inputs", f"one of {list(CENTRE_INPUTS)}", self.centre_inputs)
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
         return (sizes,) if np.isscalar(sizes) else tuple(sizes)
 
-    def _initialize(self, X):
+    def _initialize(self, X, sample_weight=None):
         """A fresh network and optimiser; every fitted attribute starts over."""
         self._random_state = check_random_state(self.random_state)
         sizes = (X.shape[1], *self._hidden_sizes(), len(self.classes_))
@@ -341,6 +355,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             dtype=X.dtype.name,
             seed=int(self._random_state.randint(np.iinfo(np.int32).max)),
         )
+        self._input_mean, self.input_centring_ = centring(self.centre_inputs, X, sample_weight)
+        if self._input_mean is not None:
+            centred_start_(self.model_, self._input_mean)
         n_weights = self.model_.n_weights
         if self.solver == "adam":
             self._optimizer = Adam(n_weights, 0.0, self.beta_1, self.beta_2, self.epsilon)
@@ -385,6 +402,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _run_epochs(self, X, y, sample_weight, X_val, y_val, w_val, rng, incremental):
         """The loop: epochs of shuffled mini-batches, with scikit-learn's stopping rules."""
         model, optimizer = self.model_, self._optimizer
+        mu = getattr(self, "_input_mean", None)  # None in estimators pickled before centring
+        stepper = optimizer if mu is None else CentredFirstLayer(optimizer, model, mu)
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
         if batch_size > n:
@@ -406,9 +425,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 # does, and applied by the optimiser to the weights only
                 optimizer.weight_decay = self.alpha / total_weight
                 penalty = 0.5 * optimizer.weight_decay * float(W @ W)
-                step = train_step(
-                    model, optimizer, X[idx], y[idx], self._learning_rate, sample_weight=w, penalty=penalty
-                )
+                step = train_step(model, stepper, X[idx], y[idx], self._learning_rate, sample_weight=w, penalty=penalty)
                 if step.refused:
                     raise NonFiniteError(
                         f"training produced a non-finite loss or gradient at epoch {self.n_iter_ + 1} "

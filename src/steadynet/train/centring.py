@@ -27,12 +27,15 @@ import numpy as np
 CHUNK = 8192  # rows per pass over the training images (bounded memory for the statistics)
 
 
-def input_statistics(X):
+def input_statistics(X, sample_weight=None):
     """The training inputs as the network sees them (uint8 pixels scaled to [0, 1]).
 
     Parameters
     ----------
     X : ndarray of shape (n, d), uint8 pixels or floats
+    sample_weight : ndarray of shape (n,) or None
+        Weights of the rows (the scikit-learn estimator's): a row of weight 2 counts as
+        two. None, or weights that sum to 0, weigh every row alike.
 
     Returns
     -------
@@ -40,20 +43,26 @@ def input_statistics(X):
     mean, std : float, over every value of ``X``
     """
     scale = 1.0 / 255.0 if X.dtype == np.uint8 else 1.0
+    w = None if sample_weight is None or not np.sum(sample_weight) > 0 else np.asarray(sample_weight, np.float64)
     total = np.zeros(X.shape[1])
     squares = 0.0
     for start in range(0, X.shape[0], CHUNK):
         chunk = X[start : start + CHUNK].astype(np.float64) * scale
-        total += chunk.sum(axis=0)
-        squares += float(np.einsum("ij,ij->", chunk, chunk))
-    n = max(X.shape[0], 1)
+        if w is None:
+            total += chunk.sum(axis=0)
+            squares += float(np.einsum("ij,ij->", chunk, chunk))
+        else:
+            wc = w[start : start + CHUNK]
+            total += wc @ chunk
+            squares += float(np.einsum("i,ij,ij->", wc, chunk, chunk))
+    n = max(X.shape[0], 1) if w is None else float(w.sum())
     mu = total / n
     mean = float(mu.mean())
     variance = max(squares / (n * max(X.shape[1], 1)) - mean * mean, 0.0)
     return mu, mean, float(np.sqrt(variance))
 
 
-def centring(setting, X):
+def centring(setting, X, sample_weight=None):
     """Whether a run centres its inputs, and the evidence, as ``config.json`` records it.
 
     ``setting`` is ``TrainConfig.centre_inputs``: ``"on"``, ``"off"``, or ``"auto"``, which
@@ -70,7 +79,7 @@ def centring(setting, X):
     """
     if setting == "off":
         return None, {"setting": setting, "centred": False}
-    mu, mean, std = input_statistics(X)
+    mu, mean, std = input_statistics(X, sample_weight)
     centred = setting == "on" or mean > std
     record = {"setting": setting, "mean": round(mean, 4), "std": round(std, 4), "centred": centred}
     return (mu if centred else None), record
