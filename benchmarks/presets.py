@@ -16,9 +16,9 @@ MNIST and written once as NPZ files into ``--out``:
 - ``mnist-inverted``: 255 - pixel, dark strokes on a white ground, which shifts and warps
   pad with black.
 
-Run: ``python benchmarks/presets.py`` (all presets, seeds 0-2, on MNIST: about 55 minutes on a
-2-core machine, `best` takes 48 of them), ``--presets seed fast --seeds 0 1 2``, or
-``--data mnist mnist-permuted mnist-rot90 mnist-inverted`` (four times as long). Runs that already
+Run: ``python benchmarks/presets.py`` (all presets, seeds 0-2, on MNIST: about 30 minutes on a
+quiet 2-core machine, `best` takes 28 of them), ``--presets seed fast --seeds 0 1 2``, or
+``--data mnist mnist-permuted mnist-rot90 mnist-inverted`` (about two hours, 2026-12-03). Runs that already
 finished in ``--out`` are read, not run again, so an interrupted series can be continued.
 Results: docs/accuracy.md and the README.
 """
@@ -114,7 +114,9 @@ def percent(values):
 
 
 def seconds_range(values):
-    return f"{min(values):.0f}-{max(values):.0f} s" if len(values) > 1 else f"{values[0]:.0f} s"
+    """'417-486 s' over the seeds, or '29 s' when they round to the same."""
+    low, high = round(min(values)), round(max(values))
+    return f"{low} s" if low == high else f"{low}-{high} s"
 
 
 def table(results, seeds):
