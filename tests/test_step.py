@@ -62,7 +62,15 @@ def test_one_step_of_the_estimator_is_train_step(blobs):
 
     X, y = blobs.x_train.astype(np.float64), blobs.y_train
     clf = MLPClassifier(
-        (8,), solver="sgd", momentum=0.0, alpha=0.0, batch_size=len(y), max_iter=1, shuffle=False, random_state=3
+        (8,),
+        solver="sgd",
+        momentum=0.0,
+        alpha=0.0,
+        batch_size=len(y),
+        max_iter=1,
+        shuffle=False,
+        random_state=3,
+        centre_inputs="off",  # the plain step (blobs, mean 0.5 and std 0.2, would be centred)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
