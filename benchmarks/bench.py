@@ -25,12 +25,15 @@ spread of the per-run ratios, not one run's. The ``contention`` case trains the 
 this benchmark starts, stops after each epoch, and which ends itself after ``BUSY_LIMIT``
 seconds whatever happens): steadynet, steadynet on the NumPy path with the BLAS's default
 threads (what steadynet did before the thread policy), PyTorch with its default threads and
-with one. The ``shifts`` line times one epoch's one-pixel shifts of the training set against an
+with one. The ``products`` case times one step's matrix products alone at every case's shapes,
+NumPy's BLAS against PyTorch's, on one thread and on all cores: what the BLAS alone allows. The
+``shifts`` line times one epoch's one-pixel shifts of the training set against an
 epoch of the seed network (the claim tests/test_augment.py once asserted).
 
-Run: ``python benchmarks/bench.py`` (every case, three runs: about 35 minutes on 2 cores),
-``--cases seed-128 --repeats 1``, or ``--cases contention``. Results: benchmarks/RESULTS.md
-(written with ``--write``).
+Run: ``python benchmarks/bench.py`` (every case, three runs: about 20 minutes on this project's
+quiet 2-core machine), ``--cases seed-128 --repeats 1``, ``--cases contention`` or
+``--cases products``. Results: benchmarks/RESULTS.md, written with ``--write``, which replaces
+the tables and keeps the hand-written notes below ``NOTES_MARK``.
 
 On a GPU machine, ``--device gpu`` runs steadynet on CuPy against PyTorch on CUDA, with the
 GEMM floor taken by CuPy, and writes benchmarks/RESULTS-gpu.md. Such machines here reach no
@@ -59,7 +62,7 @@ from steadynet.data import load_data
 from steadynet.data.augment import random_shifts
 from steadynet.model import MLP
 from steadynet.optim import make_optimizer
-from steadynet.threads import available_cores
+from steadynet.threads import available_cores, blas_threads, step_products
 from steadynet.train.loop import LoopState, execution, rng_state_of, train_loop
 
 # name -> (hidden, activation, optimizer, learning rate, batch size, epochs)
@@ -73,6 +76,7 @@ CASES = {
 TARGET = 0.97  # time to this test accuracy is reported
 CONTENTION = ((30,), "sigmoid", "nesterov", 0.05, 64, 5)  # the seed network, as the issue measured it
 BUSY_LIMIT = 60  # seconds after which the busy process ends itself
+EXTRA = ("contention", "products")  # the cases that are not a network trained epoch by epoch
 
 
 # ----------------------------------------------------------------------------- trainers
@@ -449,6 +453,87 @@ HEADER = [
 ]
 
 
+# ----------------------------------------------------------------------------- products
+
+
+def step_operands(case, rng):
+    """One step's matrix products at a case's shapes, with the layouts the compiled step
+    gives them (float32): each layer's forward ``A @ W``, weight gradient ``A.T @ dZ`` and,
+    above the first layer, input gradient ``dZ @ W.T``; as ``(left, right, out)`` triples."""
+    hidden, _, _, _, bs, _ = case
+    sizes = (784, *hidden, 10)
+    operands = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        A = rng.random((bs, fan_in), dtype=np.float32)
+        W = rng.normal(size=(fan_in, fan_out)).astype(np.float32)
+        dZ = rng.normal(size=(bs, fan_out)).astype(np.float32)
+        operands.append((A, W, np.empty((bs, fan_out), np.float32)))
+        operands.append((A.T, dZ, np.empty((fan_in, fan_out), np.float32)))
+        if i:
+            operands.append((dZ, W.T, np.empty((bs, fan_in), np.float32)))
+    return operands
+
+
+def time_products(case, threads, rounds=5):
+    """Microseconds per step of one step's matrix products (:func:`step_operands`, outputs
+    preallocated), NumPy's BLAS against PyTorch's on the same arrays, on ``threads`` threads:
+    the best of ``rounds`` rounds, the two alternating round by round so that a busy moment
+    hits both. Each waits a moment first: a BLAS's idle workers spin for a while after its
+    last call, and would hold the cores the other library's workers need."""
+    import torch
+
+    operands = step_operands(case, np.random.default_rng(0))
+    tensors = [tuple(torch.from_numpy(a) for a in triple) for triple in operands]
+    hidden, _, _, _, bs, _ = case
+    macs = sum(m * k * n for m, k, n in step_products((784, *hidden, 10), bs))
+    reps = max(20, int(4e8 // macs))
+
+    def numpy_products():
+        for A, B, C in operands:
+            np.matmul(A, B, out=C)
+
+    def torch_products():
+        for tA, tB, tC in tensors:
+            torch.mm(tA, tB, out=tC)
+
+    best = {"numpy": float("inf"), "pytorch": float("inf")}
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with blas_threads(threads):
+            for _ in range(rounds):
+                for name, f in (("numpy", numpy_products), ("pytorch", torch_products)):
+                    time.sleep(0.1)  # the other library's worker threads stop spinning
+                    f()  # warm
+                    start = time.perf_counter()
+                    for _ in range(reps):
+                        f()
+                    best[name] = min(best[name], (time.perf_counter() - start) / reps * 1e6)
+    finally:
+        torch.set_num_threads(default)
+    return best
+
+
+def products_rows(names):
+    """Table rows: per case and thread count, one step's products on NumPy's BLAS and on PyTorch's."""
+    rows = []
+    for name in names:
+        for threads in sorted({1, available_cores()}):
+            best = time_products(CASES[name], threads)
+            rows.append(
+                f"| {name} | {threads} | {best['numpy']:.1f} | {best['pytorch']:.1f} | "
+                f"{best['numpy'] / best['pytorch']:.2f}x |"
+            )
+    return rows
+
+
+PRODUCTS_HEADER = [
+    "| case | threads | one step's matrix products, NumPy's BLAS (us, best of 5 rounds) | the same "
+    "in PyTorch | NumPy's time / PyTorch's |",
+    "|---|---|---|---|---|",
+]
+
+
 # ----------------------------------------------------------------------------- contention
 
 
@@ -567,11 +652,24 @@ def environment(device="cpu"):
     )
 
 
+NOTES_MARK = "<!-- written by hand from here on: bench.py --write keeps it -->"
+
+
+def kept_notes(path):
+    """The hand-written part of a results file (from ``NOTES_MARK`` on), which ``--write``
+    keeps below the fresh tables; empty when there is none."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return ""
+    at = text.find(NOTES_MARK)
+    return text[at:] if at >= 0 else ""
+
+
 def main():
     parser = argparse.ArgumentParser(description="steadynet vs PyTorch, scikit-learn and plain NumPy, epoch by epoch")
-    parser.add_argument(
-        "--cases", default=",".join([*CASES, "contention"]), help=f"comma-separated of {[*CASES, 'contention']}"
-    )
+    parser.add_argument("--cases", default=",".join([*CASES, *EXTRA]), help=f"comma-separated of {[*CASES, *EXTRA]}")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each case, one after the other (default 3)")
     parser.add_argument("--data", default="mnist", help="data set: a name or a file (default: mnist)")
     parser.add_argument(
@@ -586,9 +684,9 @@ def main():
     args = parser.parse_args()
     data = load_data(args.data)
     names = args.cases.split(",")
-    unknown = sorted(set(names) - {*CASES, "contention"})
+    unknown = sorted(set(names) - {*CASES, *EXTRA})
     if unknown:
-        parser.error(f"--cases: unknown {unknown}; known are {[*CASES, 'contention']}")
+        parser.error(f"--cases: unknown {unknown}; known are {[*CASES, *EXTRA]}")
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     how = execution(TrainConfig(device=args.device), (784, 30, 10), len(data.y_train))
@@ -619,6 +717,16 @@ def main():
         block += CONTENTION_HEADER + summarise_contention(runs)
         print("\n".join(block), flush=True)
         lines += block
+    if "products" in names and args.device == "cpu":
+        block = [
+            "",
+            "Products: one step's matrix products alone, at each case's shapes (float32, outputs "
+            "preallocated), on NumPy's BLAS and on PyTorch's:",
+            "",
+        ]
+        block += PRODUCTS_HEADER + products_rows(list(CASES))
+        print("\n".join(block), flush=True)
+        lines += block
     if args.device == "cpu" and table:
         shifts, epoch = shift_cost(data)
         rss = peak_rss_of_training()
@@ -634,12 +742,15 @@ def main():
     if args.write:
         suffix = "-gpu" if args.device == "gpu" else ""
         path = os.path.join(os.path.dirname(__file__), f"RESULTS{suffix}.md")
+        kept = kept_notes(path)
         with open(path, "w") as f:
             f.write(
                 f"# Benchmark results\n\nProduced by `python benchmarks/bench.py --write"
                 f"{' --device gpu' if suffix else ''}`.\n\n"
             )
             f.write("\n".join(lines) + "\n")
+            if kept:
+                f.write("\n" + kept)
 
 
 if __name__ == "__main__":
