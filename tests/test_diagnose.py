@@ -305,6 +305,46 @@ def test_params_as_a_list_and_gradients_as_a_list():
     assert result.passed and set(result.tensors) == set(order)
 
 
+@pytest.mark.parametrize("group", [tuple, list])
+def test_params_as_one_pair_per_layer_and_gradients_grouped_alike(group):
+    """[(W1, b1), (W2, b2)]: read as W1, b1, W2, b2; the user's functions get their own kind
+    of container back, and a mistake in them is named as for a dict."""
+    net = UserNet(mistakes={"sign"})
+    as_dict = lambda p: {"W1": p[0][0], "b1": p[0][1], "W2": p[1][0], "b2": p[1][1]}  # noqa: E731
+    seen = []
+
+    def backward(p, X, y):
+        seen.append(type(p[0]))
+        G = net.backward(as_dict(p), X, y)
+        return [group((G["W1"], G["b1"])), group((G["W2"], G["b2"]))]
+
+    params = [group((net.params["W1"], net.params["b1"])), group((net.params["W2"], net.params["b2"]))]
+    result = diagnose(
+        params,
+        net.X,
+        net.y,
+        forward=lambda p, X, y: net.forward(as_dict(p), X, y),
+        backward=backward,
+        loss=lambda p, X, y: net.loss(as_dict(p), X, y),
+        lr=0.5,
+    )
+    assert "sign" in kinds(result), result.report()
+    assert set(seen) == {group}
+    assert params[0][0] is net.params["W1"]  # the user's arrays are not replaced
+
+
+def test_gradients_grouped_unlike_the_parameters_are_one_config_error():
+    net = UserNet()
+    as_dict = lambda p: {"W1": p[0][0], "b1": p[0][1], "W2": p[1][0], "b2": p[1][1]}  # noqa: E731
+    params = [(net.params["W1"], net.params["b1"]), (net.params["W2"], net.params["b2"])]
+    with pytest.raises(ConfigError, match=r"grads: groups of \[3, 1\]"):
+        check_gradients(
+            lambda p: net.loss(as_dict(p), net.X, net.y),
+            lambda p: [(p[0][0], p[0][1], p[1][0]), (p[1][1],)],
+            params,
+        )
+
+
 def test_flat_vector_with_a_mistake_in_a_small_part_is_found_for_every_seed():
     net = UserNet(sizes=(30, 20, 4))
     order = ["W1", "b1", "W2", "b2"]

@@ -2,11 +2,12 @@
 
 People keep a hand-written network's parameters in many shapes of container: a dict
 ``{"W1": ..., "b1": ...}``, a list ``[W1, b1, W2, b2]``, one flat vector with a list of
-shapes, or layer objects with ``W`` and ``b`` attributes. Their gradients come back named
-``dW1``, ``W1_grad`` or ``grad_W1``, as a list in the parameters' order, and a bias gradient
-often has shape ``(30,)`` for a ``(1, 30)`` bias. :class:`UserParams` reads all of these, and
-gives the user's own functions back a container of the same kind, so that their code runs
-unchanged while the checks move one element at a time.
+shapes, one pair per layer ``[(W1, b1), (W2, b2)]``, or layer objects with ``W`` and ``b``
+attributes. Their gradients come back named ``dW1``, ``W1_grad`` or ``grad_W1``, as a list in
+the parameters' order (or grouped as they are), and a bias gradient often has shape ``(30,)``
+for a ``(1, 30)`` bias. :class:`UserParams` reads all of these, and gives the user's own
+functions back a container of the same kind, so that their code runs unchanged while the
+checks move one element at a time.
 """
 
 import re
@@ -51,7 +52,7 @@ class UserParams:
 
     Parameters
     ----------
-    params : dict, list or tuple of ndarray, 1-D ndarray, or list of layer objects
+    params : dict, list or tuple of ndarray (or of per-layer lists or tuples of them), 1-D ndarray, or list of layer objects
         The parameters as the user's code holds them. A flat vector needs ``shapes``.
     shapes : sequence of tuple, optional
         For a flat vector: the shapes of the tensors in it, in order.
@@ -59,7 +60,7 @@ class UserParams:
     Attributes
     ----------
     kind : str
-        "dict", "sequence", "flat" or "layers".
+        "dict", "sequence", "nested" (one list or tuple per layer), "flat" or "layers".
     names : list of str
     arrays : dict of str -> ndarray
         float64 copies (the point every check starts from).
@@ -80,7 +81,7 @@ class UserParams:
         # C-contiguous copies: the checks move elements through flat views
         self.arrays = {name: np.ascontiguousarray(a, dtype=np.float64).copy() for name, a in named.items()}
         self.notes = []
-        if self.kind == "sequence":
+        if self.kind in ("sequence", "nested"):
             self.notes.append(f"params given as a {type(params).__name__}: read as {', '.join(self.names)}")
 
     # ---------------------------------------------------------------- reading
@@ -113,18 +114,21 @@ class UserParams:
             }
             return "flat", {n: params[a:b].reshape(s) for n, (a, b, s) in self._flat_slices.items()}
         if isinstance(params, (list, tuple)):
-            if (
-                params
-                and all(_float_array(np.asarray(p)) for p in params)
-                and all(isinstance(p, np.ndarray) for p in params)
-            ):
+            if params and all(_float_array(p) for p in params):
                 names = layer_names([p.shape for p in params])
                 return "sequence", dict(zip(names, params))
+            if params and all(
+                isinstance(group, (list, tuple)) and group and all(_float_array(p) for p in group) for group in params
+            ):  # one group per layer: [(W1, b1), (W2, b2), ...]
+                self._groups = [(type(group), len(group)) for group in params]
+                flat = [p for group in params for p in group]
+                return "nested", dict(zip(layer_names([p.shape for p in flat]), flat))
             if params and all(not isinstance(p, (np.ndarray, list, tuple, dict)) for p in params):
                 return "layers", self._read_layers(params)
             raise ConfigError(
-                "params: a list must hold either float arrays [W1, b1, ...] or layer objects "
-                "with array attributes (e.g. .W and .b); found a mix."
+                "params: a list must hold float arrays [W1, b1, ...], one list or tuple of them per "
+                "layer [(W1, b1), (W2, b2), ...], or layer objects with array attributes (e.g. .W "
+                "and .b); found a mix."
             )
         if hasattr(params, "__dict__"):
             return "layers", self._read_layers([params])
@@ -169,6 +173,10 @@ class UserParams:
             return type(self.original)(P[n] for n in self.names)
         if self.kind == "flat":
             return np.concatenate([P[n].reshape(-1) for n in self.names])
+        if self.kind == "nested":
+            arrays = iter([P[n] for n in self.names])
+            groups = [kind(next(arrays) for _ in range(size)) for kind, size in self._groups]
+            return type(self.original)(groups)
         for name, (obj, attr) in self._attrs.items():
             setattr(obj, attr, P[name])
         return self.original
@@ -179,6 +187,8 @@ class UserParams:
             return {n: np.asarray(container[n]) for n in self.names}
         if self.kind == "sequence":
             return dict(zip(self.names, container))
+        if self.kind == "nested":
+            return dict(zip(self.names, (p for group in container for p in group)))
         if self.kind == "flat":
             return {n: container[a:b].reshape(s) for n, (a, b, s) in self._flat_slices.items()}
         return {n: getattr(o, a) for n, (o, a) in self._attrs.items()}
@@ -203,6 +213,18 @@ class UserParams:
         notes = []
         if isinstance(grads, np.ndarray) and grads.ndim == 1 and self.kind == "flat":
             G = {n: grads[a:b].reshape(s) for n, (a, b, s) in self._flat_slices.items()}
+        elif isinstance(grads, (list, tuple)) and grads and all(isinstance(g, (list, tuple)) for g in grads):
+            # one group per layer, as the parameters may be: [(dW1, db1), (dW2, db2), ...]
+            flat = [g for group in grads for g in group]
+            if [len(group) for group in grads] != [size for _, size in getattr(self, "_groups", [])] or not all(
+                isinstance(g, np.ndarray) for g in flat
+            ):
+                raise ConfigError(
+                    f"grads: groups of {[len(group) for group in grads]} gradients; give one group per "
+                    "layer as the parameters are grouped, one array per parameter, or a flat list "
+                    f"in the parameters' order ({', '.join(self.names)})."
+                )
+            G = dict(zip(self.names, flat))
         elif isinstance(grads, (list, tuple)) and all(isinstance(g, np.ndarray) for g in grads):
             if len(grads) != len(self.names):
                 raise ConfigError(
