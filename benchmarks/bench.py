@@ -62,7 +62,7 @@ from steadynet.data import load_data
 from steadynet.data.augment import random_shifts
 from steadynet.model import MLP
 from steadynet.optim import make_optimizer
-from steadynet.threads import available_cores, blas_threads, step_products
+from steadynet.threads import available_cores, blas_threads
 from steadynet.train.loop import LoopState, execution, rng_state_of, train_loop
 
 # name -> (hidden, activation, optimizer, learning rate, batch size, epochs)
@@ -341,27 +341,36 @@ def epoch_order(seed, epoch, n):
 # ----------------------------------------------------------------------------- floors
 
 
-def gemm_floor(case, n=60000, repeats=3, device="cpu"):
-    """Seconds per epoch spent in the matrix products alone (float32, preallocated outputs)."""
-    xp = get_array_module(device)
+def step_operands(case, rng):
+    """One step's matrix products at a case's shapes, with the layouts the compiled step
+    gives them (float32): each layer's forward ``A @ W``, weight gradient ``A.T @ dZ`` and,
+    above the first layer, input gradient ``dZ @ W.T``; as ``(left, right, out)`` triples."""
     hidden, _, _, _, bs, _ = case
     sizes = (784, *hidden, 10)
-    rng = np.random.default_rng(0)
-    W = [xp.asarray(rng.normal(size=(a, b)).astype(np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
-    A = [xp.asarray(rng.normal(size=(bs, s)).astype(np.float32)) for s in sizes]
-    dW = [xp.empty_like(w) for w in W]
-    dA = [xp.empty_like(a) for a in A]
-    steps = -(-n // bs)
+    operands = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        A = rng.random((bs, fan_in), dtype=np.float32)
+        W = rng.normal(size=(fan_in, fan_out)).astype(np.float32)
+        dZ = rng.normal(size=(bs, fan_out)).astype(np.float32)
+        operands.append((A, W, np.empty((bs, fan_out), np.float32)))
+        operands.append((A.T, dZ, np.empty((fan_in, fan_out), np.float32)))
+        if i:
+            operands.append((dZ, W.T, np.empty((bs, fan_in), np.float32)))
+    return operands
+
+
+def gemm_floor(case, n=60000, repeats=3, device="cpu"):
+    """Seconds per epoch spent in the matrix products alone (:func:`step_operands`, float32,
+    preallocated outputs): the best of ``repeats`` epochs of steps."""
+    xp = get_array_module(device)
+    operands = [tuple(xp.asarray(a) for a in triple) for triple in step_operands(case, np.random.default_rng(0))]
+    steps = -(-n // case[4])
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(steps):
-            for i, w in enumerate(W):
-                xp.matmul(A[i], w, out=A[i + 1])  # forward
-            for i in range(len(W) - 1, -1, -1):
-                xp.matmul(A[i].T, A[i + 1], out=dW[i])  # weight gradient
-                if i:
-                    xp.matmul(A[i + 1], W[i].T, out=dA[i])  # input gradient
+            for A, B, C in operands:
+                xp.matmul(A, B, out=C)
         if xp is not np:
             xp.cuda.get_current_stream().synchronize()
         best = min(best, time.perf_counter() - t)
@@ -456,24 +465,6 @@ HEADER = [
 # ----------------------------------------------------------------------------- products
 
 
-def step_operands(case, rng):
-    """One step's matrix products at a case's shapes, with the layouts the compiled step
-    gives them (float32): each layer's forward ``A @ W``, weight gradient ``A.T @ dZ`` and,
-    above the first layer, input gradient ``dZ @ W.T``; as ``(left, right, out)`` triples."""
-    hidden, _, _, _, bs, _ = case
-    sizes = (784, *hidden, 10)
-    operands = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        A = rng.random((bs, fan_in), dtype=np.float32)
-        W = rng.normal(size=(fan_in, fan_out)).astype(np.float32)
-        dZ = rng.normal(size=(bs, fan_out)).astype(np.float32)
-        operands.append((A, W, np.empty((bs, fan_out), np.float32)))
-        operands.append((A.T, dZ, np.empty((fan_in, fan_out), np.float32)))
-        if i:
-            operands.append((dZ, W.T, np.empty((bs, fan_in), np.float32)))
-    return operands
-
-
 def time_products(case, threads, rounds=5):
     """Microseconds per step of one step's matrix products (:func:`step_operands`, outputs
     preallocated), NumPy's BLAS against PyTorch's on the same arrays, on ``threads`` threads:
@@ -484,8 +475,7 @@ def time_products(case, threads, rounds=5):
 
     operands = step_operands(case, np.random.default_rng(0))
     tensors = [tuple(torch.from_numpy(a) for a in triple) for triple in operands]
-    hidden, _, _, _, bs, _ = case
-    macs = sum(m * k * n for m, k, n in step_products((784, *hidden, 10), bs))
+    macs = sum(A.shape[0] * A.shape[1] * B.shape[1] for A, B, _ in operands)
     reps = max(20, int(4e8 // macs))
 
     def numpy_products():
